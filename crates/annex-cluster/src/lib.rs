@@ -1,0 +1,3 @@
+//! git-annex clusters: membership, node selection and preferred content.
+//!
+//! Not implemented yet: this crate is empty.

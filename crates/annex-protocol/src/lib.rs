@@ -1,0 +1,21 @@
+//! The git-annex P2P protocol.
+//!
+//! - [`Key`] and [`Uuid`]: git-annex keys and repository UUIDs, parsed and
+//!   formatted exactly as git-annex does.
+//! - [`Message`]: every message of protocol versions 0 to 4, with its line
+//!   serialisation.
+//! - [`codec`]: reading and writing the line serialisation over any async
+//!   byte stream, with DATA payloads streamed in constant memory.
+//! - [`Repository`]: the one trait for "a repository this program can
+//!   reach"; [`serve`] answers a peer by calling it, and [`Client`]
+//!   implements it by talking to a peer.
+
+pub mod codec;
+mod hashdirs;
+pub mod key;
+pub mod message;
+pub mod uuid;
+
+pub use key::{Key, KeyError, KeyVariety};
+pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
+pub use uuid::{Uuid, UuidError};
