@@ -10,12 +10,25 @@
 //!   reach"; [`serve`] answers a peer by calling it, and [`Client`]
 //!   implements it by talking to a peer.
 
+pub mod client;
 pub mod codec;
 mod hashdirs;
 pub mod key;
+pub mod memory;
 pub mod message;
+pub mod repository;
+pub mod server;
 pub mod uuid;
 
+pub use client::{Client, ClientOptions};
 pub use key::{Key, KeyError, KeyVariety};
+pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
+pub use repository::{
+    ByteStream, ContentLock, GetOutcome, GetSink, PutData, PutOutcome, PutSource, RemoveOutcome,
+    RepoError, Repository, Validity,
+};
+pub use server::{
+    serve, serve_split, Authentication, ServeEnd, ServeError, ServerMode, ServerOptions,
+};
 pub use uuid::{Uuid, UuidError};

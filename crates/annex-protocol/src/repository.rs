@@ -1,0 +1,219 @@
+//! The one trait every reachable repository implements.
+//!
+//! A local repository, a protocol [`Client`](crate::Client) talking to a
+//! peer, an HTTP client, a proxy and a cluster are all a [`Repository`], and
+//! every server ([`serve`](crate::serve), p2phttp) serves any of them.
+//!
+//! Content flows through callbacks so that it can be streamed end to end:
+//! [`Repository::get`] pushes content into a [`GetSink`], and
+//! [`Repository::put`] pulls content from a [`PutSource`] once it knows from
+//! which offset it wants it. A proxy passes the sink or source it was given
+//! straight on to the repository behind it, so no byte is staged.
+
+use std::fmt;
+use std::io;
+
+use async_trait::async_trait;
+use thiserror::Error;
+use tokio::io::AsyncRead;
+
+use crate::codec::CodecError;
+use crate::key::Key;
+use crate::message::AssociatedFile;
+use crate::uuid::Uuid;
+
+/// A readable byte stream, as passed through the trait.
+pub trait ByteStream: AsyncRead + Send + Unpin {}
+impl<T: AsyncRead + Send + Unpin + ?Sized> ByteStream for T {}
+
+/// Whether content was unchanged while it was being sent (VALID/INVALID).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Validity {
+    /// The sender vouches that the content did not change while sent.
+    Valid,
+    /// The content may have changed while sent; the receiver must verify it
+    /// (or discard it when it cannot).
+    Invalid,
+}
+
+/// Errors of repository operations.
+#[derive(Debug, Error)]
+pub enum RepoError {
+    /// The operation is not allowed here (read-only, append-only, ...). The
+    /// text is what a server sends the peer in its ERROR message.
+    #[error("{0}")]
+    Refused(String),
+    /// The peer answered with an ERROR message.
+    #[error("remote error: {0}")]
+    Remote(String),
+    /// The peer does not support this operation (its protocol version is
+    /// too old, for example).
+    #[error("not supported by this repository: {0}")]
+    Unsupported(&'static str),
+    /// The peer broke the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// Reading or writing the protocol failed; the connection is unusable.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Local input or output failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// Any other failure, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a remove did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RemoveOutcome {
+    /// Whether the content is gone (also true when it was not there).
+    pub removed: bool,
+    /// Further repositories the content was removed from (a cluster's
+    /// nodes): sent as SUCCESS-PLUS or FAILURE-PLUS.
+    pub also_removed_from: Vec<Uuid>,
+}
+
+/// What a put did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The repository already had the content; the list names further
+    /// repositories that have it (ALREADY-HAVE-PLUS).
+    AlreadyHave(Vec<Uuid>),
+    /// The content was stored; the list names further repositories it was
+    /// stored in (SUCCESS-PLUS).
+    Stored(Vec<Uuid>),
+    /// The content was not stored.
+    NotStored,
+}
+
+/// What a get did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetOutcome {
+    /// The content was sent to the sink; the flag is the receiver's answer
+    /// (whether it accepted the content).
+    Sent {
+        /// Whether the receiver accepted the content.
+        accepted: bool,
+    },
+    /// The repository does not have the content; nothing was sent to the
+    /// sink.
+    NotPresent,
+}
+
+/// The content a put reads, from the offset the repository asks for.
+#[async_trait]
+pub trait PutSource: Send {
+    /// Asks for the content from `offset` (the size of a partial temporary
+    /// file, for resuming). Called at most once per put.
+    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError>;
+
+    /// After the stream from [`PutSource::open`] has been read to its end:
+    /// whether the sender vouches the content was unchanged (`None` when the
+    /// protocol version cannot say).
+    async fn validity(&mut self) -> Result<Option<Validity>, RepoError>;
+}
+
+/// The answer of [`PutSource::open`].
+pub enum PutData<'a> {
+    /// `len` bytes of content follow on `stream`.
+    Stream {
+        /// Exactly how many bytes the stream yields.
+        len: u64,
+        /// The content from the requested offset.
+        stream: &'a mut dyn ByteStream,
+    },
+    /// The sender put the content in place by other means (DATA-PRESENT):
+    /// the repository should check that it is there.
+    Present,
+}
+
+impl fmt::Debug for PutData<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutData::Stream { len, .. } => write!(f, "PutData::Stream {{ len: {len} }}"),
+            PutData::Present => f.write_str("PutData::Present"),
+        }
+    }
+}
+
+/// Where the content of a get goes.
+#[async_trait]
+pub trait GetSink: Send {
+    /// Receives `len` bytes of content from `stream`. Must read exactly
+    /// `len` bytes or fail.
+    async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError>;
+
+    /// After the data: the sender's word on whether the content was
+    /// unchanged while sent (`None` when the protocol version cannot say).
+    /// Returns whether the receiver accepts the content.
+    async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError>;
+}
+
+/// A lock on a key's content in a repository, preventing its removal. The
+/// lock is released when this guard is dropped.
+#[must_use = "the content is unlocked as soon as the guard is dropped"]
+pub struct ContentLock {
+    _guard: Box<dyn Send>,
+}
+
+impl ContentLock {
+    /// Wraps anything whose drop releases the lock.
+    pub fn new<G: Send + 'static>(guard: G) -> ContentLock {
+        ContentLock {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for ContentLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ContentLock")
+    }
+}
+
+/// A repository this program can reach.
+#[async_trait]
+pub trait Repository: Send + Sync {
+    /// The UUID of the repository.
+    fn uuid(&self) -> &Uuid;
+
+    /// Whether the repository has the key's content.
+    async fn check_present(&self, key: &Key) -> Result<bool, RepoError>;
+
+    /// Locks the key's content against removal. `Ok(None)` when the content
+    /// is not present or cannot be locked.
+    async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError>;
+
+    /// Removes the key's content. With `before`, a timestamp of this
+    /// repository's monotonic clock (see [`Repository::get_timestamp`]), the
+    /// removal must fail if it would happen at or after that time.
+    async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError>;
+
+    /// The repository's monotonic clock, in seconds.
+    async fn get_timestamp(&self) -> Result<u64, RepoError>;
+
+    /// Sends the key's content from `offset` into `sink`.
+    async fn get(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        offset: u64,
+        sink: &mut dyn GetSink,
+    ) -> Result<GetOutcome, RepoError>;
+
+    /// Stores the key's content, read from `source`.
+    async fn put(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        source: &mut dyn PutSource,
+    ) -> Result<PutOutcome, RepoError>;
+
+    /// A view of this repository that avoids the given cluster gateways
+    /// (BYPASS). Repositories that relay to no gateway return `None`, and
+    /// are used as they are.
+    fn bypass(&self, _gateways: &[Uuid]) -> Option<Box<dyn Repository>> {
+        None
+    }
+}
