@@ -278,6 +278,9 @@ impl Client {
             let mut c = self.conn.lock().await;
             c.ready().await?;
             c.w.shutdown().await?;
+            // Some streams (a child's stdin) only close when dropped.
+            c.w = ProtocolWriter::new(Box::new(tokio::io::sink()));
+            c.broken = Some("connection closed".into());
         }
         if let Some(mut child) = self.child.take() {
             let status = child.wait().await?;
