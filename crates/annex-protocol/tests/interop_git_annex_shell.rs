@@ -77,7 +77,11 @@ fn served_repo(content: &[u8]) -> (Served, Key) {
 
 fn shell_command(s: &Served) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("git-annex-shell");
-    cmd.arg("p2pstdio")
+    cmd.env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .arg("p2pstdio")
         .arg(&s.dir)
         .arg(Uuid::new_v4().as_str())
         .arg("--uuid")
