@@ -29,7 +29,9 @@ fn data_passthrough(c: &mut Criterion) {
                 let mut r = ProtocolReader::new(&input[..]);
                 let m = r.read_message().await.unwrap();
                 assert_eq!(m, Some(Message::Data(PAYLOAD as u64)));
-                let n = tokio::io::copy(&mut r, &mut tokio::io::sink()).await.unwrap();
+                let n = tokio::io::copy(&mut r, &mut tokio::io::sink())
+                    .await
+                    .unwrap();
                 assert_eq!(n, PAYLOAD as u64);
                 assert_eq!(r.read_message().await.unwrap(), Some(Message::Valid));
             })
@@ -42,7 +44,9 @@ fn data_passthrough(c: &mut Criterion) {
             |()| {
                 rt.block_on(async {
                     let mut w = ProtocolWriter::new(tokio::io::sink());
-                    w.send_data(PAYLOAD as u64, &mut &payload[..]).await.unwrap();
+                    w.send_data(PAYLOAD as u64, &mut &payload[..])
+                        .await
+                        .unwrap();
                     w.into_inner().flush().await.unwrap();
                 })
             },
