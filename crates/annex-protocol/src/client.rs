@@ -138,14 +138,8 @@ impl Client {
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
     {
-        let mut conn = Self::conn(reader, writer, opts);
-        let uuid = match conn.recv().await? {
-            Message::AuthSuccess(u) => u,
-            Message::AuthFailure => return Err(RepoError::Refused("authentication failed".into())),
-            Message::Error(e) => return Err(RepoError::Remote(e)),
-            m => return Err(conn.unexpected("AUTH-SUCCESS", &m).await),
-        };
-        Self::finish_connect(conn, uuid, opts).await
+        let conn = Self::conn(reader, writer, opts);
+        Self::finish_connect(conn, opts).await
     }
 
     /// Connects to a server that needs `AUTH UUID TOKEN` first; then
@@ -164,13 +158,7 @@ impl Client {
         let mut conn = Self::conn(reader, writer, opts);
         conn.send(&Message::Auth(my_uuid.clone(), token.clone()))
             .await?;
-        let uuid = match conn.recv().await? {
-            Message::AuthSuccess(u) => u,
-            Message::AuthFailure => return Err(RepoError::Refused("authentication failed".into())),
-            Message::Error(e) => return Err(RepoError::Remote(e)),
-            m => return Err(conn.unexpected("AUTH-SUCCESS", &m).await),
-        };
-        Self::finish_connect(conn, uuid, opts).await
+        Self::finish_connect(conn, opts).await
     }
 
     fn conn<R, W>(reader: R, writer: W, opts: &ClientOptions) -> Conn
@@ -186,11 +174,14 @@ impl Client {
         }
     }
 
-    async fn finish_connect(
-        mut conn: Conn,
-        uuid: Uuid,
-        opts: &ClientOptions,
-    ) -> Result<Client, RepoError> {
+    /// Reads the server's AUTH-SUCCESS, then negotiates the version.
+    async fn finish_connect(mut conn: Conn, opts: &ClientOptions) -> Result<Client, RepoError> {
+        let uuid = match conn.recv().await? {
+            Message::AuthSuccess(u) => u,
+            Message::AuthFailure => return Err(RepoError::Refused("authentication failed".into())),
+            Message::Error(e) => return Err(RepoError::Remote(e)),
+            m => return Err(conn.unexpected("AUTH-SUCCESS", &m).await),
+        };
         let mut version = ProtocolVersion::V0;
         if opts.max_version > ProtocolVersion::V0 {
             conn.send(&Message::Version(opts.max_version)).await?;

@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod content;
 mod hashdirs;
 pub mod key;
 pub mod memory;
@@ -21,6 +22,7 @@ pub mod server;
 pub mod uuid;
 
 pub use client::{Client, ClientOptions};
+pub use content::{BytesSource, VecSink};
 pub use key::{Key, KeyError, KeyVariety};
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};

@@ -450,17 +450,7 @@ where
                 self.state = SourceState::Present;
                 Ok(PutData::Present)
             }
-            Ok(Some(Message::Error(e))) => Err(RepoError::Remote(e)),
-            Ok(Some(_)) => {
-                self.c.error("expected DATA").await?;
-                Err(RepoError::Protocol("expected DATA".into()))
-            }
-            Ok(None) => Err(CodecError::UnexpectedEof.into()),
-            Err(e) if e.is_recoverable() => {
-                self.c.error("expected DATA").await?;
-                Err(RepoError::Protocol("expected DATA".into()))
-            }
-            Err(e) => Err(e.into()),
+            other => Err(unexpected_reply(self.c, other, "DATA").await),
         }
     }
 
@@ -479,6 +469,30 @@ where
     }
 }
 
+/// Turns what the peer sent instead of `expected` into an error, answering
+/// a wrong or unparsable message with ERROR as git-annex does.
+async fn unexpected_reply<R, W>(
+    c: &mut Conn<R, W>,
+    got: Result<Option<Message>, CodecError>,
+    expected: &str,
+) -> RepoError
+where
+    R: AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin,
+{
+    match got {
+        Ok(Some(Message::Error(e))) => RepoError::Remote(e),
+        Ok(None) => CodecError::UnexpectedEof.into(),
+        Err(e) if !e.is_recoverable() => e.into(),
+        _ => {
+            if let Err(e) = c.error(format!("expected {expected}")).await {
+                return e.into();
+            }
+            RepoError::Protocol(format!("expected {expected}"))
+        }
+    }
+}
+
 /// Reads the VALID or INVALID that follows content (v1+).
 async fn read_validity<R, W>(c: &mut Conn<R, W>) -> Result<Option<Validity>, RepoError>
 where
@@ -491,17 +505,7 @@ where
     match c.r.read_message().await {
         Ok(Some(Message::Valid)) => Ok(Some(Validity::Valid)),
         Ok(Some(Message::Invalid)) => Ok(Some(Validity::Invalid)),
-        Ok(Some(Message::Error(e))) => Err(RepoError::Remote(e)),
-        Ok(None) => Err(CodecError::UnexpectedEof.into()),
-        Ok(Some(_)) => {
-            c.error("expected VALID or INVALID").await?;
-            Err(RepoError::Protocol("expected VALID or INVALID".into()))
-        }
-        Err(e) if e.is_recoverable() => {
-            c.error("expected VALID or INVALID").await?;
-            Err(RepoError::Protocol("expected VALID or INVALID".into()))
-        }
-        Err(e) => Err(e.into()),
+        other => Err(unexpected_reply(c, other, "VALID or INVALID").await),
     }
 }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use annex_protocol::codec::{ProtocolReader, ProtocolWriter};
 use annex_protocol::{
-    serve, AssociatedFile, AuthToken, Authentication, ByteStream, Client, ClientOptions,
-    GetOutcome, GetSink, Key, MemoryRepository, Message, ProtocolVersion, PutData, PutOutcome,
-    PutSource, RepoError, Repository, ServeEnd, ServerMode, ServerOptions, Uuid, Validity,
+    serve, AssociatedFile, AuthToken, Authentication, BytesSource, Client, ClientOptions,
+    GetOutcome, GetSink, Key, MemoryRepository, Message, ProtocolVersion, PutOutcome, PutSource,
+    RepoError, Repository, ServeEnd, ServerMode, ServerOptions, Uuid, Validity, VecSink,
 };
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,67 +41,6 @@ fn client_opts(v: u64) -> ClientOptions {
     }
 }
 
-/// Collects GET content in memory.
-#[derive(Default)]
-struct VecSink {
-    data: Vec<u8>,
-    validity: Option<Validity>,
-    accept: bool,
-}
-
-#[async_trait]
-impl GetSink for VecSink {
-    async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
-        let mut v = Vec::new();
-        stream.take(len).read_to_end(&mut v).await?;
-        if v.len() as u64 != len {
-            return Err(RepoError::Other("short".into()));
-        }
-        self.data.extend_from_slice(&v);
-        Ok(())
-    }
-    async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError> {
-        self.validity = validity;
-        Ok(self.accept && validity != Some(Validity::Invalid))
-    }
-}
-
-/// Supplies PUT content from memory.
-struct BytesSource {
-    content: Vec<u8>,
-    offset_seen: Option<u64>,
-    validity: Validity,
-    cursor: Option<std::io::Cursor<Vec<u8>>>,
-}
-
-impl BytesSource {
-    fn new(content: &[u8]) -> Self {
-        BytesSource {
-            content: content.to_vec(),
-            offset_seen: None,
-            validity: Validity::Valid,
-            cursor: None,
-        }
-    }
-}
-
-#[async_trait]
-impl PutSource for BytesSource {
-    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
-        self.offset_seen = Some(offset);
-        let rest = self.content[offset as usize..].to_vec();
-        let len = rest.len() as u64;
-        self.cursor = Some(std::io::Cursor::new(rest));
-        Ok(PutData::Stream {
-            len,
-            stream: self.cursor.as_mut().unwrap(),
-        })
-    }
-    async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
-        Ok(Some(self.validity))
-    }
-}
-
 #[tokio::test]
 async fn every_operation_in_every_version() {
     for v in 0..=4u64 {
@@ -115,47 +54,38 @@ async fn every_operation_in_every_version() {
         let af = AssociatedFile::from_path("dir/my file.txt");
 
         assert!(!client.check_present(&key).await.unwrap(), "v{v}");
-        let mut src = BytesSource::new(&content);
+        let mut src = BytesSource::new(content.clone());
         let out = client.put(&key, &af, &mut src).await.unwrap();
         assert_eq!(out, PutOutcome::Stored(vec![]), "v{v}");
-        assert_eq!(src.offset_seen, Some(0));
+        assert_eq!(src.offset_requested(), Some(0));
         assert_eq!(repo.content(&key).unwrap(), content);
         assert!(client.check_present(&key).await.unwrap());
 
         // A second put finds it there.
-        let mut src = BytesSource::new(&content);
+        let mut src = BytesSource::new(content.clone());
         let out = client.put(&key, &af, &mut src).await.unwrap();
         assert_eq!(out, PutOutcome::AlreadyHave(vec![]));
-        assert_eq!(src.offset_seen, None);
+        assert_eq!(src.offset_requested(), None);
 
         // Get, whole and from an offset.
-        let mut sink = VecSink {
-            accept: true,
-            ..Default::default()
-        };
+        let mut sink = VecSink::new(1 << 30);
         let out = client.get(&key, &af, 0, &mut sink).await.unwrap();
         assert_eq!(out, GetOutcome::Sent { accepted: true });
-        assert_eq!(sink.data, content);
+        assert_eq!(sink.data(), content);
         let expected_validity = if v >= 1 { Some(Validity::Valid) } else { None };
-        assert_eq!(sink.validity, expected_validity);
-        let mut sink = VecSink {
-            accept: true,
-            ..Default::default()
-        };
+        assert_eq!(sink.validity(), expected_validity);
+        let mut sink = VecSink::new(1 << 30);
         client
             .get(&key, &AssociatedFile::none(), 5, &mut sink)
             .await
             .unwrap();
-        assert_eq!(sink.data, &content[5..]);
+        assert_eq!(sink.data(), &content[5..]);
 
         // Get of missing content: empty data, invalid from v1.
         let missing = key_for(b"x", "missing");
-        let mut sink = VecSink {
-            accept: true,
-            ..Default::default()
-        };
+        let mut sink = VecSink::new(1 << 30);
         let out = client.get(&missing, &af, 0, &mut sink).await.unwrap();
-        assert!(sink.data.is_empty());
+        assert!(sink.data().is_empty());
         if v >= 1 {
             assert_eq!(out, GetOutcome::Sent { accepted: false });
         }
@@ -205,12 +135,12 @@ async fn put_resumes_from_partial_content() {
     repo.insert(key.clone(), content.clone());
     repo.truncate_to_partial(&key, 40_000);
     let (client, _server) = pair(repo.clone(), ServerOptions::default(), client_opts(4)).await;
-    let mut src = BytesSource::new(&content);
+    let mut src = BytesSource::new(content.clone());
     let out = client
         .put(&key, &AssociatedFile::none(), &mut src)
         .await
         .unwrap();
-    assert_eq!(src.offset_seen, Some(40_000));
+    assert_eq!(src.offset_requested(), Some(40_000));
     assert_eq!(out, PutOutcome::Stored(vec![]));
     assert_eq!(repo.content(&key).unwrap(), content);
 }
@@ -222,8 +152,7 @@ async fn invalid_content_is_not_stored() {
         let (client, _server) = pair(repo.clone(), ServerOptions::default(), client_opts(v)).await;
         let content = b"changing".to_vec();
         let key = key_for(&content, "c");
-        let mut src = BytesSource::new(&content);
-        src.validity = Validity::Invalid;
+        let mut src = BytesSource::new(content.clone()).with_validity(Validity::Invalid);
         let out = client
             .put(&key, &AssociatedFile::none(), &mut src)
             .await
@@ -250,7 +179,7 @@ async fn server_modes_are_enforced() {
         .put(
             &other,
             &AssociatedFile::none(),
-            &mut BytesSource::new(b"xyz"),
+            &mut BytesSource::new(&b"xyz"[..]),
         )
         .await
         .unwrap_err();
@@ -280,7 +209,7 @@ async fn server_modes_are_enforced() {
         .put(
             &other,
             &AssociatedFile::none(),
-            &mut BytesSource::new(b"xyz"),
+            &mut BytesSource::new(&b"xyz"[..]),
         )
         .await
         .unwrap();
@@ -429,12 +358,12 @@ async fn interrupted_put_keeps_partial_content_for_resume() {
 
         // A new connection resumes from there.
         let (client, _s) = pair(repo.clone(), ServerOptions::default(), client_opts(v)).await;
-        let mut src = BytesSource::new(&content);
+        let mut src = BytesSource::new(content.clone());
         let out = client
             .put(&key, &AssociatedFile::none(), &mut src)
             .await
             .unwrap();
-        assert_eq!(src.offset_seen, Some(20_000));
+        assert_eq!(src.offset_requested(), Some(20_000));
         assert_eq!(out, PutOutcome::Stored(vec![]));
         assert_eq!(repo.content(&key).unwrap(), content);
     }
@@ -462,10 +391,7 @@ async fn interrupted_get_is_an_error_not_a_hang() {
     let client = Client::connect(r, w, &ClientOptions::default())
         .await
         .unwrap();
-    let mut sink = VecSink {
-        accept: true,
-        ..Default::default()
-    };
+    let mut sink = VecSink::new(1 << 30);
     let key = Key::parse("WORM-s1000--x").unwrap();
     let e = client
         .get(&key, &AssociatedFile::none(), 0, &mut sink)
@@ -538,12 +464,20 @@ async fn plus_replies_from_v2_only() {
         let key = key_for(b"abc", "p");
         let want = if v >= 2 { extra.clone() } else { vec![] };
         let out = client
-            .put(&key, &AssociatedFile::none(), &mut BytesSource::new(b"abc"))
+            .put(
+                &key,
+                &AssociatedFile::none(),
+                &mut BytesSource::new(&b"abc"[..]),
+            )
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Stored(want.clone()), "v{v}");
         let out = client
-            .put(&key, &AssociatedFile::none(), &mut BytesSource::new(b"abc"))
+            .put(
+                &key,
+                &AssociatedFile::none(),
+                &mut BytesSource::new(&b"abc"[..]),
+            )
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::AlreadyHave(want.clone()), "v{v}");

@@ -7,12 +7,11 @@ use std::process::Command;
 
 use annex_protocol::codec::{ProtocolReader, ProtocolWriter};
 use annex_protocol::{
-    AssociatedFile, ByteStream, Client, ClientOptions, GetOutcome, GetSink, Key, Message,
-    ProtocolVersion, PutData, PutOutcome, PutSource, RepoError, Repository, Uuid, Validity,
+    AssociatedFile, BytesSource, Client, ClientOptions, GetOutcome, Key, Message, ProtocolVersion,
+    PutOutcome, Repository, Uuid, Validity, VecSink,
 };
-use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -103,57 +102,6 @@ fn sha256e_key(content: &[u8], ext: &str) -> Key {
     Key::parse(&format!("SHA256E-s{}--{hex}{ext}", content.len())).unwrap()
 }
 
-#[derive(Default)]
-struct VecSink {
-    data: Vec<u8>,
-    validity: Option<Validity>,
-}
-
-#[async_trait]
-impl GetSink for VecSink {
-    async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
-        stream.take(len).read_to_end(&mut self.data).await?;
-        Ok(())
-    }
-    async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError> {
-        self.validity = validity;
-        Ok(validity != Some(Validity::Invalid))
-    }
-}
-
-struct BytesSource {
-    content: Vec<u8>,
-    offset_seen: Option<u64>,
-    cursor: Option<std::io::Cursor<Vec<u8>>>,
-}
-
-impl BytesSource {
-    fn new(content: &[u8]) -> Self {
-        BytesSource {
-            content: content.to_vec(),
-            offset_seen: None,
-            cursor: None,
-        }
-    }
-}
-
-#[async_trait]
-impl PutSource for BytesSource {
-    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
-        self.offset_seen = Some(offset);
-        let rest = self.content[offset as usize..].to_vec();
-        let len = rest.len() as u64;
-        self.cursor = Some(std::io::Cursor::new(rest));
-        Ok(PutData::Stream {
-            len,
-            stream: self.cursor.as_mut().unwrap(),
-        })
-    }
-    async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
-        Ok(Some(Validity::Valid))
-    }
-}
-
 /// The real git-annex's view of whether a key is in the served repository.
 fn git_annex_has(s: &Served, key: &Key) -> bool {
     Command::new("git")
@@ -178,37 +126,37 @@ async fn every_operation_against_git_annex_shell() {
         assert!(!client.check_present(&absent).await.unwrap());
 
         // GET, whole and resumed from an offset.
-        let mut sink = VecSink::default();
+        let mut sink = VecSink::new(1 << 30);
         let out = client
             .get(&key, &AssociatedFile::from_path("file"), 0, &mut sink)
             .await
             .unwrap();
         assert_eq!(out, GetOutcome::Sent { accepted: true });
-        assert_eq!(sink.data, b"hello from git-annex\n");
+        assert_eq!(sink.data(), b"hello from git-annex\n");
         assert_eq!(
-            sink.validity,
+            sink.validity(),
             if v >= 1 { Some(Validity::Valid) } else { None }
         );
-        let mut sink = VecSink::default();
+        let mut sink = VecSink::new(1 << 30);
         client
             .get(&key, &AssociatedFile::none(), 6, &mut sink)
             .await
             .unwrap();
-        assert_eq!(sink.data, b"from git-annex\n");
+        assert_eq!(sink.data(), b"from git-annex\n");
         // Missing content comes as empty, invalid data.
-        let mut sink = VecSink::default();
+        let mut sink = VecSink::new(1 << 30);
         client
             .get(&absent, &AssociatedFile::none(), 0, &mut sink)
             .await
             .unwrap();
-        assert!(sink.data.is_empty());
+        assert!(sink.data().is_empty());
 
         // PUT of new content, which git-annex verifies against the key.
         let content = format!("new content for version {v}\n")
             .repeat(1000)
             .into_bytes();
         let newkey = sha256e_key(&content, ".dat");
-        let mut src = BytesSource::new(&content);
+        let mut src = BytesSource::new(content.clone());
         let out = client
             .put(
                 &newkey,
@@ -218,12 +166,12 @@ async fn every_operation_against_git_annex_shell() {
             .await
             .unwrap();
         assert_eq!(out, PutOutcome::Stored(vec![]), "v{v}");
-        assert_eq!(src.offset_seen, Some(0));
+        assert_eq!(src.offset_requested(), Some(0));
         let out = client
             .put(
                 &newkey,
                 &AssociatedFile::none(),
-                &mut BytesSource::new(&content),
+                &mut BytesSource::new(content.clone()),
             )
             .await
             .unwrap();
@@ -235,7 +183,7 @@ async fn every_operation_against_git_annex_shell() {
             .put(
                 &liar,
                 &AssociatedFile::none(),
-                &mut BytesSource::new(b"a lie!!!!"),
+                &mut BytesSource::new(&b"a lie!!!!"[..]),
             )
             .await
             .unwrap();
@@ -309,13 +257,13 @@ async fn interrupted_put_resumes_in_git_annex() {
     let _ = child.wait().await;
 
     let client = connect(&srv, 4).await;
-    let mut src = BytesSource::new(&content);
+    let mut src = BytesSource::new(content.clone());
     let out = client
         .put(&key, &AssociatedFile::none(), &mut src)
         .await
         .unwrap();
     assert_eq!(
-        src.offset_seen,
+        src.offset_requested(),
         Some(100_000),
         "git-annex resumes from its temp file"
     );
