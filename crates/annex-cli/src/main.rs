@@ -3,12 +3,13 @@
 mod examine;
 mod progress;
 mod remote;
+mod shell;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A git-annex compatible P2P protocol client.
+/// A git-annex compatible P2P protocol client and git-annex-shell.
 ///
 /// Speaks git-annex's P2P protocol (versions 0 to 4) to any git-annex
 /// repository reachable over ssh or as a local path.
@@ -31,18 +32,47 @@ enum Command {
     /// Show what a git-annex key is made of: backend, size, fields, and
     /// where git-annex stores its content.
     Examinekey(examine::ExamineArgs),
+    /// Serve a repository over ssh in place of git-annex-shell.
+    ///
+    /// Takes git-annex-shell's arguments: `configlist DIR`, `p2pstdio DIR
+    /// UUID [--uuid UUID]`, or a git command. Install this binary as
+    /// `git-annex-shell` (a symlink named so) to have ssh clients use it.
+    #[command(disable_help_flag = true)]
+    Shell {
+        /// git-annex-shell's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
+    // Invoked as git-annex-shell (through a symlink), behave as one.
+    let mut argv = std::env::args();
+    let invoked_as = argv
+        .next()
+        .map(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    if invoked_as.as_deref() == Some("git-annex-shell") {
+        return finish(shell::run(argv.collect()), "git-annex-shell");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Remote(args) => run_async(remote::run(args)),
         Command::Examinekey(args) => examine::run(args),
+        Command::Shell { args } => shell::run(args),
     };
+    finish(result, "annex")
+}
+
+fn finish(result: anyhow::Result<ExitCode>, name: &str) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("annex: {e:#}");
+            eprintln!("{name}: {e:#}");
             ExitCode::FAILURE
         }
     }

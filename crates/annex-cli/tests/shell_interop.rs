@@ -1,0 +1,288 @@
+//! The real git-annex as the client, this program as git-annex-shell on the
+//! other end of an ssh remote. A fake `ssh` earlier in PATH runs the remote
+//! command locally, and `git-annex-shell` in that PATH is this binary.
+//!
+//! These tests need git-annex 10.20250416 and fail (never skip) without it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    tmp: tempfile::TempDir,
+    path: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // ssh [options] host [options] command...: drop the options and the
+        // host, and run the command here.
+        let ssh = bin.join("ssh");
+        std::fs::write(
+            &ssh,
+            "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nexec bash -c \"$*\"\n",
+        )
+        .unwrap();
+        set_exec(&ssh);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_annex"), bin.join("git-annex-shell"))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Env { tmp, path }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Output {
+        Command::new(prog)
+            .args(args)
+            .current_dir(dir)
+            .env("PATH", &self.path)
+            .env("GIT_AUTHOR_NAME", "test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+            .env("GIT_COMMITTER_NAME", "test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {prog} (git-annex needed: scripts/install-deps.sh): {e}")
+            })
+    }
+
+    fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
+        let out = self.run(dir, prog, args);
+        assert!(
+            out.status.success(),
+            "{prog} {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> String {
+        self.ok(dir, "git", args)
+    }
+
+    /// A served repository (made by git-annex) and a client repository with
+    /// an ssh remote `srv` pointing at it.
+    fn pair(&self, bare: bool) -> (PathBuf, PathBuf) {
+        let srv = self.dir("srv");
+        std::fs::create_dir(&srv).unwrap();
+        if bare {
+            self.git(&srv, &["init", "-q", "--bare"]);
+        } else {
+            self.git(&srv, &["init", "-q"]);
+        }
+        self.git(&srv, &["annex", "init", "-q", "served"]);
+        let client = self.dir("client");
+        std::fs::create_dir(&client).unwrap();
+        self.git(&client, &["init", "-q"]);
+        self.git(&client, &["annex", "init", "-q", "client"]);
+        self.git(&client, &["config", "annex.sshcaching", "false"]);
+        self.git(
+            &client,
+            &[
+                "remote",
+                "add",
+                "srv",
+                &format!("localhost:{}", srv.display()),
+            ],
+        );
+        (srv, client)
+    }
+}
+
+fn set_exec(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn add_file(env: &Env, client: &Path, name: &str, content: &[u8]) -> String {
+    std::fs::write(client.join(name), content).unwrap();
+    env.git(client, &["annex", "add", "-q", name]);
+    env.git(client, &["commit", "-qm", &format!("add {name}")]);
+    env.git(client, &["annex", "lookupkey", name])
+        .trim()
+        .to_owned()
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Checks with the real git-annex, in the served repository, that every
+/// object is valid and every location is right.
+fn fsck_served(env: &Env, srv: &Path) {
+    let out = env.run(srv, "git", &["annex", "fsck", "--all", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "git annex fsck in the served repository failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run_session(bare: bool) {
+    let env = Env::new();
+    let (srv, client) = env.pair(bare);
+    let files: Vec<(String, Vec<u8>)> = vec![
+        ("empty".into(), Vec::new()),
+        ("one byte".into(), b"x".to_vec()),
+        ("medium.bin".into(), pseudo_random(3_000_000, 1)),
+    ];
+    let mut keys = Vec::new();
+    for (name, content) in &files {
+        keys.push(add_file(&env, &client, name, content));
+    }
+
+    // copy --to
+    env.ok(&client, "git", &["annex", "copy", "--to", "srv", "."]);
+    let whereis = env.ok(&client, "git", &["annex", "whereis", "medium.bin"]);
+    assert!(whereis.contains("-- srv"), "{whereis}");
+    fsck_served(&env, &srv);
+
+    // Our server has them where git-annex keeps them.
+    for k in &keys {
+        env.git(&srv, &["annex", "contentlocation", k]);
+    }
+
+    // drop here (git-annex locks the remote copy as proof), then get --from.
+    env.ok(&client, "git", &["annex", "drop", "."]);
+    env.ok(&client, "git", &["annex", "get", "--from", "srv", "."]);
+    for (name, content) in &files {
+        assert_eq!(
+            &std::fs::read(client.join(name)).unwrap(),
+            content,
+            "{name}"
+        );
+    }
+
+    // fsck --from downloads and verifies.
+    env.ok(&client, "git", &["annex", "fsck", "--from", "srv", "."]);
+
+    // drop --from, then move --to and move --from.
+    env.ok(
+        &client,
+        "git",
+        &["annex", "drop", "--from", "srv", "one byte"],
+    );
+    let out = env.run(&srv, "git", &["annex", "contentlocation", &keys[1]]);
+    assert!(!out.status.success(), "dropped content is gone");
+    env.ok(
+        &client,
+        "git",
+        &["annex", "move", "--to", "srv", "one byte"],
+    );
+    assert!(!client.join("one byte").exists() || std::fs::read(client.join("one byte")).is_err());
+    env.ok(
+        &client,
+        "git",
+        &["annex", "move", "--from", "srv", "one byte"],
+    );
+    assert_eq!(std::fs::read(client.join("one byte")).unwrap(), b"x");
+    env.ok(
+        &client,
+        "git",
+        &["annex", "copy", "--to", "srv", "one byte"],
+    );
+    fsck_served(&env, &srv);
+}
+
+#[test]
+fn git_annex_client_against_our_shell() {
+    run_session(false);
+}
+
+#[test]
+fn git_annex_client_against_our_shell_bare() {
+    run_session(true);
+}
+
+#[test]
+fn configlist_and_uuid_checks() {
+    let env = Env::new();
+    let (srv, client) = env.pair(false);
+    let annex = env!("CARGO_BIN_EXE_annex");
+    let uuid = env.git(&srv, &["config", "annex.uuid"]).trim().to_owned();
+    let out = env.ok(
+        &client,
+        annex,
+        &["shell", "configlist", srv.to_str().unwrap()],
+    );
+    assert_eq!(out, format!("annex.uuid={uuid}\ncore.gcrypt-id=\n"));
+    // The -c form, as ssh runs forced commands.
+    let cmd = format!("git-annex-shell 'configlist' '{}'", srv.display());
+    let out = env.ok(&client, "git-annex-shell", &["-c", &cmd]);
+    assert_eq!(out, format!("annex.uuid={uuid}\ncore.gcrypt-id=\n"));
+    // A --uuid that is not the repository's is refused.
+    let out = env.run(
+        &client,
+        annex,
+        &[
+            "shell",
+            "p2pstdio",
+            srv.to_str().unwrap(),
+            "client-uuid",
+            "--uuid",
+            "not-this-one",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected repository UUID not-this-one"));
+}
+
+#[test]
+fn read_only_and_append_only() {
+    let env = Env::new();
+    let (srv, client) = env.pair(false);
+    let key = add_file(&env, &client, "f", b"content");
+    let ro = Command::new("git")
+        .args(["annex", "copy", "--to", "srv", "f"])
+        .current_dir(&client)
+        .env("PATH", &env.path)
+        .env("GIT_ANNEX_SHELL_READONLY", "1")
+        .output()
+        .unwrap();
+    assert!(!ro.status.success(), "a read-only shell refuses uploads");
+    let out = env.run(&srv, "git", &["annex", "contentlocation", &key]);
+    assert!(!out.status.success());
+    let ao = Command::new("git")
+        .args(["annex", "copy", "--to", "srv", "f"])
+        .current_dir(&client)
+        .env("PATH", &env.path)
+        .env("GIT_ANNEX_SHELL_APPENDONLY", "1")
+        .output()
+        .unwrap();
+    assert!(
+        ao.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ao.stderr)
+    );
+    let drop = Command::new("git")
+        .args(["annex", "drop", "--from", "srv", "f"])
+        .current_dir(&client)
+        .env("PATH", &env.path)
+        .env("GIT_ANNEX_SHELL_APPENDONLY", "1")
+        .output()
+        .unwrap();
+    assert!(
+        !drop.status.success(),
+        "an append-only shell refuses removal"
+    );
+    env.git(&srv, &["annex", "contentlocation", &key]);
+}

@@ -1,0 +1,429 @@
+//! A local git-annex repository (annex.version 10), as a
+//! [`Repository`](annex_protocol::Repository).
+//!
+//! Objects are where git-annex keeps them (`.git/annex/objects/Xx/Yy/KEY/KEY`
+//! with a work tree, `annex/objects/xxx/yyy/KEY/KEY` in a bare repository,
+//! and found under the other layout too). Received content goes to
+//! `annex/tmp/KEY`, is verified against its key while it streams in, and is
+//! moved into place only when complete and valid; an interrupted transfer
+//! resumes from the temporary file. Content locks are compatible with
+//! git-annex's own, so both programs can serve one repository at once.
+
+pub mod config;
+pub mod location;
+pub mod lock;
+mod store;
+pub mod verify;
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use annex_protocol::{
+    AssociatedFile, ContentLock, GetOutcome, GetSink, Key, PutOutcome, PutSource, RemoveOutcome,
+    RepoError, Repository, Uuid, Validity,
+};
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::lock::{try_lock, FileLock, LockKind};
+
+/// How long a LOCKCONTENT keeps content from being removed after the
+/// locking process has gone, as git-annex does (10 minutes).
+pub const LOCK_RETENTION_SECS: u64 = 600;
+
+/// Why a repository could not be opened.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// The path is not a git repository.
+    #[error("{0} is not a git repository")]
+    NotGit(PathBuf),
+    /// The repository has no annex.uuid.
+    #[error("{0} is not a git-annex repository (run `git annex init` there)")]
+    NotAnnex(PathBuf),
+    /// The repository uses an annex.version this program does not handle.
+    #[error("{path} has annex.version {version}; only version 10 is supported (run `git annex upgrade` there)")]
+    Version {
+        /// The repository.
+        path: PathBuf,
+        /// Its version.
+        version: String,
+    },
+    /// Reading the repository failed.
+    #[error("cannot read the repository: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// A git-annex repository on this machine.
+#[derive(Debug, Clone)]
+pub struct LocalRepository {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    git_dir: PathBuf,
+    bare: bool,
+    uuid: Uuid,
+    disk_reserve: u64,
+}
+
+impl LocalRepository {
+    /// Opens the repository at `path` (its work tree or, for a bare
+    /// repository, its git directory).
+    pub fn open(path: &Path) -> Result<LocalRepository, OpenError> {
+        let (git_dir, bare) = if path.join(".git").is_dir() {
+            (path.join(".git"), false)
+        } else if path.join("HEAD").is_file() && path.join("objects").is_dir() {
+            (path.to_owned(), true)
+        } else {
+            return Err(OpenError::NotGit(path.to_owned()));
+        };
+        let cfg = config::GitConfig::read(&git_dir)?;
+        let uuid = cfg
+            .get("annex.uuid")
+            .and_then(|u| Uuid::parse(u).ok())
+            .ok_or_else(|| OpenError::NotAnnex(path.to_owned()))?;
+        match cfg.get("annex.version") {
+            Some("10") => {}
+            Some(v) => {
+                return Err(OpenError::Version {
+                    path: path.to_owned(),
+                    version: v.to_owned(),
+                })
+            }
+            None => return Err(OpenError::NotAnnex(path.to_owned())),
+        }
+        let disk_reserve = cfg
+            .get("annex.diskreserve")
+            .and_then(config::parse_size)
+            .unwrap_or(config::DEFAULT_DISK_RESERVE);
+        Ok(LocalRepository {
+            inner: Arc::new(Inner {
+                git_dir,
+                bare,
+                uuid,
+                disk_reserve,
+            }),
+        })
+    }
+
+    /// The repository's git directory.
+    pub fn git_dir(&self) -> &Path {
+        &self.inner.git_dir
+    }
+
+    /// Whether the repository is bare.
+    pub fn is_bare(&self) -> bool {
+        self.inner.bare
+    }
+
+    /// The free space kept in reserve (annex.diskreserve).
+    pub fn disk_reserve(&self) -> u64 {
+        self.inner.disk_reserve
+    }
+
+    /// Where git-annex keeps a key's content in this repository: the
+    /// first of the two layouts where it exists, or the layout new content
+    /// goes to.
+    pub fn object_path(&self, key: &Key) -> PathBuf {
+        let [first, second] = self.object_candidates(key);
+        if !first.exists() && second.exists() {
+            second
+        } else {
+            first
+        }
+    }
+
+    /// Both possible object paths, the one for new content first.
+    fn object_candidates(&self, key: &Key) -> [PathBuf; 2] {
+        let file = key.to_file_name();
+        let objects = self.inner.git_dir.join("annex").join("objects");
+        let mixed = objects.join(key.hash_dir_mixed()).join(&file).join(&file);
+        let lower = objects.join(key.hash_dir_lower()).join(&file).join(&file);
+        if self.inner.bare {
+            [lower, mixed]
+        } else {
+            [mixed, lower]
+        }
+    }
+
+    /// The temporary file content is received into.
+    pub fn tmp_path(&self, key: &Key) -> PathBuf {
+        self.inner
+            .git_dir
+            .join("annex")
+            .join("tmp")
+            .join(key.to_file_name())
+    }
+
+    /// Whether the key's content is here.
+    pub fn has_content(&self, key: &Key) -> bool {
+        self.object_path(key).is_file()
+    }
+
+    fn record_location(&self, key: &Key, present: bool) -> io::Result<()> {
+        location::record(&self.inner.git_dir, key, &self.inner.uuid, present)
+    }
+}
+
+/// The system's monotonic clock in seconds, counting suspended time, as
+/// git-annex's GETTIMESTAMP does; the same in every process.
+pub fn monotonic_seconds() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if r != 0 {
+        // SAFETY: as above.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    }
+    ts.tv_sec as u64
+}
+
+fn now_posix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Makes a directory writable by its owner for the duration of `f`, then
+/// restores its mode (git-annex keeps key directories read-only).
+fn with_writable_dir<T>(dir: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let old = std::fs::metadata(dir)?.permissions();
+    let mode = old.mode();
+    if mode & 0o200 != 0 {
+        return f();
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o200))?;
+    let r = f();
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+    r
+}
+
+fn retention_path(object: &Path) -> PathBuf {
+    with_suffix(object, ".rtm")
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn read_retention(object: &Path) -> Option<f64> {
+    let s = std::fs::read_to_string(retention_path(object)).ok()?;
+    s.trim().trim_end_matches('s').parse().ok()
+}
+
+/// Writes the retention timestamp as git-annex does (a POSIX time followed
+/// by `s`), keeping a later one that is already there.
+fn write_retention(object: &Path, until: f64) -> io::Result<()> {
+    let dir = object.parent().unwrap_or(Path::new("."));
+    with_writable_dir(dir, || {
+        let _l = lock::lock_blocking(&with_suffix(object, ".rtl"), LockKind::Exclusive)?;
+        if read_retention(object).is_some_and(|t| t >= until) {
+            return Ok(());
+        }
+        let tmp = with_suffix(object, ".rtm.tmp");
+        std::fs::write(&tmp, format!("{until:.9}s"))?;
+        std::fs::rename(tmp, retention_path(object))
+    })
+}
+
+/// A shared lock on a key's content, taken for LOCKCONTENT.
+struct SharedContentLock {
+    lock: Option<FileLock>,
+    object: PathBuf,
+    retention: f64,
+}
+
+impl Drop for SharedContentLock {
+    fn drop(&mut self) {
+        let Some(lock) = self.lock.take() else {
+            return;
+        };
+        let lockfile = lock.path().to_owned();
+        drop(lock);
+        // Clean up the lock file (and our retention timestamp) when no
+        // other process holds a shared lock, as git-annex does.
+        let dir = self.object.parent().map(Path::to_owned);
+        if let Ok(Some(ex)) = try_lock(&lockfile, LockKind::Exclusive) {
+            if ex.is_sane() {
+                let object = self.object.clone();
+                let mine = self.retention;
+                let _ = with_writable_dir(dir.as_deref().unwrap_or(Path::new(".")), || {
+                    if read_retention(&object) == Some(mine) {
+                        let _ = std::fs::remove_file(retention_path(&object));
+                        let _ = std::fs::remove_file(with_suffix(&object, ".rtl"));
+                    }
+                    let _ = std::fs::remove_file(&lockfile);
+                    Ok(())
+                });
+            }
+        }
+    }
+}
+
+fn blocking_err(e: tokio::task::JoinError) -> RepoError {
+    RepoError::Other(format!("background task failed: {e}"))
+}
+
+#[async_trait]
+impl Repository for LocalRepository {
+    fn uuid(&self) -> &Uuid {
+        &self.inner.uuid
+    }
+
+    async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
+        let this = self.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || Ok(this.has_content(&key)))
+            .await
+            .map_err(blocking_err)?
+    }
+
+    async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
+        let this = self.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || -> Result<Option<ContentLock>, RepoError> {
+            let object = this.object_path(&key);
+            let Some(dir) = object.parent().filter(|_| object.is_file()) else {
+                return Ok(None);
+            };
+            let lockfile = with_suffix(&object, ".lck");
+            let lock = with_writable_dir(dir, || try_lock(&lockfile, LockKind::Shared))?;
+            let Some(lock) = lock.filter(FileLock::is_sane) else {
+                return Ok(None);
+            };
+            if !object.is_file() {
+                return Ok(None);
+            }
+            let retention = (now_posix() + LOCK_RETENTION_SECS as f64).floor();
+            write_retention(&object, retention)?;
+            Ok(Some(ContentLock::new(SharedContentLock {
+                lock: Some(lock),
+                object,
+                retention,
+            })))
+        })
+        .await
+        .map_err(blocking_err)?
+    }
+
+    async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
+        let this = self.clone();
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || this.remove_blocking(&key, before))
+            .await
+            .map_err(blocking_err)?
+    }
+
+    async fn get_timestamp(&self) -> Result<u64, RepoError> {
+        Ok(monotonic_seconds())
+    }
+
+    async fn get(
+        &self,
+        key: &Key,
+        _file: &AssociatedFile,
+        offset: u64,
+        sink: &mut dyn GetSink,
+    ) -> Result<GetOutcome, RepoError> {
+        let path = self.object_path(key);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GetOutcome::NotPresent),
+            Err(e) => return Err(e.into()),
+        };
+        let before = file.metadata().await?;
+        let size = before.len();
+        let start = offset.min(size);
+        let mut file = file;
+        if start > 0 {
+            use tokio::io::AsyncSeekExt;
+            file.seek(io::SeekFrom::Start(start)).await?;
+        }
+        let mut reader = tokio::io::BufReader::with_capacity(1 << 20, file);
+        sink.data(size - start, &mut reader).await?;
+        // The content is valid if the file did not change while it was
+        // being sent.
+        let after = tokio::fs::metadata(&path).await.ok();
+        let unchanged = after.is_some_and(|a| {
+            a.len() == before.len() && a.modified().ok() == before.modified().ok()
+        });
+        let validity = if unchanged {
+            Validity::Valid
+        } else {
+            Validity::Invalid
+        };
+        let accepted = sink.finish(Some(validity)).await?;
+        Ok(GetOutcome::Sent { accepted })
+    }
+
+    async fn put(
+        &self,
+        key: &Key,
+        _file: &AssociatedFile,
+        source: &mut dyn PutSource,
+    ) -> Result<PutOutcome, RepoError> {
+        store::put(self, key, source).await
+    }
+}
+
+impl LocalRepository {
+    fn remove_blocking(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
+        let object = self.object_path(key);
+        let Some(dir) = object
+            .parent()
+            .filter(|_| object.is_file())
+            .map(Path::to_owned)
+        else {
+            return Ok(RemoveOutcome {
+                removed: true,
+                also_removed_from: Vec::new(),
+            });
+        };
+        let lockfile = with_suffix(&object, ".lck");
+        let refused = RemoveOutcome::default();
+        let lock = with_writable_dir(&dir, || try_lock(&lockfile, LockKind::Exclusive))?;
+        let Some(lock) = lock.filter(FileLock::is_sane) else {
+            return Ok(refused);
+        };
+        if read_retention(&object).is_some_and(|t| t >= now_posix()) {
+            return Ok(refused);
+        }
+        if let Some(deadline) = before {
+            if monotonic_seconds() >= deadline {
+                return Ok(refused);
+            }
+        }
+        with_writable_dir(&dir, || {
+            std::fs::remove_file(&object)?;
+            for suffix in [".rtm", ".rtl", ".lck"] {
+                let _ = std::fs::remove_file(with_suffix(&object, suffix));
+            }
+            Ok(())
+        })?;
+        drop(lock);
+        // Remove the now empty key directory and hash directories.
+        let _ = std::fs::remove_dir(&dir);
+        let mut d = dir.parent();
+        for _ in 0..2 {
+            match d {
+                Some(p) if std::fs::remove_dir(p).is_ok() => d = p.parent(),
+                _ => break,
+            }
+        }
+        self.record_location(key, false)?;
+        Ok(RemoveOutcome {
+            removed: true,
+            also_removed_from: Vec::new(),
+        })
+    }
+}

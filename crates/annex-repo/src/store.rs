@@ -1,0 +1,200 @@
+//! Receiving content: into the temporary file, verified while it streams
+//! in, then moved into place.
+
+use std::ffi::CString;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use annex_protocol::{Key, KeyVariety, PutData, PutOutcome, PutSource, RepoError, Validity};
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::lock::{try_lock, LockKind};
+use crate::verify::Verifier;
+use crate::{blocking_err, with_suffix, LocalRepository};
+
+/// Size of the chunks content is received and written in.
+const CHUNK: usize = 256 * 1024;
+
+/// Free bytes on the filesystem holding `path`.
+fn free_space(path: &Path) -> io::Result<u64> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds NUL"))?;
+    // SAFETY: a zeroed statvfs is valid to be written by statvfs(3), and
+    // `c` is a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+fn is_hash_key(key: &Key) -> bool {
+    matches!(key.variety(), KeyVariety::Hash { .. })
+}
+
+pub(crate) async fn put(
+    repo: &LocalRepository,
+    key: &Key,
+    source: &mut dyn PutSource,
+) -> Result<PutOutcome, RepoError> {
+    if repo.has_content(key) {
+        return Ok(PutOutcome::AlreadyHave(Vec::new()));
+    }
+    let tmp = repo.tmp_path(key);
+    let tmpdir = tmp.parent().unwrap_or(Path::new(".")).to_owned();
+    tokio::fs::create_dir_all(&tmpdir).await?;
+
+    // One receiver of a key at a time: a second concurrent PUT is refused
+    // rather than allowed to interleave writes into the temporary file.
+    let recv_lock = try_lock(&with_suffix(&tmp, ".lck"), LockKind::Exclusive)?
+        .ok_or_else(|| RepoError::Refused(format!("a transfer of {key} is already in progress")))?;
+
+    let mut offset = match tokio::fs::metadata(&tmp).await {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if key.size().is_some_and(|s| offset > s) {
+        tokio::fs::remove_file(&tmp).await?;
+        offset = 0;
+    }
+    if let Some(size) = key.size() {
+        let need = size - offset;
+        let free = free_space(&tmpdir)?;
+        let reserve = repo.disk_reserve();
+        if free < need.saturating_add(reserve) {
+            return Err(RepoError::Refused(format!(
+                "not enough free space: {need} more bytes are needed, {free} are free, and annex.diskreserve keeps {reserve} free"
+            )));
+        }
+    }
+
+    let verifier = match source.open(offset).await? {
+        PutData::Present => {
+            return Ok(if repo.has_content(key) {
+                PutOutcome::Stored(Vec::new())
+            } else {
+                PutOutcome::NotStored
+            });
+        }
+        PutData::Stream { len, stream } => {
+            if key.size().is_some_and(|s| offset + len != s) {
+                // The sender's idea of the content's size is not the key's.
+                return Ok(PutOutcome::NotStored);
+            }
+            receive(key, &tmp, offset, len, stream).await?
+        }
+    };
+    let validity = source.validity().await?;
+
+    let ok = verifier.finish().is_ok() && (is_hash_key(key) || validity != Some(Validity::Invalid));
+    if !ok {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Ok(PutOutcome::NotStored);
+    }
+    let this = repo.clone();
+    let key = key.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), RepoError> {
+        move_into_place(&this, &key, &tmp)?;
+        drop(recv_lock);
+        this.record_location(&key, true)?;
+        Ok(())
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(PutOutcome::Stored(Vec::new()))
+}
+
+/// Streams `len` bytes into the temporary file after its first `offset`
+/// bytes, hashing everything (the existing prefix first) on a blocking
+/// thread while the next chunk is read. What arrived stays in the file if
+/// the stream fails, for resuming.
+async fn receive(
+    key: &Key,
+    tmp: &Path,
+    offset: u64,
+    len: u64,
+    stream: &mut dyn annex_protocol::ByteStream,
+) -> Result<Verifier, RepoError> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let wkey = key.clone();
+    let wtmp = tmp.to_owned();
+    let worker = tokio::task::spawn_blocking(move || -> io::Result<(Verifier, u64)> {
+        let mut verifier = Verifier::new(&wkey);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&wtmp)?;
+        file.set_len(offset)?;
+        // Hash what an earlier transfer left.
+        let mut prefix = std::fs::File::open(&wtmp)?.take(offset);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = prefix.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            verifier.update(&buf[..n]);
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            verifier.update(&chunk);
+            file.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        file.flush()?;
+        Ok((verifier, written))
+    });
+
+    let mut remaining = len;
+    let mut read_err = None;
+    while remaining > 0 {
+        let mut buf = BytesMut::with_capacity(CHUNK.min(remaining as usize));
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => {
+                read_err = Some(RepoError::Other("content ended early".into()));
+                break;
+            }
+            Ok(n) => {
+                remaining -= n as u64;
+                if tx.send(buf.freeze()).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                read_err = Some(e.into());
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (verifier, written) = worker.await.map_err(blocking_err)??;
+    if let Some(e) = read_err {
+        return Err(e);
+    }
+    if written != len {
+        return Err(RepoError::Other("content could not be written".into()));
+    }
+    Ok(verifier)
+}
+
+/// Moves verified content from the temporary file to its object path and
+/// makes file and directory read-only, as git-annex leaves them.
+fn move_into_place(repo: &LocalRepository, key: &Key, tmp: &Path) -> io::Result<()> {
+    let object = repo.object_path(key);
+    let dir = object.parent().expect("object paths have a directory");
+    std::fs::create_dir_all(dir)?;
+    crate::with_writable_dir(dir, || {
+        std::fs::rename(tmp, &object)?;
+        std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o444))
+    })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))?;
+    let _ = std::fs::remove_file(with_suffix(tmp, ".lck"));
+    Ok(())
+}
