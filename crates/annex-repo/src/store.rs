@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::lock::{try_lock, LockKind};
+use crate::lock::{try_lock, FileLock, LockKind};
 use crate::verify::Verifier;
 use crate::{blocking_err, with_suffix, LocalRepository};
 
@@ -51,7 +51,7 @@ pub(crate) async fn put(
 
     // One receiver of a key at a time: a second concurrent PUT is refused
     // rather than allowed to interleave writes into the temporary file.
-    let recv_lock = try_lock(&with_suffix(&tmp, ".lck"), LockKind::Exclusive)?
+    let recv_lock = ReceiveLock::take(&tmp)?
         .ok_or_else(|| RepoError::Refused(format!("a transfer of {key} is already in progress")))?;
 
     let mut offset = match tokio::fs::metadata(&tmp).await {
@@ -195,6 +195,32 @@ fn move_into_place(repo: &LocalRepository, key: &Key, tmp: &Path) -> io::Result<
         std::fs::set_permissions(&object, std::fs::Permissions::from_mode(0o444))
     })?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))?;
-    let _ = std::fs::remove_file(with_suffix(tmp, ".lck"));
     Ok(())
+}
+
+/// The exclusive lock held while a key's content is being received; the
+/// lock file is removed when it is released.
+pub(crate) struct ReceiveLock(Option<FileLock>);
+
+impl ReceiveLock {
+    /// Takes the lock, or `Ok(None)` when another receiver holds it.
+    fn take(tmp: &Path) -> io::Result<Option<ReceiveLock>> {
+        let path = with_suffix(tmp, ".lck");
+        loop {
+            match try_lock(&path, LockKind::Exclusive)? {
+                None => return Ok(None),
+                // Another receiver removed the file after we opened it.
+                Some(l) if !l.is_sane() => continue,
+                Some(l) => return Ok(Some(ReceiveLock(Some(l)))),
+            }
+        }
+    }
+}
+
+impl Drop for ReceiveLock {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            let _ = std::fs::remove_file(l.path());
+        }
+    }
 }

@@ -1,0 +1,310 @@
+//! Bad input to `annex shell p2pstdio`: wrong content, hostile keys,
+//! garbage, a peer that disappears mid-transfer, concurrent uploads of one
+//! key, and a full disk. The repositories are made by the real git-annex,
+//! which also checks them afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use annex_protocol::codec::{ProtocolReader, ProtocolWriter};
+use annex_protocol::{AssociatedFile, Key, Message, ProtocolVersion};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run git (git-annex needed: scripts/install-deps.sh): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn served_repo(tmp: &Path) -> PathBuf {
+    let srv = tmp.join("srv");
+    std::fs::create_dir(&srv).unwrap();
+    git(&srv, &["init", "-q"]);
+    git(&srv, &["annex", "init", "-q", "served"]);
+    srv
+}
+
+fn sha256e(content: &[u8]) -> Key {
+    let hex: String = Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Key::parse(&format!("SHA256E-s{}--{hex}.bin", content.len())).unwrap()
+}
+
+struct Session {
+    child: Child,
+    r: ProtocolReader<ChildStdout>,
+    w: ProtocolWriter<ChildStdin>,
+}
+
+async fn session(srv: &Path) -> Session {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_annex"))
+        .args(["shell", "p2pstdio"])
+        .arg(srv)
+        .arg("00000000-0000-4000-8000-000000000001")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut r = ProtocolReader::new(child.stdout.take().unwrap());
+    let mut w = ProtocolWriter::new(child.stdin.take().unwrap());
+    assert!(matches!(
+        r.read_message().await.unwrap(),
+        Some(Message::AuthSuccess(_))
+    ));
+    w.send(&Message::Version(ProtocolVersion(4))).await.unwrap();
+    assert_eq!(
+        r.read_message().await.unwrap(),
+        Some(Message::Version(ProtocolVersion(4)))
+    );
+    Session { child, r, w }
+}
+
+impl Session {
+    async fn call(&mut self, m: Message) -> Message {
+        self.w.send(&m).await.unwrap();
+        self.r.read_message().await.unwrap().expect("a reply")
+    }
+
+    async fn put(&mut self, key: &Key, content: &[u8]) -> Message {
+        match self
+            .call(Message::Put(AssociatedFile::none(), key.clone()))
+            .await
+        {
+            Message::PutFrom(off) => {
+                self.w
+                    .send_data_bytes(&content[off as usize..])
+                    .await
+                    .unwrap();
+                self.call(Message::Valid).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Every file under `dir`, relative.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn wrong_content_is_refused_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    let mut s = session(&srv).await;
+    let key = sha256e(b"the real content");
+    let reply = s.put(&key, b"other content!!!").await;
+    assert_eq!(reply, Message::Failure);
+    // Right size, wrong bytes, and a WORM key sent as INVALID.
+    let objects = srv.join(".git/annex/objects");
+    assert!(!objects.exists() || tree(&objects).is_empty());
+    let tmpdir = srv.join(".git/annex/tmp");
+    assert!(
+        !tmpdir.exists() || tree(&tmpdir).is_empty(),
+        "{:?}",
+        tree(&tmpdir)
+    );
+    let worm = Key::parse("WORM-s5-m1--w").unwrap();
+    assert!(matches!(
+        s.call(Message::Put(AssociatedFile::none(), worm.clone()))
+            .await,
+        Message::PutFrom(0)
+    ));
+    s.w.send_data_bytes(b"hello").await.unwrap();
+    assert_eq!(s.call(Message::Invalid).await, Message::Failure);
+    assert_eq!(s.call(Message::CheckPresent(worm)).await, Message::Failure);
+    // The right content is then accepted.
+    assert_eq!(s.put(&key, b"the real content").await, Message::Success);
+    assert_eq!(
+        s.call(Message::CheckPresent(key.clone())).await,
+        Message::Success
+    );
+    drop(s);
+    git(&srv, &["annex", "fsck", "--all", "--quiet"]);
+}
+
+#[tokio::test]
+async fn hostile_keys_stay_inside_the_annex() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    let before: Vec<String> = tree(tmp.path());
+    let mut s = session(&srv).await;
+    for k in [
+        "WORM-s4--../../../../escaped",
+        "URL-s4--/etc/passwd",
+        "WORM-s4--..",
+        "URL-s4--a/../../b",
+    ] {
+        let key = Key::parse(k).unwrap();
+        assert_eq!(s.put(&key, b"evil").await, Message::Success, "{k}");
+        assert_eq!(s.call(Message::CheckPresent(key)).await, Message::Success);
+    }
+    drop(s);
+    let after = tree(tmp.path());
+    let new: Vec<&String> = after.iter().filter(|p| !before.contains(p)).collect();
+    for p in &new {
+        assert!(
+            p.starts_with("srv/.git/"),
+            "file written outside the repository: {p}"
+        );
+        assert!(
+            !Path::new(p)
+                .components()
+                .any(|c| c == std::path::Component::ParentDir),
+            "{p}"
+        );
+    }
+    assert!(!tmp.path().join("escaped").exists());
+    git(&srv, &["annex", "fsck", "--all", "--quiet"]);
+}
+
+#[tokio::test]
+async fn garbage_gets_error_and_the_session_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    let mut s = session(&srv).await;
+    let mut w = s.w.into_inner();
+    w.write_all(b"\x00\x01garbage line\nCHECKPRESENT not a key\nCHECKPRESENT WORM--x\n")
+        .await
+        .unwrap();
+    w.flush().await.unwrap();
+    assert_eq!(
+        s.r.read_message().await.unwrap(),
+        Some(Message::Error("unknown command".into()))
+    );
+    assert_eq!(
+        s.r.read_message().await.unwrap(),
+        Some(Message::Error("unknown command".into()))
+    );
+    assert_eq!(s.r.read_message().await.unwrap(), Some(Message::Failure));
+    // A line with no end is refused without growing without bound.
+    let chunk = vec![b'x'; 1 << 16];
+    for _ in 0..64 {
+        if w.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    drop(w);
+    let status = s.child.wait().await.unwrap();
+    assert!(!status.success());
+}
+
+#[tokio::test]
+async fn peer_gone_mid_data_leaves_a_resumable_temp_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    let content: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let key = sha256e(&content);
+    let mut s = session(&srv).await;
+    assert_eq!(
+        s.call(Message::Put(AssociatedFile::none(), key.clone()))
+            .await,
+        Message::PutFrom(0)
+    );
+    let mut w = s.w.into_inner();
+    w.write_all(format!("DATA {}\n", content.len()).as_bytes())
+        .await
+        .unwrap();
+    w.write_all(&content[..700_000]).await.unwrap();
+    w.flush().await.unwrap();
+    drop(w);
+    let _ = s.child.wait().await;
+    let tmpfile = srv.join(".git/annex/tmp").join(key.to_file_name());
+    assert_eq!(std::fs::metadata(&tmpfile).unwrap().len(), 700_000);
+    assert!(
+        Command::new("git")
+            .args(["annex", "contentlocation", key.as_str()])
+            .current_dir(&srv)
+            .output()
+            .unwrap()
+            .status
+            .code()
+            != Some(0)
+    );
+
+    let mut s = session(&srv).await;
+    assert_eq!(
+        s.call(Message::Put(AssociatedFile::none(), key.clone()))
+            .await,
+        Message::PutFrom(700_000)
+    );
+    s.w.send_data_bytes(&content[700_000..]).await.unwrap();
+    assert_eq!(s.call(Message::Valid).await, Message::Success);
+    drop(s);
+    git(&srv, &["annex", "contentlocation", key.as_str()]);
+    git(&srv, &["annex", "fsck", "--all", "--quiet"]);
+}
+
+#[tokio::test]
+async fn concurrent_puts_of_one_key_do_not_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    let key = sha256e(&content);
+    let mut a = session(&srv).await;
+    let mut b = session(&srv).await;
+    assert_eq!(
+        a.call(Message::Put(AssociatedFile::none(), key.clone()))
+            .await,
+        Message::PutFrom(0)
+    );
+    // While the first upload holds the key, the second is refused.
+    let second = b
+        .call(Message::Put(AssociatedFile::none(), key.clone()))
+        .await;
+    assert!(
+        matches!(second, Message::Error(ref e) if e.contains("in progress")),
+        "{second:?}"
+    );
+    a.w.send_data_bytes(&content).await.unwrap();
+    assert_eq!(a.call(Message::Valid).await, Message::Success);
+    assert_eq!(b.put(&key, &content).await, Message::AlreadyHave);
+    drop((a, b));
+    git(&srv, &["annex", "fsck", "--all", "--quiet"]);
+}
+
+#[tokio::test]
+async fn disk_reserve_is_honoured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    git(&srv, &["config", "annex.diskreserve", "1000000 terabytes"]);
+    let mut s = session(&srv).await;
+    let key = sha256e(b"abc");
+    let reply = s.call(Message::Put(AssociatedFile::none(), key)).await;
+    assert!(
+        matches!(reply, Message::Error(ref e) if e.contains("annex.diskreserve")),
+        "{reply:?}"
+    );
+}
