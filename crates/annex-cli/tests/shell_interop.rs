@@ -286,3 +286,70 @@ fn read_only_and_append_only() {
     );
     env.git(&srv, &["annex", "contentlocation", &key]);
 }
+
+#[test]
+fn killed_copy_resumes() {
+    let env = Env::new();
+    let (srv, client) = env.pair(false);
+    let content = pseudo_random(100_000_000, 7);
+    let key = add_file(&env, &client, "big", &content);
+    let tmpfile = srv.join(".git/annex/tmp").join(&key);
+    let mut child = Command::new("git-annex")
+        .args(["copy", "--to", "srv", "big"])
+        .current_dir(&client)
+        .env("PATH", &env.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill the client once part of the content has arrived.
+    let start = std::time::Instant::now();
+    let mut partial = 0;
+    while start.elapsed() < std::time::Duration::from_secs(60) {
+        partial = std::fs::metadata(&tmpfile).map(|m| m.len()).unwrap_or(0);
+        if partial > 1_000_000 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(partial > 1_000_000, "the copy was not caught in the middle");
+    // Our server noticed the client going away and kept what arrived.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        let lock = srv.join(".git/annex/tmp").join(format!("{key}.lck"));
+        if !lock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let kept = std::fs::metadata(&tmpfile).unwrap().len();
+    assert!(kept >= partial && kept < content.len() as u64);
+
+    let out = env.run(
+        &client,
+        "git",
+        &["annex", "copy", "--debug", "--to", "srv", "big"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let debug = String::from_utf8_lossy(&out.stderr);
+    let resumed_from = debug
+        .lines()
+        .find_map(|l| l.split("P2P < PUT-FROM ").nth(1))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .expect("a PUT-FROM in the transcript");
+    assert!(
+        resumed_from > 0,
+        "the second copy resumed from {resumed_from}"
+    );
+    env.git(&srv, &["annex", "contentlocation", &key]);
+    fsck_served(&env, &srv);
+}
