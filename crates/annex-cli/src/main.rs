@@ -4,6 +4,7 @@ mod examine;
 mod progress;
 mod remote;
 mod shell;
+mod stdio;
 
 use std::process::ExitCode;
 

@@ -235,9 +235,9 @@ async fn connect(args: &RemoteArgs) -> anyhow::Result<Client> {
         .with_context(|| format!("cannot reach a git-annex repository at {}", args.target))
 }
 
-/// Writes GET content to a file, with a progress bar.
+/// Writes GET content to a file or standard output, with a progress bar.
 struct FileSink {
-    file: File,
+    out: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     bar: ProgressBar,
     received: u64,
 }
@@ -246,16 +246,20 @@ struct FileSink {
 impl GetSink for FileSink {
     async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
         self.bar.set_length(self.bar.position() + len);
-        let mut counted = Counted {
-            inner: stream,
-            bar: self.bar.clone(),
-        };
-        let n = tokio::io::copy(&mut (&mut counted).take(len), &mut self.file).await?;
-        self.file.flush().await?;
-        self.received = n;
-        if n != len {
-            return Err(RepoError::Other("content ended early".into()));
+        let mut buf = vec![0u8; 1 << 20];
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = buf.len().min(remaining as usize);
+            let n = stream.read(&mut buf[..want]).await?;
+            if n == 0 {
+                return Err(RepoError::Other("content ended early".into()));
+            }
+            self.out.write_all(&buf[..n]).await?;
+            remaining -= n as u64;
+            self.received += n as u64;
+            self.bar.inc(n as u64);
         }
+        self.out.flush().await?;
         Ok(())
     }
 
@@ -279,7 +283,7 @@ async fn get(
         p.push(".part");
         Some(PathBuf::from(p))
     };
-    let (file, offset) = match &part {
+    let (out, offset): (Box<dyn tokio::io::AsyncWrite + Send + Unpin>, u64) = match &part {
         Some(p) => {
             let mut f = OpenOptions::new()
                 .create(true)
@@ -288,18 +292,14 @@ async fn get(
                 .await
                 .with_context(|| format!("cannot write {}", p.display()))?;
             let off = f.seek(std::io::SeekFrom::End(0)).await?;
-            (f, off)
+            (Box::new(f), off)
         }
-        None => {
-            // Standard output, through a file handle on fd 1.
-            let f = File::from_std(std::fs::File::from(std::io::stdout().as_fd_owned()?));
-            (f, 0)
-        }
+        None => (crate::stdio::stdout(), 0),
     };
     let pb = bar(key.size().unwrap_or(0), "get");
     pb.set_position(offset);
     let mut sink = FileSink {
-        file,
+        out,
         bar: pb,
         received: 0,
     };
@@ -327,21 +327,10 @@ async fn get(
     })
 }
 
-trait StdoutFd {
-    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd>;
-}
-
-impl StdoutFd for std::io::Stdout {
-    fn as_fd_owned(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        self.as_fd().try_clone_to_owned()
-    }
-}
-
 /// Reads PUT content from a file, with a progress bar.
 struct FileSource {
     path: PathBuf,
-    file: Option<Counted<File>>,
+    file: Option<Counted<tokio::io::BufReader<File>>>,
     bar: ProgressBar,
     size: u64,
 }
@@ -354,7 +343,7 @@ impl PutSource for FileSource {
         self.bar.set_length(self.size);
         self.bar.set_position(offset);
         self.file = Some(Counted {
-            inner: f,
+            inner: tokio::io::BufReader::with_capacity(1 << 20, f),
             bar: self.bar.clone(),
         });
         Ok(PutData::Stream {

@@ -211,7 +211,7 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
         .enable_all()
         .build()?;
     let end = rt.block_on(async {
-        serve_split(tokio::io::stdin(), tokio::io::stdout(), &repo, &opts).await
+        serve_split(crate::stdio::stdin(), crate::stdio::stdout(), &repo, &opts).await
     });
     match end {
         Ok(ServeEnd::Closed) | Ok(ServeEnd::PeerError(_)) => Ok(ExitCode::SUCCESS),

@@ -18,8 +18,11 @@ use crate::message::{Message, ParseError};
 /// The longest line accepted by default, as in git-annex (32 KiB).
 pub const DEFAULT_MAX_LINE: usize = 32 * 1024;
 
-/// Size of the read buffer, and of the chunks payloads are copied in.
+/// Size of the read buffer.
 const BUF_SIZE: usize = 64 * 1024;
+
+/// Size of the chunks payloads are copied in.
+const COPY_SIZE: usize = 256 * 1024;
 
 /// Errors reading or writing the protocol.
 #[derive(Debug, Error)]
@@ -298,12 +301,12 @@ impl<W: AsyncWrite + Unpin> ProtocolWriter<W> {
 }
 
 /// Copies with a large buffer (tokio's `copy` uses 8 KiB).
-async fn copy_large<R, W>(src: &mut R, dst: &mut W) -> io::Result<u64>
+pub(crate) async fn copy_large<R, W>(src: &mut R, dst: &mut W) -> io::Result<u64>
 where
     R: AsyncRead + Unpin + ?Sized,
     W: AsyncWrite + Unpin + ?Sized,
 {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = vec![0u8; COPY_SIZE];
     let mut total = 0u64;
     loop {
         let n = src.read(&mut buf).await?;

@@ -283,6 +283,10 @@ where
                         send_missing_content(c).await?;
                     }
                     (Err(e), SinkState::Idle) => c.error(e.to_string()).await?,
+                    // The peer hung up during or right after the transfer.
+                    (Err(RepoError::Codec(CodecError::UnexpectedEof)), _) => {
+                        return Ok(ServeEnd::Closed)
+                    }
                     (Err(e), SinkState::Failed) => return Err(ServeError::Repository(e)),
                     (r, s) => {
                         // The repository broke the sink's contract: the peer

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod location;
 pub mod lock;
+pub mod read;
 mod store;
 pub mod verify;
 
@@ -336,20 +337,20 @@ impl Repository for LocalRepository {
         sink: &mut dyn GetSink,
     ) -> Result<GetOutcome, RepoError> {
         let path = self.object_path(key);
-        let file = match tokio::fs::File::open(&path).await {
+        let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(GetOutcome::NotPresent),
             Err(e) => return Err(e.into()),
         };
-        let before = file.metadata().await?;
+        let before = file.metadata()?;
         let size = before.len();
         let start = offset.min(size);
-        let mut file = file;
-        if start > 0 {
-            use tokio::io::AsyncSeekExt;
-            file.seek(io::SeekFrom::Start(start)).await?;
-        }
-        let mut reader = tokio::io::BufReader::with_capacity(1 << 20, file);
+        let mut reader = {
+            use std::io::Seek;
+            let mut file = file;
+            file.seek(io::SeekFrom::Start(start))?;
+            read::FileStream::start(file, size - start)
+        };
         sink.data(size - start, &mut reader).await?;
         // The content is valid if the file did not change while it was
         // being sent.

@@ -121,35 +121,43 @@ async fn receive(
     len: u64,
     stream: &mut dyn annex_protocol::ByteStream,
 ) -> Result<Verifier, RepoError> {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
-    let wkey = key.clone();
+    // Hashing and writing run on two threads, fed the same chunks.
+    let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(8);
+    let (write_tx, mut write_rx) = mpsc::channel::<Bytes>(8);
+    let hkey = key.clone();
+    let htmp = tmp.to_owned();
+    let hasher = tokio::task::spawn_blocking(move || -> io::Result<Verifier> {
+        let mut verifier = Verifier::new(&hkey);
+        // Hash what an earlier transfer left.
+        if offset > 0 {
+            let mut prefix = std::fs::File::open(&htmp)?.take(offset);
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = prefix.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                verifier.update(&buf[..n]);
+            }
+        }
+        while let Some(chunk) = hash_rx.blocking_recv() {
+            verifier.update(&chunk);
+        }
+        Ok(verifier)
+    });
     let wtmp = tmp.to_owned();
-    let worker = tokio::task::spawn_blocking(move || -> io::Result<(Verifier, u64)> {
-        let mut verifier = Verifier::new(&wkey);
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
-            .read(true)
             .append(true)
             .open(&wtmp)?;
-        file.set_len(offset)?;
-        // Hash what an earlier transfer left.
-        let mut prefix = std::fs::File::open(&wtmp)?.take(offset);
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = prefix.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            verifier.update(&buf[..n]);
-        }
         let mut written = 0u64;
-        while let Some(chunk) = rx.blocking_recv() {
-            verifier.update(&chunk);
+        while let Some(chunk) = write_rx.blocking_recv() {
             file.write_all(&chunk)?;
             written += chunk.len() as u64;
         }
         file.flush()?;
-        Ok((verifier, written))
+        Ok(written)
     });
 
     let mut remaining = len;
@@ -163,7 +171,9 @@ async fn receive(
             }
             Ok(n) => {
                 remaining -= n as u64;
-                if tx.send(buf.freeze()).await.is_err() {
+                let chunk = buf.freeze();
+                if hash_tx.send(chunk.clone()).await.is_err() || write_tx.send(chunk).await.is_err()
+                {
                     break;
                 }
             }
@@ -173,8 +183,10 @@ async fn receive(
             }
         }
     }
-    drop(tx);
-    let (verifier, written) = worker.await.map_err(blocking_err)??;
+    drop(hash_tx);
+    drop(write_tx);
+    let written = writer.await.map_err(blocking_err)??;
+    let verifier = hasher.await.map_err(blocking_err)??;
     if let Some(e) = read_err {
         return Err(e);
     }

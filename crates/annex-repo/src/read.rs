@@ -1,0 +1,93 @@
+//! Reading a file as an async stream: a blocking thread reads ahead in
+//! large chunks while the stream is consumed, so disk reads and sending
+//! overlap.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+
+const CHUNK: usize = 1 << 20;
+
+/// Reads `len` bytes of a file from `offset` on a blocking thread.
+pub struct FileStream {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+    done: bool,
+}
+
+impl FileStream {
+    /// Starts reading `len` bytes of the open `file` from its current
+    /// position.
+    pub fn start(mut file: std::fs::File, len: u64) -> FileStream {
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut remaining = len;
+            while remaining > 0 {
+                let want = CHUNK.min(remaining as usize);
+                let mut buf = BytesMut::zeroed(want);
+                let r = file.read(&mut buf);
+                let msg = match r {
+                    Ok(0) => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being sent",
+                    )),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        remaining -= n as u64;
+                        Ok(buf.freeze())
+                    }
+                    Err(e) => Err(e),
+                };
+                let failed = msg.is_err();
+                if tx.blocking_send(msg).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        FileStream {
+            rx,
+            current: Bytes::new(),
+            done: false,
+        }
+    }
+
+    /// Opens `path` and streams `len` bytes from `offset`.
+    pub fn open(path: &Path, offset: u64, len: u64) -> io::Result<FileStream> {
+        use std::io::Seek;
+        let mut f = std::fs::File::open(path)?;
+        f.seek(io::SeekFrom::Start(offset))?;
+        Ok(FileStream::start(f, len))
+    }
+}
+
+impl AsyncRead for FileStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        while self.current.is_empty() {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => self.done = true,
+                Poll::Ready(Some(Ok(b))) => self.current = b,
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        let n = buf.remaining().min(self.current.len());
+        buf.put_slice(&self.current[..n]);
+        self.current.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
