@@ -308,3 +308,110 @@ async fn disk_reserve_is_honoured() {
         "{reply:?}"
     );
 }
+
+/// A repository holding one annexed file, and its key.
+fn served_with_file(tmp: &Path) -> (PathBuf, Key) {
+    let srv = served_repo(tmp);
+    std::fs::write(srv.join("f"), b"locked content").unwrap();
+    git(&srv, &["annex", "add", "-q", "f"]);
+    git(&srv, &["commit", "-qm", "f"]);
+    let key = Key::parse(&git(&srv, &["annex", "lookupkey", "f"])).unwrap();
+    (srv, key)
+}
+
+fn git_annex_dropkey(srv: &Path, key: &Key) -> bool {
+    Command::new("git")
+        .args(["annex", "dropkey", "--force", key.as_str()])
+        .current_dir(srv)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test]
+async fn our_content_lock_holds_against_git_annex() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, key) = served_with_file(tmp.path());
+    let mut s = session(&srv).await;
+    assert_eq!(
+        s.call(Message::LockContent(key.clone())).await,
+        Message::Success
+    );
+    assert!(
+        !git_annex_dropkey(&srv, &key),
+        "git-annex removed content we hold locked"
+    );
+    s.w.send(&Message::UnlockContent).await.unwrap();
+    assert_eq!(
+        s.call(Message::CheckPresent(key.clone())).await,
+        Message::Success
+    );
+    assert!(git_annex_dropkey(&srv, &key));
+}
+
+#[tokio::test]
+async fn git_annex_content_lock_holds_against_us() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, key) = served_with_file(tmp.path());
+    // The real git-annex-shell takes the lock.
+    let mut theirs = tokio::process::Command::new("git-annex-shell")
+        .arg("p2pstdio")
+        .arg(&srv)
+        .arg("00000000-0000-4000-8000-000000000002")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut tr = ProtocolReader::new(theirs.stdout.take().unwrap());
+    let mut tw = ProtocolWriter::new(theirs.stdin.take().unwrap());
+    tr.read_message().await.unwrap();
+    tw.send(&Message::LockContent(key.clone())).await.unwrap();
+    assert_eq!(tr.read_message().await.unwrap(), Some(Message::Success));
+
+    let mut ours = session(&srv).await;
+    assert_eq!(
+        ours.call(Message::Remove(key.clone())).await,
+        Message::Failure
+    );
+    assert_eq!(
+        ours.call(Message::CheckPresent(key.clone())).await,
+        Message::Success
+    );
+
+    tw.send(&Message::UnlockContent).await.unwrap();
+    drop(tw);
+    let _ = theirs.wait().await;
+    // git-annex keeps content locked for a while only when its holder
+    // vanished; after a proper unlock, removal goes ahead.
+    assert_eq!(
+        ours.call(Message::Remove(key.clone())).await,
+        Message::Success
+    );
+    assert_eq!(
+        ours.call(Message::CheckPresent(key)).await,
+        Message::Failure
+    );
+}
+
+#[tokio::test]
+async fn a_vanished_lock_holder_keeps_content_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, key) = served_with_file(tmp.path());
+    let mut s = session(&srv).await;
+    assert_eq!(
+        s.call(Message::LockContent(key.clone())).await,
+        Message::Success
+    );
+    // The client disappears without UNLOCKCONTENT.
+    drop(s.w);
+    let _ = s.child.wait().await;
+    assert!(
+        !git_annex_dropkey(&srv, &key),
+        "retention must outlive the connection"
+    );
+    let mut s = session(&srv).await;
+    assert_eq!(s.call(Message::Remove(key.clone())).await, Message::Failure);
+    assert_eq!(s.call(Message::CheckPresent(key)).await, Message::Success);
+}

@@ -150,19 +150,46 @@ pub trait GetSink: Send {
     async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError>;
 }
 
+/// What holds a content lock; dropping it releases the lock.
+pub trait LockGuard: Send {
+    /// The lock's holder went away without unlocking (its connection
+    /// broke). A repository that promises to keep content locked for a
+    /// while after that (git-annex keeps it for 10 minutes) arranges it
+    /// here; the guard is dropped right after.
+    fn abandon(&mut self) {}
+}
+
+/// A guard that does nothing special when abandoned.
+struct PlainGuard<G>(#[allow(dead_code)] G);
+
+impl<G: Send> LockGuard for PlainGuard<G> {}
+
 /// A lock on a key's content in a repository, preventing its removal. The
 /// lock is released when this guard is dropped.
 #[must_use = "the content is unlocked as soon as the guard is dropped"]
 pub struct ContentLock {
-    _guard: Box<dyn Send>,
+    guard: Box<dyn LockGuard>,
 }
 
 impl ContentLock {
     /// Wraps anything whose drop releases the lock.
     pub fn new<G: Send + 'static>(guard: G) -> ContentLock {
         ContentLock {
-            _guard: Box::new(guard),
+            guard: Box::new(PlainGuard(guard)),
         }
+    }
+
+    /// Wraps a guard that also knows what to do when abandoned.
+    pub fn with_guard<G: LockGuard + 'static>(guard: G) -> ContentLock {
+        ContentLock {
+            guard: Box::new(guard),
+        }
+    }
+
+    /// Releases the lock because its holder went away without unlocking;
+    /// see [`LockGuard::abandon`].
+    pub fn abandon(mut self) {
+        self.guard.abandon();
     }
 }
 

@@ -242,7 +242,11 @@ where
                 Ok(Some(lock)) => {
                     c.send(&Message::Success).await?;
                     let next = c.recv().await;
-                    drop(lock);
+                    match next {
+                        // The client went away without unlocking.
+                        Ok(None) | Err(_) => lock.abandon(),
+                        Ok(Some(_)) => drop(lock),
+                    }
                     match next? {
                         None => return Ok(ServeEnd::Closed),
                         Some(Some(Message::UnlockContent)) => {}

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use annex_protocol::{
-    AssociatedFile, ContentLock, GetOutcome, GetSink, Key, PutOutcome, PutSource, RemoveOutcome,
-    RepoError, Repository, Uuid, Validity,
+    AssociatedFile, ContentLock, GetOutcome, GetSink, Key, LockGuard, PutOutcome, PutSource,
+    RemoveOutcome, RepoError, Repository, Uuid, Validity,
 };
 use async_trait::async_trait;
 use thiserror::Error;
@@ -242,6 +242,14 @@ struct SharedContentLock {
     lock: Option<FileLock>,
     object: PathBuf,
     retention: f64,
+    /// The holder went away: leave the retention timestamp in place.
+    abandoned: bool,
+}
+
+impl LockGuard for SharedContentLock {
+    fn abandon(&mut self) {
+        self.abandoned = true;
+    }
 }
 
 impl Drop for SharedContentLock {
@@ -251,6 +259,9 @@ impl Drop for SharedContentLock {
         };
         let lockfile = lock.path().to_owned();
         drop(lock);
+        if self.abandoned {
+            return;
+        }
         // Clean up the lock file (and our retention timestamp) when no
         // other process holds a shared lock, as git-annex does.
         let dir = self.object.parent().map(Path::to_owned);
@@ -307,10 +318,11 @@ impl Repository for LocalRepository {
             }
             let retention = (now_posix() + LOCK_RETENTION_SECS as f64).floor();
             write_retention(&object, retention)?;
-            Ok(Some(ContentLock::new(SharedContentLock {
+            Ok(Some(ContentLock::with_guard(SharedContentLock {
                 lock: Some(lock),
                 object,
                 retention,
+                abandoned: false,
             })))
         })
         .await
