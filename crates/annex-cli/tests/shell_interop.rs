@@ -143,7 +143,7 @@ fn run_session(bare: bool) {
     let files: Vec<(String, Vec<u8>)> = vec![
         ("empty".into(), Vec::new()),
         ("one byte".into(), b"x".to_vec()),
-        ("medium.bin".into(), pseudo_random(3_000_000, 1)),
+        ("large.bin".into(), pseudo_random(100_000_000, 1)),
     ];
     let mut keys = Vec::new();
     for (name, content) in &files {
@@ -152,7 +152,7 @@ fn run_session(bare: bool) {
 
     // copy --to
     env.ok(&client, "git", &["annex", "copy", "--to", "srv", "."]);
-    let whereis = env.ok(&client, "git", &["annex", "whereis", "medium.bin"]);
+    let whereis = env.ok(&client, "git", &["annex", "whereis", "large.bin"]);
     assert!(whereis.contains("-- srv"), "{whereis}");
     fsck_served(&env, &srv);
 
@@ -352,4 +352,54 @@ fn killed_copy_resumes() {
     );
     env.git(&srv, &["annex", "contentlocation", &key]);
     fsck_served(&env, &srv);
+}
+
+#[test]
+fn git_commands_are_handed_to_git_shell() {
+    let env = Env::new();
+    let (srv, client) = env.pair(false);
+    std::fs::write(srv.join("README"), b"hello").unwrap();
+    env.git(&srv, &["add", "README"]);
+    env.git(&srv, &["commit", "-qm", "first"]);
+    // ssh with git-annex-shell as the login shell: the whole command comes
+    // as one string after -c.
+    let login = env.dir("bin").join("ssh-login");
+    std::fs::write(
+        &login,
+        "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nexec git-annex-shell -c \"$*\"\n",
+    )
+    .unwrap();
+    set_exec(&login);
+    let url = format!("localhost:{}", srv.display());
+    let clone = |extra_env: Option<(&str, &str)>| {
+        let mut c = Command::new("git");
+        c.args(["clone", "-q", &url, "cloned"])
+            .current_dir(&client)
+            .env("PATH", &env.path)
+            .env("GIT_SSH_COMMAND", &login);
+        if let Some((k, v)) = extra_env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let out = clone(Some(("GIT_ANNEX_SHELL_LIMITED", "1")));
+    assert!(
+        !out.status.success(),
+        "GIT_ANNEX_SHELL_LIMITED blocks git commands"
+    );
+    let _ = std::fs::remove_dir_all(client.join("cloned"));
+    let out = clone(None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(client.join("cloned/README")).unwrap(),
+        b"hello"
+    );
+    // Outside GIT_ANNEX_SHELL_DIRECTORY nothing is served.
+    let _ = std::fs::remove_dir_all(client.join("cloned"));
+    let out = clone(Some(("GIT_ANNEX_SHELL_DIRECTORY", "/nonexistent")));
+    assert!(!out.status.success());
 }
