@@ -403,3 +403,29 @@ fn git_commands_are_handed_to_git_shell() {
     let out = clone(Some(("GIT_ANNEX_SHELL_DIRECTORY", "/nonexistent")));
     assert!(!out.status.success());
 }
+
+#[test]
+fn annex_remote_over_ssh() {
+    let env = Env::new();
+    let (srv, client) = env.pair(false);
+    let key = add_file(&env, &client, "f", b"over ssh");
+    let target = format!("localhost:{}", srv.display());
+    let annex = env!("CARGO_BIN_EXE_annex");
+    let out = env.run(&client, annex, &["remote", &target, "checkpresent", &key]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.ok(&client, annex, &["remote", &target, "put", &key, "f"]);
+    let out = env.ok(&client, annex, &["remote", &target, "checkpresent", &key]);
+    assert_eq!(out, format!("{key} present\n"));
+    env.ok(
+        &client,
+        annex,
+        &["remote", &target, "get", &key, "-o", "copy"],
+    );
+    assert_eq!(std::fs::read(client.join("copy")).unwrap(), b"over ssh");
+    fsck_served(&env, &srv);
+}
