@@ -13,6 +13,8 @@
 pub mod client;
 pub mod codec;
 pub mod content;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hashdirs;
 pub mod key;
 pub mod memory;

@@ -274,6 +274,9 @@ pub enum ParseError {
     /// The message's parameters are missing or malformed.
     #[error("malformed {0} message")]
     Malformed(&'static str),
+    /// The line holds a newline, so it is more than one line.
+    #[error("a protocol line holds a newline")]
+    Newline,
 }
 
 type Res<'a, T> = IResult<&'a [u8], T>;
@@ -350,10 +353,16 @@ fn words(s: &[u8]) -> Option<Vec<String>> {
 }
 
 impl Message {
-    /// Parses one line (without its newline; a trailing `\r` is removed, as
-    /// git-annex does).
+    /// Parses one line, given without its newline. Trailing `\r`s are
+    /// removed, as git-annex does; a line that holds a newline is refused.
     pub fn parse(line: &[u8]) -> Result<Message, ParseError> {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.contains(&b'\n') {
+            return Err(ParseError::Newline);
+        }
+        let mut line = line;
+        while let Some(l) = line.strip_suffix(b"\r") {
+            line = l;
+        }
         let (cmd, rest) = split_word(line);
         let bad = ParseError::Malformed;
         let none = |name: &'static str, m: Message| {
@@ -536,7 +545,11 @@ impl Message {
             }
             Message::PutFrom(off) => num(out, *off),
             Message::Data(len) => num(out, *len),
-            Message::Error(e) => word(out, e.as_bytes()),
+            // A newline would end the line early; it becomes a space.
+            Message::Error(e) => {
+                out.push(b' ');
+                out.extend(e.bytes().map(|b| if b == b'\n' { b' ' } else { b }));
+            }
             Message::AuthFailure
             | Message::NotifyChange
             | Message::UnlockContent
@@ -667,6 +680,18 @@ mod tests {
         ] {
             rt(&line);
         }
+    }
+
+    #[test]
+    fn newlines_and_carriage_returns() {
+        assert_eq!(Message::parse(b"ERROR a\nb"), Err(ParseError::Newline));
+        assert_eq!(Message::parse(b"SUCCESS\n"), Err(ParseError::Newline));
+        assert_eq!(
+            Message::parse(b"ERROR x\r\r").unwrap(),
+            Message::Error("x".into())
+        );
+        assert_eq!(Message::parse(b"SUCCESS\r").unwrap(), Message::Success);
+        assert_eq!(Message::Error("a\nb".into()).to_line(), b"ERROR a b");
     }
 
     #[test]

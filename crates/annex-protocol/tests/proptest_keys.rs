@@ -35,7 +35,8 @@ fn name(backend: &str) -> BoxedStrategy<String> {
     }
 }
 
-fn key_parts() -> impl Strategy<Value = (String, Option<u64>, Option<u64>, Option<(u64, u64)>, String)> {
+fn key_parts(
+) -> impl Strategy<Value = (String, Option<u64>, Option<u64>, Option<(u64, u64)>, String)> {
     backend().prop_flat_map(|b| {
         let n = name(&b);
         (

@@ -6,7 +6,8 @@ use proptest::prelude::*;
 
 fn key() -> impl Strategy<Value = Key> {
     prop_oneof![
-        "[0-9a-f]{64}(\\.[a-z]{1,4})?".prop_map(|h| Key::parse(&format!("SHA256E-s123--{h}")).unwrap()),
+        "[0-9a-f]{64}(\\.[a-z]{1,4})?"
+            .prop_map(|h| Key::parse(&format!("SHA256E-s123--{h}")).unwrap()),
         "[A-Za-z0-9/:&%._-]{1,40}".prop_map(|n| Key::parse(&format!("WORM-s5-m17--{n}")).unwrap()),
         "[A-Za-z0-9/:&%._?=-]{1,40}".prop_map(|n| Key::parse(&format!("URL--{n}")).unwrap()),
     ]
@@ -37,7 +38,8 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::AuthFailure),
         any::<u64>().prop_map(|v| Message::Version(ProtocolVersion(v))),
         uuids().prop_map(Message::Bypass),
-        prop_oneof![Just(Service::UploadPack), Just(Service::ReceivePack)].prop_map(Message::Connect),
+        prop_oneof![Just(Service::UploadPack), Just(Service::ReceivePack)]
+            .prop_map(Message::Connect),
         any::<i32>().prop_map(Message::ConnectDone),
         Just(Message::NotifyChange),
         proptest::collection::vec("refs/[a-z/]{1,20}", 0..3).prop_map(Message::Changed),
