@@ -1,5 +1,11 @@
 //! The git-annex branch: its logs, read and written as git-annex 10 does.
 //!
-//! Not implemented yet: this crate is empty. It will hold pure parse and
-//! serialise functions for every log on the branch, and reading and writing
-//! the branch itself.
+//! - [`clock`]: the timestamps on log lines.
+//! - [`logs`]: every log on the branch as pure parse and serialise
+//!   functions, with git-annex's rules for which line wins.
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod logs;
+
+pub use clock::VectorClock;
