@@ -3,9 +3,20 @@
 //! - [`clock`]: the timestamps on log lines.
 //! - [`logs`]: every log on the branch as pure parse and serialise
 //!   functions, with git-annex's rules for which line wins.
+//! - [`Branch`]: the branch of a repository, read through the journal and
+//!   written through it, committed and union-merged with gix.
+//! - [`journal`], [`lock`]: git-annex's journal and file locks.
 #![warn(missing_docs)]
 
+pub mod branch;
 pub mod clock;
+mod error;
+pub mod journal;
+pub mod locations;
+pub mod lock;
 pub mod logs;
+pub mod merge;
 
+pub use branch::{Branch, MergeReport, BRANCH_REF};
 pub use clock::VectorClock;
+pub use error::BranchError;

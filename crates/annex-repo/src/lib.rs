@@ -11,7 +11,7 @@
 
 pub mod config;
 pub mod location;
-pub mod lock;
+pub use annex_branch::lock;
 pub mod read;
 mod store;
 pub mod verify;
@@ -69,6 +69,7 @@ struct Inner {
     bare: bool,
     uuid: Uuid,
     disk_reserve: u64,
+    branch: location::BranchCell,
 }
 
 impl LocalRepository {
@@ -107,6 +108,7 @@ impl LocalRepository {
                 bare,
                 uuid,
                 disk_reserve,
+                branch: location::BranchCell::default(),
             }),
         })
     }
@@ -166,7 +168,9 @@ impl LocalRepository {
     }
 
     fn record_location(&self, key: &Key, present: bool) -> io::Result<()> {
-        location::record(&self.inner.git_dir, key, &self.inner.uuid, present)
+        self.inner
+            .branch
+            .record(&self.inner.git_dir, key, &self.inner.uuid, present)
     }
 }
 
