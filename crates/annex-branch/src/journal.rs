@@ -14,6 +14,7 @@ pub struct Journal {
     dir: PathBuf,
     lock_path: PathBuf,
     tmp_dir: PathBuf,
+    tmp_lock: PathBuf,
 }
 
 /// Proof that the journal lock is held; released when dropped.
@@ -69,6 +70,7 @@ impl Journal {
             dir: annex.join("journal"),
             lock_path: annex.join("journal.lck"),
             tmp_dir: annex.join("othertmp"),
+            tmp_lock: annex.join("othertmp.lck"),
         }
     }
 
@@ -109,6 +111,9 @@ impl Journal {
     /// temporary file renamed into place so that readers never see half
     /// of it.
     pub fn write(&self, _lock: &JournalLock, branch_path: &str, content: &[u8]) -> io::Result<()> {
+        // git-annex empties `othertmp` whenever it can take this lock
+        // exclusively; holding it shared keeps our file there.
+        let _tmp = lock_blocking(&self.tmp_lock, LockKind::Shared)?;
         fs::create_dir_all(&self.dir)?;
         fs::create_dir_all(&self.tmp_dir)?;
         let name = journal_file_name(branch_path);

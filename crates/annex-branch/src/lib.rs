@@ -16,6 +16,7 @@ pub mod locations;
 pub mod lock;
 pub mod logs;
 pub mod merge;
+pub mod sizes;
 
 pub use branch::{Branch, MergeReport, BRANCH_REF};
 pub use clock::VectorClock;
