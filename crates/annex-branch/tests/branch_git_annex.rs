@@ -147,10 +147,7 @@ fn what_git_annex_journals_we_read() {
     assert_eq!(b.read_committed(&location_log_path(&k)).unwrap(), None);
     // Committing it ourselves gives what git-annex would have committed.
     b.commit("update").unwrap();
-    assert_eq!(
-        b.read_committed(&location_log_path(&k)).unwrap().is_some(),
-        true
-    );
+    assert!(b.read_committed(&location_log_path(&k)).unwrap().is_some());
     assert_eq!(whereis(&dir, &k), vec![here.to_string()]);
 }
 
@@ -169,7 +166,7 @@ fn concurrent_writers_lose_no_line() {
     let t = tempfile::tempdir().unwrap();
     let (dir, here) = annex_repo(t.path(), "r");
     let n = 40;
-    let ours = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let d = dir.clone();
         let h = here.clone();
         let ours = s.spawn(move || {
@@ -202,7 +199,6 @@ fn concurrent_writers_lose_no_line() {
         assert!(child.wait().unwrap().success());
         ours.join().unwrap();
     });
-    let _ = ours;
     let b = Branch::open(&dir).unwrap();
     b.commit("update").unwrap();
     git(&dir, &["annex", "merge", "--quiet"]);

@@ -35,8 +35,10 @@ fn name(backend: &str) -> BoxedStrategy<String> {
     }
 }
 
-fn key_parts(
-) -> impl Strategy<Value = (String, Option<u64>, Option<u64>, Option<(u64, u64)>, String)> {
+/// Backend, size, mtime, chunk (size, number) and name of a key.
+type PartsTuple = (String, Option<u64>, Option<u64>, Option<(u64, u64)>, String);
+
+fn key_parts() -> impl Strategy<Value = PartsTuple> {
     backend().prop_flat_map(|b| {
         let n = name(&b);
         (
