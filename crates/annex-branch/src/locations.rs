@@ -2,8 +2,13 @@
 
 use annex_protocol::{Key, Uuid};
 
+use std::collections::BTreeSet;
+
 use crate::clock::VectorClock;
+use crate::logs::cluster::{self, Clusters};
+use crate::logs::paths::{CLUSTER_LOG, TRUST_LOG};
 use crate::logs::presence::{self, Status};
+use crate::logs::trust;
 use crate::{Branch, BranchError};
 
 /// The location log's path on the branch: `xxx/yyy/KEY.log`, in the
@@ -25,7 +30,43 @@ pub fn present_uuids(log: &[u8]) -> Vec<Uuid> {
         .collect()
 }
 
+/// Adds the UUID of every cluster that has one of `locations` as a node,
+/// in front of them, as git-annex does when it reads a location log.
+pub fn add_cluster_uuids(clusters: &Clusters, locations: Vec<Uuid>) -> Vec<Uuid> {
+    if clusters.clusters_of_node.is_empty() {
+        return locations;
+    }
+    let found: BTreeSet<&Uuid> = locations
+        .iter()
+        .filter_map(|u| clusters.clusters_of(u))
+        .flatten()
+        .collect();
+    let mut out: Vec<Uuid> = found.into_iter().cloned().collect();
+    out.extend(locations);
+    out
+}
+
 impl Branch {
+    /// The clusters as git-annex uses them: cluster.log without the nodes
+    /// trust.log says are dead.
+    pub fn clusters(&self) -> Result<Clusters, BranchError> {
+        let log = cluster::parse(&self.read(CLUSTER_LOG)?);
+        if log.entries.is_empty() {
+            return Ok(Clusters::default());
+        }
+        Ok(cluster::clusters(
+            &log,
+            &trust::parse(&self.read(TRUST_LOG)?),
+        ))
+    }
+
+    /// The repositories that have the key's content according to the
+    /// branch and the journal, with the clusters any of them is a node of.
+    pub fn locations(&self, key: &Key) -> Result<Vec<Uuid>, BranchError> {
+        let locs = self.locations_without_clusters(key)?;
+        Ok(add_cluster_uuids(&self.clusters()?, locs))
+    }
+
     /// The repositories that have the key's content according to the
     /// branch and the journal, without cluster UUIDs.
     pub fn locations_without_clusters(&self, key: &Key) -> Result<Vec<Uuid>, BranchError> {

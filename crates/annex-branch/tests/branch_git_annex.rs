@@ -396,3 +396,53 @@ fn sizes_match_git_annex_info_and_update_incrementally() {
     let with = updated.with_journal(&b).unwrap();
     assert_eq!(with[&here].bytes, updated.sizes[&here].bytes + 12345);
 }
+
+#[test]
+fn locations_add_clusters_as_git_annex_does() {
+    let t = tempfile::tempdir().unwrap();
+    let (gw, _) = annex_repo(t.path(), "gw");
+    let (_n1, u1) = annex_repo(t.path(), "n1");
+    let (_n2, u2) = annex_repo(t.path(), "n2");
+    for (name, u) in [("n1", &u1), ("n2", &u2)] {
+        git(&gw, &["remote", "add", name, &format!("../{name}")]);
+        git(
+            &gw,
+            &["config", &format!("remote.{name}.annex-uuid"), u.as_str()],
+        );
+        git(
+            &gw,
+            &[
+                "config",
+                &format!("remote.{name}.annex-cluster-node"),
+                "mycluster",
+            ],
+        );
+    }
+    git(&gw, &["annex", "initcluster", "mycluster"]);
+    git(&gw, &["annex", "updatecluster"]);
+    let k = key(9, 9);
+    git(
+        &gw,
+        &["annex", "setpresentkey", &k.to_string(), u1.as_str(), "1"],
+    );
+    let b = Branch::open(&gw).unwrap();
+    let ours: Vec<String> = {
+        let mut v: Vec<String> = b
+            .locations(&k)
+            .unwrap()
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert!(ours.iter().any(|u| Uuid::parse(u).unwrap().is_cluster()));
+    assert_eq!(ours, whereis(&gw, &k));
+    // A cluster UUID is never written to a location log.
+    let cluster = ours.iter().find(|u| u.starts_with("ac")).unwrap();
+    assert!(!b
+        .set_location(&k, &Uuid::parse(cluster).unwrap(), false)
+        .unwrap());
+    assert_eq!(b.locations_without_clusters(&k).unwrap(), vec![u1.clone()]);
+}

@@ -1,10 +1,13 @@
 //! `annex`: a git-annex compatible P2P server and client.
 
+mod branchcmd;
 mod examine;
+mod logviews;
 mod progress;
 mod remote;
 mod shell;
 mod stdio;
+mod units;
 
 use std::process::ExitCode;
 
@@ -33,6 +36,20 @@ enum Command {
     /// Show what a git-annex key is made of: backend, size, fields, and
     /// where git-annex stores its content.
     Examinekey(examine::ExamineArgs),
+    /// Make the git repository here a git-annex repository (annex.uuid,
+    /// annex.version 10, a git-annex branch with a description), as
+    /// `git annex init` does.
+    Init(branchcmd::InitArgs),
+    /// Show or set the maximum size of repositories, as
+    /// `git annex maxsize` does; without arguments, list every
+    /// repository's size and maxsize.
+    Maxsize(branchcmd::MaxsizeArgs),
+    /// Show the repositories the git-annex branch knows: their sizes,
+    /// maxsizes and trust, and the proxies and clusters they serve.
+    Info(branchcmd::InfoArgs),
+    /// Commit the journal to the git-annex branch and union-merge the
+    /// remotes' git-annex branches into it.
+    Merge(branchcmd::MergeArgs),
     /// Serve a repository over ssh in place of git-annex-shell.
     ///
     /// Takes git-annex-shell's arguments: `configlist DIR`, `p2pstdio DIR
@@ -64,6 +81,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Remote(args) => run_async(remote::run(args)),
         Command::Examinekey(args) => examine::run(args),
+        Command::Init(args) => branchcmd::init(args),
+        Command::Maxsize(args) => branchcmd::maxsize(args),
+        Command::Info(args) => branchcmd::info(args),
+        Command::Merge(args) => branchcmd::merge(args),
         Command::Shell { args } => shell::run(args),
     };
     finish(result, "annex")

@@ -1,0 +1,440 @@
+//! Commands run inside a repository that read and write its git-annex
+//! branch: `annex init`, `annex maxsize`, `annex info`, `annex merge`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use annex_branch::sizes::RepoSizes;
+use annex_branch::Branch;
+use annex_protocol::Uuid;
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use serde_json::json;
+
+use crate::logviews::{self, Overview};
+use crate::units;
+
+/// Arguments of `annex init`.
+#[derive(Args)]
+pub struct InitArgs {
+    /// A description of this repository, shown by `git annex info` and
+    /// `annex info` (default: user@host:path).
+    description: Option<String>,
+}
+
+/// Arguments of `annex maxsize`.
+#[derive(Args)]
+pub struct MaxsizeArgs {
+    /// The repository: a remote's name, a UUID, a description, or `here`.
+    /// Without it, every repository's size and maxsize are listed.
+    repository: Option<String>,
+    /// The maximum size to record, like `500 GB` or `2TiB` (0 for none).
+    /// Without it, the repository's maxsize is shown.
+    size: Option<String>,
+    /// Show sizes in bytes.
+    #[arg(long)]
+    bytes: bool,
+    /// Print JSON, as git-annex's `--json` does.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `annex info`.
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Show sizes in bytes.
+    #[arg(long)]
+    bytes: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `annex merge`.
+#[derive(Args)]
+pub struct MergeArgs {}
+
+/// The repository the command runs in, with its branch.
+struct Here {
+    work: PathBuf,
+    branch: Branch,
+    uuid: Option<Uuid>,
+}
+
+fn git_config(dir: &Path, args: &[&str]) -> anyhow::Result<Option<String>> {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .arg("config")
+        .args(args)
+        .output()
+        .context("running git config")?;
+    if out.status.success() {
+        Ok(Some(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ))
+    } else if out.status.code() == Some(1) && args.len() == 1 {
+        Ok(None)
+    } else {
+        bail!(
+            "git config {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+    }
+}
+
+impl Here {
+    fn open() -> anyhow::Result<Here> {
+        let work = std::env::current_dir()?;
+        let branch = Branch::open(&work)?;
+        let uuid = git_config(&work, &["annex.uuid"])?
+            .filter(|u| !u.is_empty())
+            .map(|u| Uuid::parse(&u))
+            .transpose()
+            .map_err(|e| anyhow!("annex.uuid: {e}"))?;
+        Ok(Here { work, branch, uuid })
+    }
+
+    /// Opens a repository that must already be a git-annex repository.
+    fn open_annex() -> anyhow::Result<Here> {
+        let here = Here::open()?;
+        here.branch.require_head()?;
+        if here.uuid.is_none() {
+            bail!("this repository has no annex.uuid; run `annex init` first");
+        }
+        Ok(here)
+    }
+
+    fn overview(&self) -> anyhow::Result<Overview> {
+        logviews::overview(&self.branch, &self.work)
+    }
+}
+
+fn default_description(dir: &Path) -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "user".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}:{}", dir.display())
+}
+
+const HOOK_HEADER: &str = "#!/bin/sh\n# automatically configured by git-annex\n";
+
+/// `annex init`.
+pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let here = Here::open()?;
+    let dir = &here.work;
+    let bare = here.branch.repo().is_bare();
+    let uuid = match &here.uuid {
+        Some(u) => u.clone(),
+        None => {
+            let u = Uuid::new_v4();
+            git_config(dir, &["annex.uuid", u.as_str()])?;
+            u
+        }
+    };
+    here.branch.create("branch created")?;
+    if git_config(dir, &["annex.version"])?.is_none() {
+        git_config(dir, &["annex.version", "10"])?;
+    }
+    if !bare {
+        for (name, body) in [
+            ("pre-commit", "git annex pre-commit .\n"),
+            (
+                "post-receive",
+                "if git annex post-receive --help >/dev/null 2>&1; then git annex post-receive; fi\n",
+            ),
+            ("post-checkout", "git annex smudge --update\n"),
+            ("post-merge", "git annex smudge --update\n"),
+        ] {
+            write_hook(here.branch.git_dir(), name, body)?;
+        }
+        for (k, v) in [
+            ("filter.annex.smudge", "git-annex smudge -- %f"),
+            ("filter.annex.clean", "git-annex smudge --clean -- %f"),
+            ("filter.annex.process", "git-annex filter-process"),
+        ] {
+            git_config(dir, &[k, v])?;
+        }
+        let info = here.branch.git_dir().join("info");
+        std::fs::create_dir_all(&info)?;
+        let attrs = info.join("attributes");
+        let current = std::fs::read_to_string(&attrs).unwrap_or_default();
+        if !current.lines().any(|l| l.trim() == "* filter=annex") {
+            let mut new = current;
+            if !new.is_empty() && !new.ends_with('\n') {
+                new.push('\n');
+            }
+            new.push_str("* filter=annex\n");
+            std::fs::write(&attrs, new)?;
+        }
+    }
+    let has_description = logviews::descriptions(&here.branch)?.contains_key(&uuid);
+    if args.description.is_some() || !has_description {
+        let desc = args
+            .description
+            .clone()
+            .unwrap_or_else(|| default_description(dir));
+        logviews::set_description(&here.branch, &uuid, &desc)?;
+    }
+    here.branch.commit("update")?;
+    println!(
+        "init {}ok",
+        args.description
+            .map(|d| format!("{d} "))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_hook(git_dir: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let hooks = git_dir.join("hooks");
+    std::fs::create_dir_all(&hooks)?;
+    let path = hooks.join(name);
+    if path.exists() {
+        // A hook of the user's own is left alone, as git-annex leaves it.
+        return Ok(());
+    }
+    std::fs::write(&path, format!("{HOOK_HEADER}{body}"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// `annex merge`.
+pub fn merge(_args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let here = Here::open_annex()?;
+    let report = here.branch.merge()?;
+    if report.merged.is_empty() {
+        println!("merge git-annex ok");
+    } else {
+        let names: Vec<&str> = report
+            .merged
+            .iter()
+            .map(|n| n.trim_start_matches("refs/remotes/"))
+            .collect();
+        println!(
+            "merge git-annex ({} {} into git-annex) ok",
+            if report.fast_forwarded {
+                "fast-forwarded to"
+            } else {
+                "merged"
+            },
+            names.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn size_text(bytes_opt: bool, n: u64) -> String {
+    if bytes_opt {
+        n.to_string()
+    } else {
+        units::rough_size(n, 0)
+    }
+}
+
+/// `annex maxsize`.
+pub fn maxsize(args: MaxsizeArgs) -> anyhow::Result<ExitCode> {
+    let here = Here::open_annex()?;
+    let input: Vec<String> = args
+        .repository
+        .iter()
+        .chain(args.size.iter())
+        .cloned()
+        .collect();
+    match (&args.repository, &args.size) {
+        (None, _) => maxsize_overview(&here, &args),
+        (Some(name), None) => {
+            let ov = here.overview()?;
+            let u = ov.resolve_with_here(name, here.uuid.as_ref())?;
+            let v = ov.maxsizes.get(&u).copied();
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"command": "maxsize", "error-messages": [], "input": input,
+                           "maxsize": v, "success": true})
+                );
+            } else {
+                println!(
+                    "{}",
+                    match v {
+                        Some(n) if args.bytes => n.to_string(),
+                        Some(n) => units::precise_size(n),
+                        None => String::new(),
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        (Some(name), Some(size)) => {
+            let ov = here.overview()?;
+            let u = ov.resolve_with_here(name, here.uuid.as_ref())?;
+            let n = annex_repo::config::parse_size(size)
+                .ok_or_else(|| anyhow!("Unable to parse size."))?;
+            logviews::set_maxsize(&here.branch, &u, n)?;
+            here.branch.commit("update")?;
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"command": "maxsize", "error-messages": [], "input": input,
+                           "success": true})
+                );
+            } else {
+                println!("maxsize {name} ok");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A repository's maxsize and size, compared in that order.
+type MaxAndSize = (Option<u64>, Option<u64>);
+
+fn maxsize_overview(here: &Here, args: &MaxsizeArgs) -> anyhow::Result<ExitCode> {
+    let ov = here.overview()?;
+    let sizes = current_sizes(here)?;
+    let mut rows: BTreeMap<Uuid, MaxAndSize> = BTreeMap::new();
+    for (u, s) in &sizes {
+        rows.insert(u.clone(), (ov.maxsizes.get(u).copied(), Some(s.bytes)));
+    }
+    for (u, m) in &ov.maxsizes {
+        rows.entry(u.clone()).or_insert((Some(*m), Some(0)));
+    }
+    rows.retain(|u, _| !ov.dead.contains(u));
+    // Largest maxsize first, then largest size, as git-annex orders them.
+    let mut list: Vec<(Uuid, MaxAndSize)> = rows.into_iter().collect();
+    list.reverse();
+    list.sort_by_key(|r| std::cmp::Reverse(r.1));
+    if args.json {
+        let repos: Vec<_> = list
+            .iter()
+            .map(|(u, (max, size))| {
+                json!({"uuid": u.as_str(), "description": ov.description_of(u),
+                       "here": Some(u) == here.uuid.as_ref(),
+                       "size": {"size": size, "maxsize": max}})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"command": "maxsize", "error-messages": [], "input": [],
+                   "repositories": repos, "success": true})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pad = |w: usize, s: &str| format!("{}{s}", " ".repeat(w.saturating_sub(s.chars().count())));
+    println!(
+        "{} {} {}  repository",
+        pad(7, "size"),
+        pad(7, "maxsize"),
+        pad(6, "%full")
+    );
+    let fmt = |n: Option<u64>| n.map(|n| size_text(args.bytes, n)).unwrap_or_default();
+    for (u, (max, size)) in &list {
+        let full = match (size, max) {
+            (Some(s), Some(m)) if s <= m => units::percentage(*m, *s),
+            (Some(_), Some(_)) => ">100%".into(),
+            _ => String::new(),
+        };
+        println!(
+            "{} {} {}  {}",
+            pad(7, &fmt(*size)),
+            pad(7, &fmt(*max)),
+            pad(6, &full),
+            ov.pretty(u, here.uuid.as_ref())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn current_sizes(here: &Here) -> anyhow::Result<BTreeMap<Uuid, annex_branch::sizes::RepoSize>> {
+    let sizes = RepoSizes::current(&here.branch)?;
+    Ok(sizes.with_journal(&here.branch)?)
+}
+
+/// `annex info`.
+pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let here = Here::open_annex()?;
+    let ov = here.overview()?;
+    let sizes = current_sizes(&here)?;
+    let mut uuids: BTreeSet<Uuid> = ov.descriptions.keys().cloned().collect();
+    uuids.extend(sizes.keys().cloned());
+    uuids.extend(ov.maxsizes.keys().cloned());
+    uuids.retain(|u| !logviews::is_builtin(u));
+    let total: u64 = sizes.values().map(|s| s.bytes).sum();
+    if args.json {
+        let repos: Vec<_> = uuids
+            .iter()
+            .map(|u| {
+                let s = sizes.get(u).copied().unwrap_or_default();
+                json!({"uuid": u.as_str(), "description": ov.description_of(u),
+                       "here": Some(u) == here.uuid.as_ref(),
+                       "trust": ov.trust_of(u),
+                       "keys": s.keys, "size": s.bytes,
+                       "maxsize": ov.maxsizes.get(u),
+                       "cluster": u.is_cluster()})
+            })
+            .collect();
+        let proxies: Vec<_> = ov
+            .proxies
+            .iter()
+            .map(|(gw, remotes)| {
+                json!({"gateway": gw.as_str(),
+                       "remotes": remotes.iter().map(|(u, n)| json!({"uuid": u.as_str(), "name": n})).collect::<Vec<_>>()})
+            })
+            .collect();
+        let clusters: Vec<_> = ov
+            .clusters
+            .iter()
+            .map(|(c, nodes)| {
+                json!({"cluster": c.as_str(), "description": ov.description_of(c),
+                       "nodes": nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>()})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"command": "info", "success": true,
+                   "here": here.uuid.as_ref().map(|u| u.as_str()),
+                   "branch": here.branch.require_head()?.to_string(),
+                   "repositories": repos, "combined size": total,
+                   "proxies": proxies, "clusters": clusters})
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("repositories: {}", uuids.len());
+    for u in &uuids {
+        let s = sizes.get(u).copied().unwrap_or_default();
+        let max = ov
+            .maxsizes
+            .get(u)
+            .map(|m| format!(" of {}", size_text(args.bytes, *m)))
+            .unwrap_or_default();
+        println!(
+            "\t{} ({}; {} keys, {}{max})",
+            ov.pretty(u, here.uuid.as_ref()),
+            ov.trust_of(u),
+            s.keys,
+            size_text(args.bytes, s.bytes)
+        );
+    }
+    println!(
+        "combined annex size of all repositories: {}",
+        size_text(args.bytes, total)
+    );
+    for (gw, remotes) in &ov.proxies {
+        println!("proxy {}:", ov.pretty(gw, here.uuid.as_ref()));
+        for (u, name) in remotes {
+            println!("\t{name}: {u}");
+        }
+    }
+    for (c, nodes) in &ov.clusters {
+        println!("cluster {}:", ov.pretty(c, here.uuid.as_ref()));
+        for n in nodes {
+            println!("\tnode {}", ov.pretty(n, here.uuid.as_ref()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,270 @@
+//! `annex init`, `maxsize`, `info` and `merge` against the real git-annex:
+//! what ours writes git-annex reads, and what git-annex writes ours shows
+//! the same way git-annex shows it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn annex_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_annex"))
+}
+
+fn output(dir: &Path, program: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (git-annex must be installed)", program.display()))
+}
+
+fn run(dir: &Path, program: &Path, args: &[&str]) -> String {
+    let out = output(dir, program, args);
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    run(dir, Path::new("git"), args)
+}
+
+fn annex(dir: &Path, args: &[&str]) -> String {
+    run(dir, &annex_bin(), args)
+}
+
+const OTHER: &str = "11111111-2222-3333-4444-555555555555";
+
+fn setpresent(dir: &Path, lines: &str) {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .current_dir(dir)
+        .args(["annex", "setpresentkey", "--batch"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn init_makes_a_repository_git_annex_uses() {
+    let t = tempfile::tempdir().unwrap();
+    for bare in [false, true] {
+        let name = if bare { "bare.git" } else { "work" };
+        let mut args = vec!["init", "-q"];
+        if bare {
+            args.push("--bare");
+        }
+        args.push(name);
+        git(t.path(), &args);
+        let dir = t.path().join(name);
+        git(&dir, &["config", "user.name", "t"]);
+        git(&dir, &["config", "user.email", "t@example.invalid"]);
+        annex(&dir, &["init", "my repo"]);
+        let uuid = git(&dir, &["config", "annex.uuid"]).trim().to_string();
+        assert_eq!(git(&dir, &["config", "annex.version"]).trim(), "10");
+        // git-annex takes it as initialised: same UUID, our description.
+        let info = git(&dir, &["annex", "info", "--fast", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
+        let here: Vec<_> = v["semitrusted repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["here"] == true)
+            .collect();
+        assert_eq!(here.len(), 1);
+        assert_eq!(here[0]["uuid"], uuid.as_str());
+        assert_eq!(here[0]["description"], "my repo");
+        assert_eq!(git(&dir, &["config", "annex.uuid"]).trim(), uuid);
+        if !bare {
+            // Adding and committing a file works as in a git-annex init'd
+            // repository.
+            std::fs::write(dir.join("big.dat"), b"some content").unwrap();
+            git(&dir, &["annex", "add", "--quiet", "big.dat"]);
+            git(&dir, &["commit", "-q", "-m", "add"]);
+            git(&dir, &["annex", "fsck", "--quiet"]);
+        }
+        // Running it again changes nothing.
+        annex(&dir, &["init"]);
+        assert_eq!(git(&dir, &["config", "annex.uuid"]).trim(), uuid);
+        let info = git(&dir, &["annex", "info", "--fast", "--json"]);
+        assert!(info.contains("my repo"), "{info}");
+    }
+}
+
+#[test]
+fn no_branch_is_an_error_naming_annex_init() {
+    let t = tempfile::tempdir().unwrap();
+    git(t.path(), &["init", "-q", "plain"]);
+    let out = output(&t.path().join("plain"), &annex_bin(), &["maxsize"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("annex init"), "{err}");
+}
+
+/// A repository with three others holding content and maxsizes set by both
+/// programs.
+fn populated() -> (tempfile::TempDir, PathBuf, String) {
+    let t = tempfile::tempdir().unwrap();
+    git(t.path(), &["init", "-q", "r"]);
+    let dir = t.path().join("r");
+    git(&dir, &["config", "user.name", "t"]);
+    git(&dir, &["config", "user.email", "t@example.invalid"]);
+    git(&dir, &["annex", "init", "-q", "main"]);
+    let here = git(&dir, &["config", "annex.uuid"]).trim().to_string();
+    let mut lines = String::new();
+    for i in 0..50u64 {
+        lines.push_str(&format!("SHA256E-s{}--{i:064x} {here} 1\n", i * 1000 + 7));
+        if i % 2 == 0 {
+            lines.push_str(&format!("SHA256E-s{}--{i:064x} {OTHER} 1\n", i * 1000 + 7));
+        }
+    }
+    setpresent(&dir, &lines);
+    git(&dir, &["remote", "add", "other", "../nonexistent"]);
+    git(&dir, &["config", "remote.other.annex-uuid", OTHER]);
+    git(&dir, &["annex", "describe", "other", "the other one"]);
+    (t, dir, here)
+}
+
+#[test]
+fn maxsize_written_by_either_reads_the_same_in_both() {
+    let (_t, dir, _here) = populated();
+    // Ours writes, git-annex reads.
+    annex(&dir, &["maxsize", "here", "2.5 GB"]);
+    assert_eq!(
+        git(&dir, &["annex", "maxsize", "here", "--bytes"]).trim(),
+        "2500000000"
+    );
+    // git-annex writes, ours reads.
+    git(&dir, &["annex", "maxsize", "the other one", "30kB"]);
+    assert_eq!(
+        annex(&dir, &["maxsize", "the other one", "--bytes"]).trim(),
+        "30000"
+    );
+    assert_eq!(
+        annex(&dir, &["maxsize", OTHER]).trim(),
+        git(&dir, &["annex", "maxsize", OTHER]).trim()
+    );
+    // The overview is git-annex's, line for line, in each form.
+    for args in [vec![], vec!["--bytes"], vec!["--json"]] {
+        let mut ga = vec!["annex", "maxsize"];
+        ga.extend(&args);
+        let mut ours = vec!["maxsize"];
+        ours.extend(&args);
+        assert_eq!(annex(&dir, &ours), git(&dir, &ga), "maxsize {args:?}");
+    }
+    // A size that does not parse is refused, as git-annex refuses it.
+    let out = output(&dir, &annex_bin(), &["maxsize", "here", "lots"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to parse size"));
+    // An unknown repository is an error.
+    assert!(!output(&dir, &annex_bin(), &["maxsize", "nowhere"])
+        .status
+        .success());
+}
+
+#[test]
+fn info_sizes_agree_with_git_annex_and_show_clusters() {
+    let (t, dir, here) = populated();
+    // A cluster with two nodes, made by git-annex.
+    for n in ["n1", "n2"] {
+        git(t.path(), &["init", "-q", n]);
+        let nd = t.path().join(n);
+        git(&nd, &["annex", "init", "-q", n]);
+        let u = git(&nd, &["config", "annex.uuid"]).trim().to_string();
+        git(&dir, &["remote", "add", n, &format!("../{n}")]);
+        git(&dir, &["config", &format!("remote.{n}.annex-uuid"), &u]);
+        git(
+            &dir,
+            &["config", &format!("remote.{n}.annex-cluster-node"), "c1"],
+        );
+    }
+    git(&dir, &["annex", "initcluster", "c1"]);
+    git(&dir, &["annex", "updatecluster"]);
+    let ours: serde_json::Value =
+        serde_json::from_str(annex(&dir, &["info", "--json"]).trim()).unwrap();
+    let theirs: serde_json::Value =
+        serde_json::from_str(git(&dir, &["annex", "info", "--bytes", "--json"]).trim()).unwrap();
+    let mut want: Vec<(String, u64)> = theirs["annex sizes of repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["uuid"].as_str().unwrap().to_string(),
+                r["size"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<(String, u64)> = ours["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["size"].as_u64().unwrap() > 0)
+        .map(|r| {
+            (
+                r["uuid"].as_str().unwrap().to_string(),
+                r["size"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        ours["combined size"].as_u64().unwrap(),
+        theirs["combined annex size of all repositories"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    );
+    let clusters = ours["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 1);
+    assert_eq!(clusters[0]["nodes"].as_array().unwrap().len(), 2);
+    // git-annex describes a cluster as "cluster NAME" in uuid.log.
+    assert_eq!(clusters[0]["description"], "cluster c1");
+    let proxies = ours["proxies"].as_array().unwrap();
+    assert_eq!(proxies.len(), 1);
+    assert_eq!(proxies[0]["gateway"], here.as_str());
+    assert!(annex(&dir, &["info"]).contains("cluster "));
+}
+
+#[test]
+fn merge_unions_remote_branches() {
+    let t = tempfile::tempdir().unwrap();
+    git(t.path(), &["init", "-q", "a"]);
+    let a = t.path().join("a");
+    annex(&a, &["init", "a"]);
+    git(t.path(), &["clone", "-q", "a", "b"]);
+    let b = t.path().join("b");
+    git(&b, &["annex", "init", "-q", "b"]);
+    let key = format!("SHA256E-s5--{:064x}", 5);
+    setpresent(&a, &format!("{key} {OTHER} 1\n"));
+    let ub = git(&b, &["config", "annex.uuid"]).trim().to_string();
+    setpresent(&b, &format!("{key} {ub} 1\n"));
+    git(&b, &["annex", "merge", "--quiet"]);
+    git(&a, &["remote", "add", "b", "../b"]);
+    git(&a, &["fetch", "-q", "b"]);
+    let out = annex(&a, &["merge"]);
+    assert!(out.contains("b/git-annex"), "{out}");
+    let w = git(&a, &["annex", "whereis", "--json", &format!("--key={key}")]);
+    let v: serde_json::Value = serde_json::from_str(w.trim()).unwrap();
+    assert_eq!(v["whereis"].as_array().unwrap().len(), 2, "{w}");
+    git(&a, &["fsck", "--no-progress"]);
+}
