@@ -117,7 +117,9 @@ mod tests {
         assert_eq!(precise_size(1_000_000_000), "1.0 GB");
         assert_eq!(precise_size(1_500_000), "1.5 MB");
         assert_eq!(percentage(1000, 0), "0%");
-        assert_eq!(percentage(1000, 425), "43%");
+        // Halves round to even, as Haskell's round does.
+        assert_eq!(percentage(1000, 425), "42%");
+        assert_eq!(percentage(1000, 435), "44%");
         assert_eq!(percentage(0, 5), "0%");
     }
 }
