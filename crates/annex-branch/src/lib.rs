@@ -21,3 +21,5 @@ pub mod sizes;
 pub use branch::{Branch, MergeReport, BRANCH_REF};
 pub use clock::VectorClock;
 pub use error::BranchError;
+#[doc(hidden)]
+pub mod fuzzing;
