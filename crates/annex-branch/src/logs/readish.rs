@@ -11,7 +11,9 @@
 //!
 //! A fixed-size integer (git-annex's `Int`) wraps around modulo 2^64 as
 //! Haskell's conversion does; an unbounded one (`Integer`) is returned when
-//! it fits an `i128`.
+//! it fits an `i128`. Parentheses nested more than 1000 deep read as
+//! nothing here (Haskell has no such limit). Non-ASCII symbol characters
+//! are not taken as part of a `-` token, where Haskell's lexer would.
 
 /// Whitespace as Haskell's `isSpace` sees it.
 pub(crate) fn is_hs_space(c: char) -> bool {
