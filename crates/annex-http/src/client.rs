@@ -1,0 +1,1 @@
+//! The p2phttp client. Not written yet.

@@ -1,0 +1,1 @@
+//! The p2phttp server. Not written yet.
