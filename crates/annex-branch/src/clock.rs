@@ -97,7 +97,11 @@ impl VectorClock {
                 scale /= 10;
             }
         }
-        Some(VectorClock::Time(if neg { -picos } else { picos }))
+        // git-annex applies the sign to the whole seconds and then subtracts
+        // the fraction only when they are negative, so `-0.5s` reads as half
+        // a second after the epoch.
+        let negative = neg && !whole.iter().all(|&d| d == b'0');
+        Some(VectorClock::Time(if negative { -picos } else { picos }))
     }
 
     /// Appends the clock as git-annex writes it.
@@ -158,6 +162,12 @@ mod tests {
             assert_eq!(VectorClock::parse(bad.as_bytes()), None, "{bad}");
         }
         assert!(VectorClock::Unknown < VectorClock::from_secs(-5));
+        // The sign belongs to the whole seconds: with none, the fraction
+        // counts forward, as git-annex reads it.
+        assert_eq!(VectorClock::parse(b"-0.5s"), VectorClock::parse(b"0.5s"));
+        assert_eq!(VectorClock::parse(b"-00.25s"), VectorClock::parse(b"0.25s"));
+        assert_eq!(VectorClock::parse(b"-1.5s").unwrap().to_string(), "-1.5s");
+        assert_eq!(VectorClock::parse(b"+3s"), Some(VectorClock::from_secs(3)));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! `wanted`, `numcopies`, `maxsize` and `info` then report must be what
 //! this crate reads from the same bytes. Each log goes on the branch twice:
 //! as written by hand, with superseded lines, ties and odd values, and as
-//! this crate writes it back.
+//! this crate writes it back. remote.log, proxy.log and cluster.log are
+//! checked through what git-annex does with them: enabling the special
+//! remote we configured, and updatecluster/updateproxy finding the logs we
+//! wrote up to date (or not).
 //!
 //! git-annex must be installed (scripts/install-deps.sh); these tests fail
 //! without it.
@@ -13,7 +16,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use annex_branch::logs::{group, maxsize, numcopies, paths, preferred_content, trust, uuid_log};
+use annex_branch::logs::{
+    cluster, group, maxsize, numcopies, paths, preferred_content, proxy, remote_config, trust,
+    uuid_log,
+};
 use annex_branch::VectorClock;
 use annex_protocol::Uuid;
 
@@ -81,30 +87,7 @@ impl Repo {
     /// Commits a file to the git-annex branch, as git-annex would find it
     /// after a merge.
     fn put(&self, name: &str, data: &[u8]) {
-        let git_dir = self.dir.join(".git");
-        let index = git_dir.join("logs-test-index");
-        let blob = git_dir.join("logs-test-blob");
-        std::fs::write(&blob, data).unwrap();
-        let env: &[(&str, &Path)] = &[("GIT_INDEX_FILE", &index)];
-        run(&self.dir, &["read-tree", "refs/heads/git-annex"], env);
-        let sha = self.git(&["hash-object", "-w", blob.to_str().unwrap()]);
-        let info = format!("100644,{},{name}", sha.trim());
-        run(
-            &self.dir,
-            &["update-index", "--add", "--cacheinfo", &info],
-            env,
-        );
-        let tree = run(&self.dir, &["write-tree"], env);
-        let commit = self.git(&[
-            "commit-tree",
-            tree.trim(),
-            "-p",
-            "refs/heads/git-annex",
-            "-m",
-            "logs written by the tests",
-        ]);
-        self.git(&["update-ref", "refs/heads/git-annex", commit.trim()]);
-        std::fs::remove_file(&index).unwrap();
+        put_on_branch(&self.dir, name, data);
     }
 
     /// The output of a git-annex command, without its final newline.
@@ -118,6 +101,39 @@ impl Repo {
     fn info(&self, uuid: &str) -> serde_json::Value {
         serde_json::from_str(&self.annex(&["info", "--fast", "--json", uuid])).unwrap()
     }
+}
+
+/// Commits a file to the git-annex branch of the repository at `dir`
+/// (replacing what the branch had at that path) with git plumbing.
+fn put_on_branch(dir: &Path, name: &str, data: &[u8]) {
+    let git_dir = dir.join(".git");
+    let index = git_dir.join("logs-test-index");
+    let blob = git_dir.join("logs-test-blob");
+    std::fs::write(&blob, data).unwrap();
+    let env: &[(&str, &Path)] = &[("GIT_INDEX_FILE", &index)];
+    run(dir, &["read-tree", "refs/heads/git-annex"], env);
+    let sha = run(dir, &["hash-object", "-w", blob.to_str().unwrap()], &[]);
+    let info = format!("100644,{},{name}", sha.trim());
+    run(dir, &["update-index", "--add", "--cacheinfo", &info], env);
+    let tree = run(dir, &["write-tree"], env);
+    let commit = run(
+        dir,
+        &[
+            "commit-tree",
+            tree.trim(),
+            "-p",
+            "refs/heads/git-annex",
+            "-m",
+            "logs written by the tests",
+        ],
+        &[],
+    );
+    run(
+        dir,
+        &["update-ref", "refs/heads/git-annex", commit.trim()],
+        &[],
+    );
+    std::fs::remove_file(&index).unwrap();
 }
 
 fn u(s: &str) -> Uuid {
@@ -370,4 +386,141 @@ fn git_annex_reads_max_sizes_as_we_do() {
     maxsize::set(&mut log, u(u5), 1_000_000_000_000, VectorClock::now()).unwrap();
     r.put(paths::MAX_SIZE_LOG, &maxsize::write(&log));
     check(&log);
+}
+
+/// A special remote's config written by us: git-annex enables the remote by
+/// the name in it and stores content where its (escaped) `directory` value
+/// says.
+#[test]
+fn git_annex_reads_our_remote_log() {
+    let r = Repo::new();
+    let store = r._t.path().join("a dir & more");
+    std::fs::create_dir(&store).unwrap();
+    let mut config = remote_config::RemoteConfig::default();
+    for (k, v) in [
+        ("name", "mydir"),
+        ("type", "directory"),
+        ("encryption", "none"),
+        ("directory", store.to_str().unwrap()),
+    ] {
+        config.0.insert(k.to_string(), v.to_string());
+    }
+    let mut log = remote_config::parse(b"");
+    remote_config::set(&mut log, u(U[0]), config.clone(), VectorClock::now()).unwrap();
+    let written = remote_config::write(&log);
+    assert!(
+        String::from_utf8_lossy(&written).contains("&32;&38;&32;"),
+        "the value's spaces and & are escaped: {}",
+        String::from_utf8_lossy(&written)
+    );
+    assert_eq!(
+        remote_config::config_map(&remote_config::parse(&written))[&u(U[0])],
+        config
+    );
+    r.put(paths::REMOTE_LOG, &written);
+
+    r.annex(&["enableremote", "mydir"]);
+    assert_eq!(r.git(&["config", "remote.mydir.annex-uuid"]).trim(), U[0]);
+    std::fs::write(r.dir.join("f"), b"special remote content").unwrap();
+    r.annex(&["add", "f"]);
+    r.annex(&["copy", "--to", "mydir", "f"]);
+    let stored: Vec<_> = walk(&store)
+        .into_iter()
+        .filter(|p| std::fs::read(p).ok().as_deref() == Some(&b"special remote content"[..]))
+        .collect();
+    assert_eq!(stored.len(), 1, "content stored under {}", store.display());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A gateway set up by git-annex (a cluster with one node, both proxied):
+/// we read its proxy.log and cluster.log, write them again with a newer
+/// clock, and git-annex's updatecluster/updateproxy, which compare the logs
+/// with the gateway's configuration, find nothing to change. Logs we write
+/// without the node make them record it again.
+#[test]
+fn git_annex_reads_our_proxy_and_cluster_logs() {
+    let t = tempfile::tempdir().unwrap();
+    let gw = t.path().join("gw");
+    let node = t.path().join("n1");
+    run(t.path(), &["init", "-q", "gw"], &[]);
+    run(t.path(), &["init", "-q", "n1"], &[]);
+    run(&node, &["annex", "init", "-q", "node one"], &[]);
+    run(&gw, &["annex", "init", "-q", "gateway"], &[]);
+    run(&gw, &["annex", "initcluster", "mycluster"], &[]);
+    run(
+        &gw,
+        &["remote", "add", "node1", node.to_str().unwrap()],
+        &[],
+    );
+    run(
+        &gw,
+        &["config", "remote.node1.annex-cluster-node", "mycluster"],
+        &[],
+    );
+    run(&gw, &["annex", "updatecluster"], &[]);
+    let node_uuid = u(run(&node, &["config", "annex.uuid"], &[]).trim());
+    let gw_uuid = u(run(&gw, &["config", "annex.uuid"], &[]).trim());
+    let cluster_uuid = u(run(&gw, &["config", "annex.cluster.mycluster"], &[]).trim());
+
+    let theirs_proxy = run(&gw, &["cat-file", "-p", "git-annex:proxy.log"], &[]);
+    let theirs_cluster = run(&gw, &["cat-file", "-p", "git-annex:cluster.log"], &[]);
+    let proxies = proxy::proxies(&proxy::parse(theirs_proxy.as_bytes()));
+    let expected: std::collections::BTreeSet<proxy::Proxy> = [
+        proxy::Proxy {
+            uuid: cluster_uuid.clone(),
+            name: "mycluster".into(),
+        },
+        proxy::Proxy {
+            uuid: node_uuid.clone(),
+            name: "node1".into(),
+        },
+    ]
+    .into();
+    assert_eq!(proxies[&gw_uuid], expected);
+    let clusters = cluster::Clusters::from_log(&cluster::parse(theirs_cluster.as_bytes()));
+    assert_eq!(clusters.nodes[&cluster_uuid], [node_uuid.clone()].into());
+
+    let later = VectorClock::from_secs(VectorClock::now().secs().unwrap() + 100);
+    let write_logs = |proxied: std::collections::BTreeSet<proxy::Proxy>,
+                      nodes: std::collections::BTreeSet<Uuid>| {
+        let mut p = proxy::parse(theirs_proxy.as_bytes());
+        proxy::record(&mut p, gw_uuid.clone(), proxied, later).unwrap();
+        let mut c = cluster::parse(theirs_cluster.as_bytes());
+        cluster::record(&mut c, cluster_uuid.clone(), nodes, later).unwrap();
+        put_on_branch(&gw, paths::PROXY_LOG, &proxy::write(&p));
+        put_on_branch(&gw, paths::CLUSTER_LOG, &cluster::write(&c));
+    };
+
+    write_logs(expected.clone(), [node_uuid.clone()].into());
+    let out = run(&gw, &["annex", "updatecluster"], &[]);
+    assert!(
+        out.contains("No cluster node changes for cluster: mycluster"),
+        "{out}"
+    );
+    assert!(out.contains("No proxy changes to record."), "{out}");
+
+    let only_cluster = expected
+        .iter()
+        .filter(|p| p.uuid == cluster_uuid)
+        .cloned()
+        .collect();
+    write_logs(only_cluster, Default::default());
+    let out = run(&gw, &["annex", "updatecluster"], &[]);
+    assert!(
+        out.contains("Added node node1 to cluster: mycluster"),
+        "{out}"
+    );
+    assert!(out.contains("Started proxying for node1"), "{out}");
 }
