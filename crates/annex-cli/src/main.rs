@@ -3,6 +3,7 @@
 mod branchcmd;
 mod examine;
 mod logviews;
+mod p2phttp;
 mod progress;
 mod remote;
 mod shell;
@@ -50,6 +51,14 @@ enum Command {
     /// Commit the journal to the git-annex branch and union-merge the
     /// remotes' git-annex branches into it.
     Merge(branchcmd::MergeArgs),
+    /// Serve git-annex repositories over HTTP, as `git annex p2phttp`.
+    ///
+    /// Serves the repository it is run in, or with --directory every
+    /// repository in a directory, over git-annex's P2P HTTP API. Clients
+    /// use it through a remote's `annexUrl`, `annex+http://HOST:PORT/git-annex/`.
+    /// Some access must be given: --wideopen, --unauth-readonly,
+    /// --unauth-appendonly, or credentials (--authenv, --users-file).
+    P2phttp(p2phttp::P2phttpArgs),
     /// Serve a repository over ssh in place of git-annex-shell.
     ///
     /// Takes git-annex-shell's arguments: `configlist DIR`, `p2pstdio DIR
@@ -85,6 +94,7 @@ fn main() -> ExitCode {
         Command::Maxsize(args) => branchcmd::maxsize(args),
         Command::Info(args) => branchcmd::info(args),
         Command::Merge(args) => branchcmd::merge(args),
+        Command::P2phttp(args) => p2phttp::run(args),
         Command::Shell { args } => shell::run(args),
     };
     finish(result, "annex")

@@ -1,0 +1,258 @@
+//! `annex p2phttp`: serve repositories over git-annex's P2P HTTP API.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use annex_http::server::{
+    auth, listen, tls, AccessPolicy, DirectoryRepositories, Repositories, Server, ServerSettings,
+    SingleRepository,
+};
+use annex_http::wire::DEFAULT_PORT;
+use annex_repo::LocalRepository;
+use anyhow::{bail, Context};
+use clap::Args;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Args)]
+pub struct P2phttpArgs {
+    /// Port to listen on (0 picks a free one; the address is printed).
+    #[arg(long, default_value_t = DEFAULT_PORT, value_name = "NUMBER")]
+    port: u16,
+    /// Address to bind to (default: every address, IPv4 and IPv6).
+    #[arg(long, value_name = "ADDRESS")]
+    bind: Option<String>,
+    /// Serve every git-annex repository in this directory's
+    /// subdirectories (repeatable); repositories added later are found
+    /// when first asked for.
+    #[arg(long, value_name = "PATH")]
+    directory: Vec<PathBuf>,
+    /// Give unauthenticated users full read and write access.
+    #[arg(long)]
+    wideopen: bool,
+    /// Let unauthenticated users read.
+    #[arg(long)]
+    unauth_readonly: bool,
+    /// Let unauthenticated users read and store, but not remove.
+    #[arg(long)]
+    unauth_appendonly: bool,
+    /// Do not let unauthenticated users lock content.
+    #[arg(long)]
+    unauth_nolocking: bool,
+    /// Authenticate users from the environment over https:
+    /// GIT_ANNEX_P2PHTTP_PASSWORD_<user>=<password>, and optionally
+    /// GIT_ANNEX_P2PHTTP_PERMISSIONS_<user>=readonly|appendonly.
+    #[arg(long)]
+    authenv: bool,
+    /// As --authenv, over http too (the password crosses the network in
+    /// the clear).
+    #[arg(long = "authenv-http")]
+    authenv_http: bool,
+    /// Authenticate users from a file of `user:hash:permission` lines
+    /// (hash from --hash-password; permission readwrite, appendonly or
+    /// readonly). Accepted over https.
+    #[arg(long, value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Accept the users file's credentials over http too.
+    #[arg(long)]
+    users_http: bool,
+    /// Read a password from standard input, print its hash for a users
+    /// file, and exit.
+    #[arg(long)]
+    hash_password: bool,
+    /// TLS certificate file (PEM), to serve https.
+    #[arg(long, value_name = "FILE")]
+    certfile: Option<PathBuf>,
+    /// TLS private key file (PEM), to serve https.
+    #[arg(long, value_name = "FILE")]
+    privatekeyfile: Option<PathBuf>,
+    /// TLS certificate chain file (PEM; repeatable).
+    #[arg(long, value_name = "FILE")]
+    chainfile: Vec<PathBuf>,
+    /// The most content locks held at once.
+    #[arg(long, default_value_t = 100, value_name = "NUMBER")]
+    lockedfiles: usize,
+    /// Accepted for compatibility with git-annex; requests are always
+    /// served concurrently.
+    #[arg(short = 'J', long = "jobs", value_name = "N")]
+    jobs: Option<String>,
+    /// The most connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 4096, value_name = "NUMBER")]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's headers, and an idle
+    /// connection is kept open.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    idle_timeout: u64,
+    /// On SIGTERM or SIGINT, seconds to let transfers in flight finish.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    shutdown_timeout: u64,
+    /// What to log on standard error: error, warn, info (one line per
+    /// request), debug or trace. RUST_LOG overrides it.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    log_level: String,
+}
+
+/// Finds the git-annex repository containing `start`.
+fn find_repository(start: &Path) -> anyhow::Result<LocalRepository> {
+    let mut dir = Some(start);
+    while let Some(d) = dir {
+        if d.join(".git").is_dir() || (d.join("HEAD").is_file() && d.join("objects").is_dir()) {
+            return LocalRepository::open(d).with_context(|| {
+                format!(
+                    "{} is not a git-annex repository (run `annex init` or `git annex init` there)",
+                    d.display()
+                )
+            });
+        }
+        dir = d.parent();
+    }
+    bail!("not in a git repository: run inside a git-annex repository, or use --directory")
+}
+
+fn addresses(bind: Option<&str>, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
+    match bind {
+        None => Ok(vec![SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            port,
+        )]),
+        Some(host) => {
+            if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+                return Ok(vec![SocketAddr::new(ip, port)]);
+            }
+            let found: Vec<SocketAddr> = (host, port)
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve --bind {host}"))?
+                .collect();
+            if found.is_empty() {
+                bail!("--bind {host} resolves to no address");
+            }
+            Ok(found)
+        }
+    }
+}
+
+fn policy(args: &P2phttpArgs) -> anyhow::Result<AccessPolicy> {
+    let mut policy = AccessPolicy::default();
+    policy.wide_open = args.wideopen;
+    policy.unauth_append_only = args.unauth_appendonly;
+    policy.unauth_read_only = args.unauth_readonly;
+    policy.unauth_no_locking = args.unauth_nolocking;
+    policy.auth_env = args.authenv;
+    policy.auth_env_http = args.authenv_http;
+    policy.users_http = args.users_http;
+    if args.authenv || args.authenv_http {
+        policy.env_users = auth::env_users(std::env::vars());
+    }
+    if let Some(f) = &args.users_file {
+        policy.file_users = auth::read_users_file(f)?;
+    }
+    let can_auth = !policy.env_users.is_empty() || !policy.file_users.is_empty();
+    if !args.wideopen && !args.unauth_readonly && !args.unauth_appendonly && !can_auth {
+        bail!(
+            "no one could use this server: give --wideopen, --unauth-readonly or --unauth-appendonly, \
+             or credentials with --authenv/--authenv-http (GIT_ANNEX_P2PHTTP_PASSWORD_<user>) or --users-file"
+        );
+    }
+    Ok(policy)
+}
+
+pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
+    if args.hash_password {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            bail!("give the password on standard input");
+        }
+        println!(
+            "{}",
+            auth::hash_password(password).map_err(anyhow::Error::msg)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&args.log_level))
+        .context("--log-level")?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+
+    let repos: Arc<dyn Repositories> = if args.directory.is_empty() {
+        let here = std::env::current_dir()?;
+        let repo = find_repository(&here)?;
+        Arc::new(SingleRepository::new(Arc::new(repo)))
+    } else {
+        for d in &args.directory {
+            if !d.is_dir() {
+                bail!("--directory {}: not a directory", d.display());
+            }
+        }
+        Arc::new(DirectoryRepositories::new(args.directory.clone()))
+    };
+    let tls = match (&args.certfile, &args.privatekeyfile) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, &args.chainfile, key)?),
+        _ => bail!("use both --certfile and --privatekeyfile to serve https"),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let settings = ServerSettings {
+        policy: policy(&args)?,
+        tls,
+        max_connections: args.max_connections,
+        header_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        max_locked_files: args.lockedfiles,
+        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        ..Default::default()
+    };
+    let std_listeners = match listen::systemd_listeners()? {
+        Some(l) => l,
+        None => {
+            let addrs = addresses(args.bind.as_deref(), args.port)?;
+            match listen::bind(&addrs) {
+                Ok(l) => l,
+                // No IPv6 here: every IPv4 address instead.
+                Err(_) if args.bind.is_none() => {
+                    listen::bind(&[SocketAddr::from(([0, 0, 0, 0], args.port))])?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut listeners = Vec::new();
+        for l in std_listeners {
+            let addr = l.local_addr()?;
+            eprintln!("annex p2phttp: listening on {scheme}://{addr}/");
+            listeners.push(tokio::net::TcpListener::from_std(l)?);
+        }
+        tracing::info!(uuids = ?repos.uuids(), "serving");
+        let server = Server::new(repos, settings);
+        server.run(listeners, shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+    tracing::info!("signal received: shutting down");
+}

@@ -1,0 +1,129 @@
+//! Streaming bodies: a request body read as an `AsyncRead`, and a
+//! response body fed from a bounded channel, so content is never held
+//! whole in memory.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+
+/// The body type of every response.
+pub type ResponseBody = BoxBody<Bytes, io::Error>;
+
+/// A response body holding `bytes`.
+pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A request body read as a byte stream.
+pub struct IncomingReader {
+    body: Incoming,
+    chunk: Bytes,
+    done: bool,
+}
+
+impl IncomingReader {
+    /// Reads `body`.
+    pub fn new(body: Incoming) -> IncomingReader {
+        IncomingReader {
+            body,
+            chunk: Bytes::new(),
+            done: false,
+        }
+    }
+}
+
+impl IncomingReader {
+    /// Reads at most `max` bytes into `buf`.
+    pub fn poll_read_max(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+        max: u64,
+    ) -> Poll<io::Result<()>> {
+        if max == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if !self.chunk.is_empty() {
+                let n = self
+                    .chunk
+                    .len()
+                    .min(buf.remaining())
+                    .min(max.min(usize::MAX as u64) as usize);
+                buf.put_slice(&self.chunk[..n]);
+                self.chunk.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.chunk = data;
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(io::Error::other(e)));
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+impl AsyncRead for IncomingReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_max(cx, buf, u64::MAX)
+    }
+}
+
+/// A response body whose chunks arrive over a channel. The sender ends the
+/// body by dropping its end, or fails it by sending an error (the
+/// connection is then cut, so the client sees a short body).
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, io::Error>>,
+}
+
+impl ChannelBody {
+    /// A body and the sender feeding it; `depth` chunks may wait.
+    pub fn new(depth: usize) -> (mpsc::Sender<Result<Bytes, io::Error>>, ChannelBody) {
+        let (tx, rx) = mpsc::channel(depth);
+        (tx, ChannelBody { rx })
+    }
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match ready!(self.rx.poll_recv(cx)) {
+            Some(Ok(b)) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

@@ -1,0 +1,618 @@
+//! Answering one request: routing, parameters, access control, and each
+//! endpoint calling the [`Repository`].
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use annex_protocol::{
+    AssociatedFile, ByteStream, GetOutcome, GetSink, Key, PutData, PutOutcome, PutSource,
+    RepoError, Repository, Validity,
+};
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::sync::{mpsc, oneshot};
+
+use super::auth::{ActionClass, Decision};
+use super::body::{full, ChannelBody, IncomingReader, ResponseBody};
+use super::Shared;
+use crate::wire::{
+    self, ApiVersion, CheckPresentResult, Endpoint, GetTimestampResult, LockResult, Params,
+    PutOffsetResult, PutResult, RemoveResult, UnlockRequest, WireError, DATA_LENGTH_HEADER,
+};
+
+/// A request that ends in an error status.
+pub(crate) struct Failure {
+    status: StatusCode,
+    message: String,
+}
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(e: WireError) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, e.to_string())
+    }
+
+    fn repo(e: RepoError) -> Failure {
+        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl From<WireError> for Failure {
+    fn from(e: WireError) -> Failure {
+        match e {
+            WireError::NoRoute => Failure::new(StatusCode::NOT_FOUND, "not found"),
+            e => Failure::bad_request(e),
+        }
+    }
+}
+
+/// The response for a failure.
+pub(crate) fn failure_response(f: Failure) -> Response<ResponseBody> {
+    let mut resp = Response::new(full(f.message));
+    *resp.status_mut() = f.status;
+    if f.status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"git-annex\", charset=\"UTF-8\""),
+        );
+    }
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn json<T: Serialize>(value: &T) -> Response<ResponseBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = Response::new(full(body));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=utf-8"),
+    );
+    resp
+}
+
+/// What a request asks, once parsed.
+struct Call {
+    version: Option<ApiVersion>,
+    endpoint: Endpoint,
+    params: Params,
+    key: Option<Key>,
+    repo: Arc<dyn Repository>,
+}
+
+impl Call {
+    fn key(&self) -> Result<&Key, Failure> {
+        match &self.key {
+            Some(k) => Ok(k),
+            None => self.params.require_key().map_err(Failure::bad_request),
+        }
+    }
+
+    /// The version, for endpoints that always have one.
+    fn api(&self) -> ApiVersion {
+        self.version.unwrap_or(ApiVersion::V0)
+    }
+}
+
+fn action_class(endpoint: Endpoint) -> ActionClass {
+    match endpoint {
+        Endpoint::Key | Endpoint::CheckPresent | Endpoint::GetTimestamp => ActionClass::Read,
+        Endpoint::Put | Endpoint::PutOffset => ActionClass::Write,
+        Endpoint::Remove | Endpoint::RemoveBefore => ActionClass::Remove,
+        Endpoint::LockContent | Endpoint::KeepLocked => ActionClass::Lock,
+    }
+}
+
+/// Answers one request.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    secure: bool,
+) -> Response<ResponseBody> {
+    match route(&shared, req, secure).await {
+        Ok(resp) => resp,
+        Err(f) => failure_response(f),
+    }
+}
+
+async fn route(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    secure: bool,
+) -> Result<Response<ResponseBody>, Failure> {
+    let route = wire::parse_path(req.uri().path())?;
+    let method_ok = if route.endpoint.is_get() {
+        req.method() == Method::GET
+    } else {
+        req.method() == Method::POST
+    };
+    if !method_ok {
+        return Err(Failure::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ));
+    }
+    let params = Params::parse(req.uri().query().unwrap_or(""))?;
+    let versioned = route.version.is_some();
+    // Parameters every request of the endpoint requires, checked before
+    // anything else as git-annex does.
+    match route.endpoint {
+        Endpoint::Key if !versioned => {}
+        Endpoint::KeepLocked => {
+            if params.lock_id.is_none() {
+                return Err(Failure::bad_request(WireError::Missing("lockid")));
+            }
+        }
+        _ => {
+            params.require_client_uuid()?;
+        }
+    }
+    match route.endpoint {
+        Endpoint::Key | Endpoint::GetTimestamp | Endpoint::KeepLocked => {}
+        _ => {
+            params.require_key()?;
+        }
+    }
+    if route.endpoint == Endpoint::RemoveBefore && params.timestamp.is_none() {
+        return Err(Failure::bad_request(WireError::Missing("timestamp")));
+    }
+    let data_present = params.data_present == Some(true)
+        && route.version.is_some_and(ApiVersion::has_data_present);
+    let data_length = match req.headers().get(DATA_LENGTH_HEADER) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(WireError::Number("X-git-annex-data-length"))?,
+        ),
+        None => None,
+    };
+    if route.endpoint == Endpoint::Put && data_length.is_none() && !data_present {
+        return Err(Failure::bad_request(WireError::Missing(
+            "header X-git-annex-data-length",
+        )));
+    }
+    let repo = shared
+        .repos
+        .lookup(&route.server_uuid)
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "not found"))?;
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match shared
+        .policy
+        .decide(authorization, secure, action_class(route.endpoint))
+    {
+        Decision::Allowed => {}
+        Decision::AuthRequired => {
+            return Err(Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+            ))
+        }
+        Decision::Forbidden => return Err(Failure::new(StatusCode::FORBIDDEN, "forbidden")),
+    }
+    let bypass_allowed = route.version.is_some_and(|v| v >= ApiVersion::V2);
+    let repo = match (bypass_allowed && !params.bypass.is_empty())
+        .then(|| repo.bypass(&params.bypass))
+        .flatten()
+    {
+        Some(r) => Arc::from(r),
+        None => repo,
+    };
+    let call = Call {
+        version: route.version,
+        endpoint: route.endpoint,
+        params,
+        key: route.key,
+        repo,
+    };
+    match call.endpoint {
+        Endpoint::Key => get(shared, call).await,
+        Endpoint::CheckPresent => {
+            let present = call
+                .repo
+                .check_present(call.key()?)
+                .await
+                .map_err(Failure::repo)?;
+            Ok(json(&CheckPresentResult { present }))
+        }
+        Endpoint::Remove | Endpoint::RemoveBefore => {
+            let before = match call.endpoint {
+                Endpoint::RemoveBefore => call.params.timestamp,
+                _ => None,
+            };
+            let outcome = call
+                .repo
+                .remove(call.key()?, before)
+                .await
+                .map_err(Failure::repo)?;
+            Ok(json(&RemoveResult {
+                removed: outcome.removed,
+                plusuuids: wire::encode_plus_uuids(call.api(), &outcome.also_removed_from),
+            }))
+        }
+        Endpoint::GetTimestamp => {
+            let timestamp = call.repo.get_timestamp().await.map_err(Failure::repo)?;
+            Ok(json(&GetTimestampResult { timestamp }))
+        }
+        Endpoint::Put => put(req.into_body(), data_length, call).await,
+        Endpoint::PutOffset => put_offset(call).await,
+        Endpoint::LockContent => lock_content(shared, call).await,
+        Endpoint::KeepLocked => keep_locked(shared, call, req.into_body()).await,
+    }
+}
+
+/// How big the chunks of content sent in a GET response are.
+const GET_CHUNK: usize = 512 * 1024;
+
+/// What a GET's worker tells the handler before any content.
+enum GetStart {
+    Sending(u64),
+    NotPresent,
+    Failed(String),
+}
+
+/// Feeds a GET's content into the response body, holding the last chunk
+/// back until the repository says whether the content was valid: invalid
+/// content is sent one byte short, which is how the API says so.
+struct ResponseSink {
+    start: Option<oneshot::Sender<GetStart>>,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    held: Option<Bytes>,
+    signal_invalid: bool,
+}
+
+impl ResponseSink {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), RepoError> {
+        self.tx.send(Ok(chunk)).await.map_err(|_| {
+            RepoError::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "client went away",
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl GetSink for ResponseSink {
+    async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
+        if let Some(start) = self.start.take() {
+            let _ = start.send(GetStart::Sending(len));
+        }
+        let mut remaining = len;
+        while remaining > 0 {
+            let want = (GET_CHUNK as u64).min(remaining) as usize;
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                let n = (&mut *stream)
+                    .take((want - buf.len()) as u64)
+                    .read_buf(&mut buf)
+                    .await?;
+                if n == 0 {
+                    return Err(RepoError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "content ended early",
+                    )));
+                }
+            }
+            remaining -= buf.len() as u64;
+            if let Some(prev) = self.held.replace(buf.freeze()) {
+                self.send(prev).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError> {
+        if let Some(mut last) = self.held.take() {
+            if self.signal_invalid && validity == Some(Validity::Invalid) {
+                last.truncate(last.len() - 1);
+            }
+            self.send(last).await?;
+        }
+        Ok(true)
+    }
+}
+
+async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>, Failure> {
+    let key = call.key()?.clone();
+    let file = call.params.associated_file();
+    let offset = call.params.offset.unwrap_or(0);
+    // The unversioned request and v0 do not signal invalid content.
+    let signal_invalid = call.version.is_some_and(|v| v >= ApiVersion::V1);
+    let (start_tx, start_rx) = oneshot::channel();
+    let (tx, body) = ChannelBody::new(4);
+    let repo = call.repo.clone();
+    tokio::spawn(async move {
+        let mut sink = ResponseSink {
+            start: Some(start_tx),
+            tx: tx.clone(),
+            held: None,
+            signal_invalid,
+        };
+        let result = repo.get(&key, &file, offset, &mut sink).await;
+        let start = sink.start.take();
+        match (result, start) {
+            (Ok(GetOutcome::NotPresent), Some(s)) => {
+                let _ = s.send(GetStart::NotPresent);
+            }
+            (Err(e), Some(s)) => {
+                let _ = s.send(GetStart::Failed(e.to_string()));
+            }
+            (Err(e), None) => {
+                // Cut the response short: the client sees less than the
+                // data length and discards it.
+                tracing::warn!(key = %key, error = %e, "GET failed while sending");
+                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+            }
+            _ => {}
+        }
+    });
+    match start_rx.await {
+        Ok(GetStart::Sending(len)) => {
+            let mut resp = Response::new(http_body_util::BodyExt::boxed(body));
+            let headers = resp.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(len));
+            Ok(resp)
+        }
+        Ok(GetStart::NotPresent) => Err(Failure::new(StatusCode::NOT_FOUND, "key not present")),
+        Ok(GetStart::Failed(e)) => Err(Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Err(_) => Err(Failure::new(StatusCode::NOT_FOUND, "key not present")),
+    }
+}
+
+/// The body of a PUT, limited to the bytes the repository asked for.
+struct LimitedBody {
+    reader: IncomingReader,
+    limit: u64,
+    read: u64,
+}
+
+impl AsyncRead for LimitedBody {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let left = this.limit - this.read;
+        let before = buf.filled().len();
+        let r = this.reader.poll_read_max(cx, buf, left);
+        this.read += (buf.filled().len() - before) as u64;
+        r
+    }
+}
+
+/// The content of a PUT request's body, from the offset the repository
+/// asks for. A body shorter or longer than the data length makes the
+/// content invalid: it is not stored.
+struct BodySource {
+    body: LimitedBody,
+    declared: u64,
+    client_offset: u64,
+    data_present: bool,
+    invalid: Arc<AtomicBool>,
+    opened: bool,
+}
+
+impl BodySource {
+    fn fail(&self, message: String) -> RepoError {
+        self.invalid.store(true, Ordering::Relaxed);
+        RepoError::Other(message)
+    }
+}
+
+#[async_trait]
+impl PutSource for BodySource {
+    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
+        if self.data_present {
+            return Ok(PutData::Present);
+        }
+        if offset < self.client_offset {
+            return Err(self.fail(format!(
+                "the content was sent from offset {}, but the repository needs it from offset {offset}",
+                self.client_offset
+            )));
+        }
+        let skip = offset - self.client_offset;
+        if skip > self.declared {
+            return Err(
+                self.fail("the repository needs content past the end of what was sent".into())
+            );
+        }
+        // Skip what the repository already has.
+        self.body.limit = skip;
+        let skipped = tokio::io::copy(&mut self.body, &mut tokio::io::sink()).await?;
+        if skipped < skip {
+            return Err(self.fail("the body ended before the offset the repository needs".into()));
+        }
+        self.body.limit = self.declared;
+        self.opened = true;
+        Ok(PutData::Stream {
+            len: self.declared - skip,
+            stream: &mut self.body,
+        })
+    }
+
+    async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
+        let complete = self.opened && self.body.read == self.body.limit;
+        // Anything after the declared length makes the content invalid.
+        self.body.limit = self.body.read + 1;
+        let mut probe = [0u8; 1];
+        let extra = self.body.read(&mut probe).await.unwrap_or(0);
+        if !complete || extra > 0 {
+            self.invalid.store(true, Ordering::Relaxed);
+            return Ok(Some(Validity::Invalid));
+        }
+        Ok(Some(Validity::Valid))
+    }
+}
+
+async fn put(
+    body: Incoming,
+    data_length: Option<u64>,
+    call: Call,
+) -> Result<Response<ResponseBody>, Failure> {
+    let key = call.key()?.clone();
+    let file: AssociatedFile = call.params.associated_file();
+    let data_present = call.params.data_present == Some(true) && call.api().has_data_present();
+    let invalid = Arc::new(AtomicBool::new(false));
+    let mut source = BodySource {
+        body: LimitedBody {
+            reader: IncomingReader::new(body),
+            limit: 0,
+            read: 0,
+        },
+        declared: data_length.unwrap_or(0),
+        client_offset: call.params.offset.unwrap_or(0),
+        data_present,
+        invalid: invalid.clone(),
+        opened: false,
+    };
+    let result = call.repo.put(&key, &file, &mut source).await;
+    let (stored, plus) = match result {
+        Ok(PutOutcome::Stored(plus)) | Ok(PutOutcome::AlreadyHave(plus)) => (true, plus),
+        Ok(PutOutcome::NotStored) => (false, Vec::new()),
+        Err(_) if invalid.load(Ordering::Relaxed) => (false, Vec::new()),
+        Err(RepoError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => (false, Vec::new()),
+        Err(e) => return Err(Failure::repo(e)),
+    };
+    Ok(json(&PutResult {
+        stored,
+        plusuuids: wire::encode_plus_uuids(call.api(), &plus),
+    }))
+}
+
+/// Learns where a put would start by starting one and stopping at the
+/// offset the repository asks for, as git-annex does.
+struct OffsetProbe {
+    offset: Option<u64>,
+}
+
+#[async_trait]
+impl PutSource for OffsetProbe {
+    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
+        self.offset = Some(offset);
+        Err(RepoError::Other(
+            "putoffset only asks for the offset".into(),
+        ))
+    }
+
+    async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
+        Ok(Some(Validity::Invalid))
+    }
+}
+
+async fn put_offset(call: Call) -> Result<Response<ResponseBody>, Failure> {
+    let key = call.key()?.clone();
+    let mut probe = OffsetProbe { offset: None };
+    let result = call
+        .repo
+        .put(&key, &AssociatedFile::none(), &mut probe)
+        .await;
+    match (result, probe.offset) {
+        (Ok(PutOutcome::AlreadyHave(plus)), _) => Ok(json(&PutOffsetResult {
+            offset: None,
+            alreadyhave: Some(true),
+            plusuuids: wire::encode_plus_uuids(call.api(), &plus),
+        })),
+        (_, Some(offset)) => Ok(json(&PutOffsetResult {
+            offset: Some(offset),
+            alreadyhave: None,
+            plusuuids: None,
+        })),
+        (Err(e), None) => Err(Failure::repo(e)),
+        (Ok(_), None) => Err(Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the repository did not say where to put from",
+        )),
+    }
+}
+
+async fn lock_content(shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>, Failure> {
+    let key = call.key()?.clone();
+    let Some(permit) = shared.locks.reserve() else {
+        return Ok(json(&LockResult {
+            locked: false,
+            lockid: None,
+        }));
+    };
+    match call.repo.lock_content(&key).await.map_err(Failure::repo)? {
+        Some(lock) => {
+            let id = shared.locks.insert(lock, permit);
+            Ok(json(&LockResult {
+                locked: true,
+                lockid: Some(wire::encode_value(id.as_bytes())),
+            }))
+        }
+        None => Ok(json(&LockResult {
+            locked: false,
+            lockid: None,
+        })),
+    }
+}
+
+/// The longest line of a keeplocked body accepted.
+const MAX_UNLOCK_LINE: usize = 1024;
+
+async fn keep_locked(
+    shared: &Arc<Shared>,
+    call: Call,
+    body: Incoming,
+) -> Result<Response<ResponseBody>, Failure> {
+    let id = call.params.lock_id.clone().unwrap_or_default();
+    shared.locks.keep(&id);
+    let mut reader = IncomingReader::new(body);
+    let mut line = Vec::new();
+    let mut buf = [0u8; 256];
+    // Until {"unlock": true}, the end of the body, or a broken connection.
+    'reading: loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                let unlock = serde_json::from_slice::<UnlockRequest>(&line)
+                    .map(|u| u.unlock)
+                    .unwrap_or(false);
+                line.clear();
+                if unlock {
+                    break 'reading;
+                }
+            } else if line.len() < MAX_UNLOCK_LINE {
+                line.push(b);
+            }
+        }
+        if !line.is_empty()
+            && serde_json::from_slice::<UnlockRequest>(&line).is_ok_and(|u| u.unlock)
+        {
+            break;
+        }
+    }
+    shared.locks.release(&id);
+    Ok(json(&LockResult {
+        locked: false,
+        lockid: None,
+    }))
+}
