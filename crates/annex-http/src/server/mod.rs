@@ -241,6 +241,7 @@ async fn logged(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let resp = handlers::handle(shared, req, secure).await;
     let data_length = resp
         .headers()
@@ -250,6 +251,7 @@ async fn logged(
     tracing::info!(
         %method,
         path,
+        query,
         status = resp.status().as_u16(),
         data_length,
         micros = start.elapsed().as_micros() as u64,
