@@ -381,11 +381,20 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
     }
 }
 
-/// The body of a PUT, limited to the bytes the repository asked for.
+/// The body of a PUT, limited to the bytes the repository asked for. When
+/// `strict`, the last byte is only handed over once the body is known to
+/// end there: a body longer than declared fails the read, so the
+/// repository never completes content the client did not vouch for.
 struct LimitedBody {
     reader: IncomingReader,
     limit: u64,
     read: u64,
+    strict: bool,
+    last: Option<u8>,
+    /// The body ended before the limit.
+    short: bool,
+    /// The body went on past the limit.
+    long: bool,
 }
 
 impl AsyncRead for LimitedBody {
@@ -394,12 +403,48 @@ impl AsyncRead for LimitedBody {
         cx: &mut std::task::Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
+        use std::task::{ready, Poll};
         let this = self.get_mut();
         let left = this.limit - this.read;
-        let before = buf.filled().len();
-        let r = this.reader.poll_read_max(cx, buf, left);
-        this.read += (buf.filled().len() - before) as u64;
-        r
+        if left == 0 || buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if !this.strict || left > 1 {
+            let max = if this.strict { left - 1 } else { left };
+            let before = buf.filled().len();
+            ready!(this.reader.poll_read_max(cx, buf, max))?;
+            let n = buf.filled().len() - before;
+            if n == 0 {
+                this.short = true;
+            }
+            this.read += n as u64;
+            return Poll::Ready(Ok(()));
+        }
+        if this.last.is_none() {
+            let mut one = [0u8; 1];
+            let mut rb = ReadBuf::new(&mut one);
+            ready!(this.reader.poll_read_max(cx, &mut rb, 1))?;
+            if rb.filled().is_empty() {
+                this.short = true;
+                return Poll::Ready(Ok(()));
+            }
+            this.last = Some(one[0]);
+        }
+        let mut probe = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut probe);
+        ready!(this.reader.poll_read_max(cx, &mut rb, 1))?;
+        if !rb.filled().is_empty() {
+            this.long = true;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the body is longer than X-git-annex-data-length",
+            )));
+        }
+        if let Some(b) = this.last.take() {
+            buf.put_slice(&[b]);
+            this.read += 1;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -442,11 +487,13 @@ impl PutSource for BodySource {
         }
         // Skip what the repository already has.
         self.body.limit = skip;
+        self.body.strict = false;
         let skipped = tokio::io::copy(&mut self.body, &mut tokio::io::sink()).await?;
         if skipped < skip {
             return Err(self.fail("the body ended before the offset the repository needs".into()));
         }
         self.body.limit = self.declared;
+        self.body.strict = true;
         self.opened = true;
         Ok(PutData::Stream {
             len: self.declared - skip,
@@ -456,11 +503,7 @@ impl PutSource for BodySource {
 
     async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
         let complete = self.opened && self.body.read == self.body.limit;
-        // Anything after the declared length makes the content invalid.
-        self.body.limit = self.body.read + 1;
-        let mut probe = [0u8; 1];
-        let extra = self.body.read(&mut probe).await.unwrap_or(0);
-        if !complete || extra > 0 {
+        if !complete || self.body.short || self.body.long {
             self.invalid.store(true, Ordering::Relaxed);
             return Ok(Some(Validity::Invalid));
         }
@@ -482,6 +525,10 @@ async fn put(
             reader: IncomingReader::new(body),
             limit: 0,
             read: 0,
+            strict: true,
+            last: None,
+            short: false,
+            long: false,
         },
         declared: data_length.unwrap_or(0),
         client_offset: call.params.offset.unwrap_or(0),
@@ -490,11 +537,13 @@ async fn put(
         opened: false,
     };
     let result = call.repo.put(&key, &file, &mut source).await;
+    let bad_body = invalid.load(Ordering::Relaxed) || source.body.short || source.body.long;
     let (stored, plus) = match result {
         Ok(PutOutcome::Stored(plus)) | Ok(PutOutcome::AlreadyHave(plus)) => (true, plus),
         Ok(PutOutcome::NotStored) => (false, Vec::new()),
-        Err(_) if invalid.load(Ordering::Relaxed) => (false, Vec::new()),
-        Err(RepoError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => (false, Vec::new()),
+        // The client's data was not what it declared: not stored, and the
+        // answer says so rather than blaming the server.
+        Err(_) if bad_body => (false, Vec::new()),
         Err(e) => return Err(Failure::repo(e)),
     };
     Ok(json(&PutResult {
