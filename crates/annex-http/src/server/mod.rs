@@ -238,6 +238,9 @@ async fn logged(
     req: Request<Incoming>,
     secure: bool,
 ) -> Response<ResponseBody> {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return handlers::handle(shared, req, secure).await;
+    }
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

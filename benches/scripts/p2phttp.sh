@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# p2phttp on loopback: `git annex p2phttp` against `annex p2phttp`, serving
+# the same repository, measured in one run with the same tools:
+#  - checkpresent requests per second at 16 and 256 keep-alive connections
+#    (http-load, from this workspace; one client thread);
+#  - GET of one SIZE_MIB object (curl to /dev/null);
+#  - PUT of that object, verified by the server (curl streaming the file).
+# git-annex's server is run with -J2 (it needs at least 2) and with -J16,
+# and its better figure is the one compared.
+#
+#   bash benches/scripts/p2phttp.sh [SIZE_MIB]    (default 1024)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+size_mib=${1:-1024}
+cargo build --release -q --bin annex --bin http-load
+annex=$PWD/target/release/annex
+load=$PWD/target/release/http-load
+work=$(mktemp -d "${TMPDIR:-/tmp}/annex-bench.XXXXXX")
+server_pid=
+cleanup() {
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  chmod -R u+w "$work"; rm -rf "$work"
+}
+trap cleanup EXIT
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.invalid
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
+
+best() { sort -n | head -1; }
+most() { sort -n | tail -1; }
+timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+git init -q "$work/repo"
+(cd "$work/repo" && git annex init -q bench)
+uuid=$(git -C "$work/repo" config annex.uuid)
+client=$(python3 -c 'import uuid; print(uuid.uuid4())')
+echo small > "$work/repo/small"
+head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/object"
+(cd "$work/repo" && git annex add -q small && git commit -qm small)
+small=$(cd "$work/repo" && git annex lookupkey small)
+big="SHA256E-s$(stat -c %s "$work/object")--$(sha256sum "$work/object" | cut -c1-64)"
+
+start_server() { # name port args...
+  local name=$1 port=$2; shift 2
+  (cd "$work/repo" && exec "$@" >"$work/$name.log" 2>&1) &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    sleep 0.1
+  done
+  echo "server $name did not start:" >&2; cat "$work/$name.log" >&2; exit 1
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
+
+declare -A rps16 rps256 get put
+measure() { # name port
+  local name=$1 port=$2 base="http://127.0.0.1:$2/git-annex/$uuid/v4"
+  rps16[$name]=$("$load" --connections 16 --seconds 5 --method POST \
+    "$base/checkpresent?key=$small&clientuuid=$client")
+  rps256[$name]=$("$load" --connections 256 --seconds 5 --method POST \
+    "$base/checkpresent?key=$small&clientuuid=$client")
+  put[$name]=$(for _ in 1 2 3; do
+      curl -sf -X POST -o /dev/null "$base/remove?key=$big&clientuuid=$client"
+      timeit curl -sf -X POST -T "$work/object" -H 'Content-Type: application/octet-stream' \
+        -H "X-git-annex-data-length: $(stat -c %s "$work/object")" \
+        "$base/put?key=$big&clientuuid=$client"
+    done | best)
+  curl -sf -X POST "$base/checkpresent?key=$big&clientuuid=$client" | grep -q '"present":true' \
+    || { echo "$name: the PUT did not store the object" >&2; exit 1; }
+  get[$name]=$(for _ in 1 2 3; do
+      timeit curl -sf -o /dev/null "$base/key/$big?clientuuid=$client"; done | best)
+}
+
+for jobs in 2 16; do
+  port=$(free_port)
+  start_server "git-annex-J$jobs" "$port" git annex p2phttp --bind 127.0.0.1 --port "$port" --wideopen -J"$jobs"
+  measure "git-annex-J$jobs" "$port"
+  stop_server
+done
+port=$(free_port)
+start_server annex "$port" "$annex" p2phttp --bind 127.0.0.1 --port "$port" --wideopen --log-level warn
+measure annex "$port"
+stop_server
+
+pick() { # array: git-annex's better figure (higher is better unless $2=low)
+  local -n a=$1
+  if [ "${2:-high}" = low ]; then printf '%s\n' "${a[git-annex-J2]}" "${a[git-annex-J16]}" | best
+  else printf '%s\n' "${a[git-annex-J2]}" "${a[git-annex-J16]}" | most; fi
+}
+bytes=$((size_mib * 1024 * 1024))
+gbps() { echo "scale=2; $bytes / $1 / 1000000000" | bc; }
+ratio() { echo "scale=1; $1 / $2" | bc; }
+printf '%-28s %14s %14s %14s %8s\n' what "git-annex -J2" "git-annex -J16" "annex" ratio
+printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 16 conns" "${rps16[git-annex-J2]}" "${rps16[git-annex-J16]}" "${rps16[annex]}" "$(ratio "${rps16[annex]}" "$(pick rps16)")x"
+printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 256 conns" "${rps256[git-annex-J2]}" "${rps256[git-annex-J16]}" "${rps256[annex]}" "$(ratio "${rps256[annex]}" "$(pick rps256)")x"
+printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, s (GB/s)" "${get[git-annex-J2]} ($(gbps "${get[git-annex-J2]}"))" "${get[git-annex-J16]} ($(gbps "${get[git-annex-J16]}"))" "${get[annex]} ($(gbps "${get[annex]}"))" "$(ratio "$(pick get low)" "${get[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "PUT ${size_mib} MiB, s" "${put[git-annex-J2]}" "${put[git-annex-J16]}" "${put[annex]}" "$(ratio "$(pick put low)" "${put[annex]}")x"
