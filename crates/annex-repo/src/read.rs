@@ -7,7 +7,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
@@ -29,17 +29,17 @@ impl FileStream {
             let mut remaining = len;
             while remaining > 0 {
                 let want = CHUNK.min(remaining as usize);
-                let mut buf = BytesMut::zeroed(want);
-                let r = file.read(&mut buf);
+                // read_to_end fills spare capacity without zeroing it first.
+                let mut buf = Vec::with_capacity(want);
+                let r = (&mut file).take(want as u64).read_to_end(&mut buf);
                 let msg = match r {
                     Ok(0) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "file shrank while being sent",
                     )),
                     Ok(n) => {
-                        buf.truncate(n);
                         remaining -= n as u64;
-                        Ok(buf.freeze())
+                        Ok(Bytes::from(buf))
                     }
                     Err(e) => Err(e),
                 };
