@@ -29,10 +29,11 @@ struct Cli {
 enum Command {
     /// Talk to a git-annex repository over the P2P protocol.
     ///
-    /// TARGET is a local path to a git-annex repository, or an ssh location
+    /// TARGET is a local path to a git-annex repository, an ssh location
     /// `[user@]host:path` (reached with `ssh host git-annex-shell p2pstdio
-    /// path`). The repository's git-annex-shell answers; the real git-annex
-    /// or this program's own server.
+    /// path`), or a p2phttp URL `annex+http(s)://host[:port]/git-annex/`
+    /// (with --uuid, or the UUID after `/git-annex/`). The other end is the
+    /// real git-annex or this program's own server.
     Remote(remote::RemoteArgs),
     /// Show what a git-annex key is made of: backend, size, fields, and
     /// where git-annex stores its content.

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
+use annex_http::wire::ApiVersion;
 use annex_protocol::{
     AssociatedFile, ByteStream, Client, ClientOptions, GetOutcome, GetSink, Key, ProtocolVersion,
     PutData, PutOutcome, PutSource, RepoError, Repository, Uuid, Validity,
@@ -18,8 +20,21 @@ use crate::progress::{bar, Counted};
 
 #[derive(Args)]
 pub struct RemoteArgs {
-    /// A local path to a git-annex repository, or `[user@]host:path`.
+    /// A local path to a git-annex repository, `[user@]host:path`, or a
+    /// p2phttp URL `annex+http(s)://HOST[:PORT]/git-annex/[UUID]`.
     target: String,
+    /// For annex+http(s) URLs: the UUID of the repository to reach (unless
+    /// the URL ends with it).
+    #[arg(long, value_name = "UUID")]
+    uuid: Option<String>,
+    /// For annex+http(s) URLs: the user to authenticate as; the password
+    /// is read from the environment variable ANNEX_P2PHTTP_PASSWORD.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// For annex+https URLs: a PEM file of CA certificates to trust as well
+    /// as the system's.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
     /// The git-annex-shell program to run for the repository.
     #[arg(long, default_value = "git-annex-shell", value_name = "PROGRAM")]
     shell: String,
@@ -75,8 +90,72 @@ enum Op {
     Timestamp,
 }
 
+/// A connection to a repository, over either transport.
+enum Connection {
+    P2p(Client),
+    Http(HttpRepository),
+}
+
+impl std::ops::Deref for Connection {
+    type Target = dyn Repository;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Connection::P2p(c) => c,
+            Connection::Http(h) => h,
+        }
+    }
+}
+
+impl Connection {
+    async fn close(self) -> Result<(), RepoError> {
+        match self {
+            Connection::P2p(c) => c.close().await,
+            Connection::Http(_) => Ok(()),
+        }
+    }
+}
+
+fn connect_http(args: &RemoteArgs) -> anyhow::Result<HttpRepository> {
+    let url = ServerUrl::parse(&args.target)?;
+    let server = match (&args.uuid, &url.uuid) {
+        (Some(u), _) => Uuid::parse(u).map_err(|e| anyhow!("--uuid {u}: {e}"))?,
+        (None, Some(u)) => u.clone(),
+        (None, None) => {
+            bail!("give the repository's UUID with --uuid, or end the URL with /git-annex/UUID")
+        }
+    };
+    let credentials = match &args.user {
+        Some(user) => {
+            let password = std::env::var("ANNEX_P2PHTTP_PASSWORD").map_err(|_| {
+                anyhow!("--user {user}: set the password in the environment variable ANNEX_P2PHTTP_PASSWORD")
+            })?;
+            Some((user.clone(), password))
+        }
+        None => None,
+    };
+    let max_version = match args.protocol_version.min(4) {
+        0 => ApiVersion::V0,
+        1 => ApiVersion::V1,
+        2 => ApiVersion::V2,
+        3 => ApiVersion::V3,
+        _ => ApiVersion::V4,
+    };
+    let options = HttpOptions {
+        max_version,
+        credentials,
+        ca_file: args.cacert.clone(),
+        ..Default::default()
+    };
+    Ok(HttpRepository::new(url, server, client_uuid(), options)?)
+}
+
 pub async fn run(args: RemoteArgs) -> anyhow::Result<ExitCode> {
-    let client = connect(&args).await?;
+    let client = if args.target.starts_with("annex+http") {
+        Connection::Http(connect_http(&args)?)
+    } else {
+        Connection::P2p(connect(&args).await?)
+    };
     let json = args.json;
     let code = match args.op {
         Op::Checkpresent { keys } => {
@@ -100,12 +179,12 @@ pub async fn run(args: RemoteArgs) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             }
         }
-        Op::Get { key, output } => get(&client, &parse_key(&key)?, output, json).await?,
+        Op::Get { key, output } => get(&*client, &parse_key(&key)?, output, json).await?,
         Op::Put {
             key,
             file,
             associated_file,
-        } => put(&client, &parse_key(&key)?, &file, associated_file, json).await?,
+        } => put(&*client, &parse_key(&key)?, &file, associated_file, json).await?,
         Op::Remove { key, before } => {
             let key = parse_key(&key)?;
             let out = client.remove(&key, before).await?;
@@ -269,7 +348,7 @@ impl GetSink for FileSink {
 }
 
 async fn get(
-    client: &Client,
+    client: &dyn Repository,
     key: &Key,
     output: Option<PathBuf>,
     json: bool,
@@ -364,7 +443,7 @@ impl PutSource for FileSource {
 }
 
 async fn put(
-    client: &Client,
+    client: &dyn Repository,
     key: &Key,
     path: &Path,
     associated_file: Option<String>,

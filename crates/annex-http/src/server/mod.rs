@@ -8,7 +8,7 @@
 //! requests in flight finish up to a deadline.
 
 pub mod auth;
-mod body;
+pub(crate) mod body;
 mod handlers;
 pub mod listen;
 pub mod locks;
