@@ -631,6 +631,13 @@ impl Repository for HttpRepository {
         offset: u64,
         sink: &mut dyn GetSink,
     ) -> Result<GetOutcome, RepoError> {
+        // Asked for content it does not have, git-annex's server answers
+        // an empty 200 and keeps one of its -J workers busy for good; a
+        // few such requests and it stops answering. Asking first costs a
+        // round trip and spares it.
+        if !self.check_present(key).await? {
+            return Ok(GetOutcome::NotPresent);
+        }
         let version = self.agreed().await?;
         let params = Params {
             associated_file: file.display_path().map(String::into_bytes),
@@ -660,6 +667,12 @@ impl Repository for HttpRepository {
             .get(DATA_LENGTH_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
+        // git-annex's server answers a GET of content it does not have
+        // with an empty body rather than 404.
+        if announced == Some(0) && key.size().is_some_and(|s| s > offset) {
+            let _ = self.body(resp, sender).await;
+            return Ok(GetOutcome::NotPresent);
+        }
         let len = match announced.or_else(|| key.size().map(|s| s.saturating_sub(offset))) {
             Some(l) => l,
             None => {
