@@ -28,6 +28,16 @@ pub struct Branch {
     repo: gix::Repository,
     git_dir: PathBuf,
     journal: Journal,
+    /// The entries of the last root tree read, by name: the root of a big
+    /// branch holds thousands of hash directories, and decoding it for
+    /// every log read would cost more than the rest of the read.
+    root: std::sync::Mutex<Option<RootEntries>>,
+}
+
+/// A root tree's entries: name to (is a tree, is a blob, object).
+struct RootEntries {
+    tree: ObjectId,
+    entries: std::collections::HashMap<Vec<u8>, (bool, bool, ObjectId)>,
 }
 
 impl std::fmt::Debug for Branch {
@@ -64,6 +74,7 @@ impl Branch {
             repo,
             git_dir,
             journal,
+            root: std::sync::Mutex::new(None),
         })
     }
 
@@ -114,6 +125,15 @@ impl Branch {
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         for (i, part) in parts.iter().enumerate() {
             let last = i + 1 == parts.len();
+            if i == 0 {
+                match self.root_entry(tree, part.as_bytes())? {
+                    Some((is_tree, is_blob, oid)) if (last && is_blob) || (!last && is_tree) => {
+                        id = oid
+                    }
+                    _ => return Ok(None),
+                }
+                continue;
+            }
             let t = self.repo.objects.find_tree(&id, &mut buf).map_err(git)?;
             match t.bisect_entry(part.as_bytes().into(), !last) {
                 Some(e) if last && !e.mode.is_blob() => return Ok(None),
@@ -126,6 +146,29 @@ impl Branch {
         }
         let blob = self.repo.objects.find_blob(&id, &mut buf).map_err(git)?;
         Ok(Some(blob.data.to_vec()))
+    }
+
+    /// An entry of a root tree, through the cache of the last root read.
+    fn root_entry(
+        &self,
+        tree: ObjectId,
+        name: &[u8],
+    ) -> Result<Option<(bool, bool, ObjectId)>, BranchError> {
+        let mut cache = self.root.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.as_ref().is_none_or(|c| c.tree != tree) {
+            let mut buf = Vec::new();
+            let t = self.repo.objects.find_tree(&tree, &mut buf).map_err(git)?;
+            let entries = t
+                .entries
+                .iter()
+                .map(|e| {
+                    let kind = (e.mode.is_tree(), e.mode.is_blob(), e.oid.to_owned());
+                    (e.filename.to_vec(), kind)
+                })
+                .collect();
+            *cache = Some(RootEntries { tree, entries });
+        }
+        Ok(cache.as_ref().and_then(|c| c.entries.get(name).copied()))
     }
 
     /// A file as committed on the branch (without the journal).

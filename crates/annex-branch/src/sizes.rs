@@ -159,36 +159,49 @@ impl RepoSizes {
         let repo = branch.repo();
         let old_tree = branch.tree_of(self.commit)?;
         let new_tree = branch.tree_of(new)?;
-        let mut tally = Tally::default();
-        let mut stats = UpdateStats::default();
-        diff_trees(
+        // The hash directories that differ, then those on all cores.
+        let mut pairs: Vec<(Option<ObjectId>, Option<ObjectId>)> = Vec::new();
+        diff_entries(
             repo,
             Some(old_tree),
             Some(new_tree),
-            0,
-            &mut |name, old, new| {
-                let Some(size) = location_log_key_size(name) else {
-                    return Ok(());
-                };
-                stats.changed_logs += 1;
-                let mut buf = Vec::new();
-                if let Some(old) = old {
-                    tally.add(
-                        repo.objects.find_blob(&old, &mut buf).map_err(git)?.data,
-                        size,
-                        -1,
-                    );
-                }
-                if let Some(new) = new {
-                    tally.add(
-                        repo.objects.find_blob(&new, &mut buf).map_err(git)?.data,
-                        size,
-                        1,
-                    );
+            &mut |name, is_tree, ox, oy| {
+                if is_tree && is_hash_dir(name) {
+                    pairs.push((ox, oy));
                 }
                 Ok(())
             },
         )?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 16);
+        let chunk = pairs.len().div_ceil(threads).max(1);
+        let (tally, changed_logs) = std::thread::scope(|s| {
+            let handles: Vec<_> = pairs
+                .chunks(chunk)
+                .map(|part| {
+                    let repo = repo.clone();
+                    s.spawn(move || tally_changes(&repo, part))
+                })
+                .collect();
+            let mut total = Tally::default();
+            let mut changed = 0;
+            for h in handles {
+                match h.join() {
+                    Ok(r) => {
+                        let (t, n) = r?;
+                        total.merge(t);
+                        changed += n;
+                    }
+                    Err(_) => return Err(BranchError::Git("a size updating thread failed".into())),
+                }
+            }
+            Ok((total, changed))
+        })?;
+        let stats = UpdateStats {
+            changed_logs: changed_logs as u64,
+        };
         tally.apply(&mut self.sizes);
         self.commit = new;
         Ok(stats)
@@ -327,14 +340,52 @@ fn tally_dirs(repo: &gix::Repository, dirs: &[ObjectId]) -> Result<Tally, Branch
 type Visit<'a> =
     dyn FnMut(&[u8], Option<ObjectId>, Option<ObjectId>) -> Result<(), BranchError> + 'a;
 
-/// Calls `visit(name, old_blob, new_blob)` for every blob that differs
-/// between two trees, down to the hash directories' depth.
-fn diff_trees(
+/// The changes of the location logs under some pairs of old and new hash
+/// directories: the tally of repositories gained and lost, and how many
+/// logs changed.
+fn tally_changes(
+    repo: &gix::Repository,
+    pairs: &[(Option<ObjectId>, Option<ObjectId>)],
+) -> Result<(Tally, usize), BranchError> {
+    let mut tally = Tally::default();
+    let mut changed = 0;
+    let mut buf = Vec::new();
+    for (old, new) in pairs {
+        diff_trees(repo, *old, *new, 1, &mut |name, old, new| {
+            let Some(size) = location_log_key_size(name) else {
+                return Ok(());
+            };
+            changed += 1;
+            if let Some(old) = old {
+                tally.add(
+                    repo.objects.find_blob(&old, &mut buf).map_err(git)?.data,
+                    size,
+                    -1,
+                );
+            }
+            if let Some(new) = new {
+                tally.add(
+                    repo.objects.find_blob(&new, &mut buf).map_err(git)?.data,
+                    size,
+                    1,
+                );
+            }
+            Ok(())
+        })?;
+    }
+    Ok((tally, changed))
+}
+
+type EntryVisit<'a> =
+    dyn FnMut(&[u8], bool, Option<ObjectId>, Option<ObjectId>) -> Result<(), BranchError> + 'a;
+
+/// Calls `visit(name, is_tree, old, new)` for every entry that differs
+/// between two trees (one level).
+fn diff_entries(
     repo: &gix::Repository,
     old: Option<ObjectId>,
     new: Option<ObjectId>,
-    depth: usize,
-    visit: &mut Visit<'_>,
+    visit: &mut EntryVisit<'_>,
 ) -> Result<(), BranchError> {
     if old == new {
         return Ok(());
@@ -380,9 +431,23 @@ fn diff_trees(
             (None, None) => continue,
         };
         let (ox, oy) = (x.map(|e| e.2), y.map(|e| e.2));
-        if ox == oy {
-            continue;
+        if ox != oy {
+            visit(name, is_tree, ox, oy)?;
         }
+    }
+    Ok(())
+}
+
+/// Calls `visit(name, old_blob, new_blob)` for every blob that differs
+/// between two trees at `depth`, down to the hash directories' depth (2).
+fn diff_trees(
+    repo: &gix::Repository,
+    old: Option<ObjectId>,
+    new: Option<ObjectId>,
+    depth: usize,
+    visit: &mut Visit<'_>,
+) -> Result<(), BranchError> {
+    diff_entries(repo, old, new, &mut |name, is_tree, ox, oy| {
         if is_tree {
             if depth < 2 {
                 diff_trees(repo, ox, oy, depth + 1, visit)?;
@@ -390,6 +455,6 @@ fn diff_trees(
         } else if depth == 2 {
             visit(name, ox, oy)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
