@@ -88,6 +88,16 @@ fn main() -> ExitCode {
         return finish(shell::run(argv.collect()), "git-annex-shell");
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::P2phttp(_) | Command::Shell { .. }) {
+        // Commands whose output is piped (`annex info | head`) end quietly
+        // when the reader goes away, as Unix tools do. Servers keep
+        // ignoring SIGPIPE: a peer that goes away is an error to handle.
+        // SAFETY: resetting a signal's disposition before any thread is
+        // started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Remote(args) => run_async(remote::run(args)),
         Command::Examinekey(args) => examine::run(args),
