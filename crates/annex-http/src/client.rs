@@ -19,7 +19,7 @@ use annex_protocol::{
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -35,7 +35,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::server::body::{ChannelBody, IncomingReader};
+use crate::server::body::{next_chunk, ChannelBody, IncomingReader};
 use crate::wire::{
     self, ApiVersion, Endpoint, GetTimestampResult, LockResult, Params, PutOffsetResult, PutResult,
     RemoveResult, DATA_LENGTH_HEADER, DEFAULT_PORT,
@@ -804,9 +804,6 @@ impl Repository for HttpRepository {
     }
 }
 
-/// How big the chunks of content sent in a PUT body are.
-const PUT_CHUNK: usize = 512 * 1024;
-
 async fn pump_stream(
     stream: &mut dyn ByteStream,
     len: u64,
@@ -814,19 +811,9 @@ async fn pump_stream(
 ) -> Result<(), RepoError> {
     let mut remaining = len;
     while remaining > 0 {
-        let want = (PUT_CHUNK as u64).min(remaining) as usize;
-        let mut buf = BytesMut::with_capacity(want);
-        while buf.len() < want {
-            let n = (&mut *stream)
-                .take((want - buf.len()) as u64)
-                .read_buf(&mut buf)
-                .await?;
-            if n == 0 {
-                return Err(RepoError::Other("the content ended early".into()));
-            }
-        }
+        let buf = next_chunk(stream, remaining).await?;
         remaining -= buf.len() as u64;
-        if tx.send(Ok(buf.freeze())).await.is_err() {
+        if tx.send(Ok(buf)).await.is_err() {
             // The server answered before taking everything; its answer
             // says why.
             return Ok(());

@@ -127,3 +127,30 @@ impl Body for ChannelBody {
         SizeHint::default()
     }
 }
+
+/// How big the chunks of content streamed through a body are.
+pub(crate) const CHUNK: usize = 512 * 1024;
+
+/// Reads the next chunk of at most [`CHUNK`] bytes of the `remaining`
+/// bytes of `stream`; a stream ending early is an error.
+pub(crate) async fn next_chunk(
+    stream: &mut dyn annex_protocol::ByteStream,
+    remaining: u64,
+) -> io::Result<Bytes> {
+    use tokio::io::AsyncReadExt;
+    let want = (CHUNK as u64).min(remaining) as usize;
+    let mut buf = bytes::BytesMut::with_capacity(want);
+    while buf.len() < want {
+        let n = (&mut *stream)
+            .take((want - buf.len()) as u64)
+            .read_buf(&mut buf)
+            .await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the content ended early",
+            ));
+        }
+    }
+    Ok(buf.freeze())
+}

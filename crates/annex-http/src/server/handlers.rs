@@ -10,7 +10,7 @@ use annex_protocol::{
     RepoError, Repository, Validity,
 };
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::auth::{ActionClass, Decision};
-use super::body::{full, ChannelBody, IncomingReader, ResponseBody};
+use super::body::{full, next_chunk, ChannelBody, IncomingReader, ResponseBody};
 use super::Shared;
 use crate::wire::{
     self, ApiVersion, Endpoint, GetTimestampResult, LockResult, Params, PutOffsetResult, PutResult,
@@ -267,9 +267,6 @@ async fn route(
     }
 }
 
-/// How big the chunks of content sent in a GET response are.
-const GET_CHUNK: usize = 512 * 1024;
-
 /// What a GET's worker tells the handler before any content.
 enum GetStart {
     Sending(u64),
@@ -306,22 +303,9 @@ impl GetSink for ResponseSink {
         }
         let mut remaining = len;
         while remaining > 0 {
-            let want = (GET_CHUNK as u64).min(remaining) as usize;
-            let mut buf = BytesMut::with_capacity(want);
-            while buf.len() < want {
-                let n = (&mut *stream)
-                    .take((want - buf.len()) as u64)
-                    .read_buf(&mut buf)
-                    .await?;
-                if n == 0 {
-                    return Err(RepoError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "content ended early",
-                    )));
-                }
-            }
+            let buf = next_chunk(stream, remaining).await?;
             remaining -= buf.len() as u64;
-            if let Some(prev) = self.held.replace(buf.freeze()) {
+            if let Some(prev) = self.held.replace(buf) {
                 self.send(prev).await?;
             }
         }
