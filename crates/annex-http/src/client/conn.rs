@@ -277,22 +277,50 @@ impl Pool {
     /// waits for the head of the answer.
     pub(crate) async fn send(
         &self,
-        mut req: Request<RequestBody>,
+        req: Request<RequestBody>,
     ) -> Result<(Response<Incoming>, Conn), RepoError> {
+        let mut req = Some(req);
+        self.send_with(|| {
+            req.take()
+                .ok_or_else(|| RepoError::Other("a request cannot be sent again".into()))
+        })
+        .await
+    }
+
+    /// Sends the request `make` makes, as [`Pool::send`]; a request of
+    /// this kind can also be made again when a pooled connection was
+    /// closed by the server after it went out but before any answer (the
+    /// server closing an idle connection as the request arrived).
+    pub(crate) async fn send_with(
+        &self,
+        mut make: impl FnMut() -> Result<Request<RequestBody>, RepoError>,
+    ) -> Result<(Response<Incoming>, Conn), RepoError> {
+        let mut req = make()?;
         loop {
             let mut conn = self.take().await?;
             match conn.request(req).await {
                 Ok(resp) => return Ok((resp, conn)),
-                Err(mut e) => match e.take_message() {
-                    Some(again) if !conn.fresh => req = again,
-                    _ => {
-                        return Err(RepoError::Other(format!(
-                            "{}: {}",
-                            self.authority,
-                            e.into_error()
-                        )))
+                Err(mut e) => {
+                    let again = if conn.fresh {
+                        None
+                    } else if let Some(unsent) = e.take_message() {
+                        Some(unsent)
+                    } else if e.error().is_incomplete_message() {
+                        make().ok()
+                    } else {
+                        None
+                    };
+                    match again {
+                        Some(r) => req = r,
+                        None => {
+                            return Err(RepoError::Other(format!(
+                                "{}: {}",
+                                self.authority,
+                                e.into_error()
+                            )))
+                        }
                     }
-                },
+                }
             }
         }
     }

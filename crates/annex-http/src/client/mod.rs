@@ -287,8 +287,11 @@ impl HttpRepository {
         endpoint: Endpoint,
         params: &Params,
     ) -> Result<(StatusCode, Bytes), RepoError> {
-        let req = self.request(Method::POST, version, endpoint, None, params, empty())?;
-        let (resp, mut conn) = self.shared.pool.send(req).await?;
+        let (resp, mut conn) = self
+            .shared
+            .pool
+            .send_with(|| self.request(Method::POST, version, endpoint, None, params, empty()))
+            .await?;
         let status = resp.status();
         let body = conn.collect(resp.into_body()).await?;
         self.shared.pool.give_back(conn);
@@ -570,15 +573,20 @@ impl Repository for HttpRepository {
             offset: (offset > 0).then_some(offset),
             ..Default::default()
         };
-        let req = self.request(
-            Method::GET,
-            version,
-            Endpoint::Key,
-            Some(key),
-            &params,
-            empty(),
-        )?;
-        let (resp, mut conn) = self.shared.pool.send(req).await?;
+        let (resp, mut conn) = self
+            .shared
+            .pool
+            .send_with(|| {
+                self.request(
+                    Method::GET,
+                    version,
+                    Endpoint::Key,
+                    Some(key),
+                    &params,
+                    empty(),
+                )
+            })
+            .await?;
         let status = resp.status();
         if !status.is_success() {
             let body = conn.collect(resp.into_body()).await?;
@@ -618,16 +626,18 @@ impl Repository for HttpRepository {
         sink.data(len, &mut content).await?;
         // Nothing may follow the announced length.
         let mut probe = [0u8; 1];
+        // Without an announced length, nothing can be said of validity.
+        let vouched = announced.map(|_| Validity::Valid);
         let validity = match content.reader.read(&mut probe).await {
             Ok(0) => {
                 self.shared.pool.give_back(content.reader.into_conn());
-                Validity::Valid
+                vouched
             }
-            Ok(_) => Validity::Invalid,
+            Ok(_) => Some(Validity::Invalid),
             // The content arrived whole; only the connection is lost.
-            Err(_) => Validity::Valid,
+            Err(_) => vouched,
         };
-        let accepted = sink.finish(Some(validity)).await?;
+        let accepted = sink.finish(validity).await?;
         Ok(GetOutcome::Sent { accepted })
     }
 
