@@ -3,32 +3,31 @@
 //!
 //!     http-load --connections 16 --seconds 5 --method POST URL
 //!
-//! Every answer must have the expected status (200 unless `--status`), or
-//! the run fails: a benchmark of errors measures nothing.
+//! Like wrk, it writes a request prepared once and reads each answer with
+//! a minimal parser, so that as much of the machine as possible is left
+//! to the server being measured. Every answer must have the expected
+//! status (200 unless `--status`) and a length or chunks, or the run fails:
+//! a benchmark of errors measures nothing.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1;
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 struct Options {
     connections: usize,
     seconds: f64,
-    method: Method,
+    method: String,
     status: u16,
     threads: usize,
-    uri: Uri,
+    url: String,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: http-load [--connections N] [--seconds S] [--method M] [--status CODE] [--threads T] URL"
+        "usage: http-load [--connections N] [--seconds S] [--method M] [--status CODE] [--threads T] http://HOST:PORT/PATH"
     );
     std::process::exit(2)
 }
@@ -37,10 +36,10 @@ fn options() -> Options {
     let mut o = Options {
         connections: 16,
         seconds: 5.0,
-        method: Method::GET,
+        method: "GET".into(),
         status: 200,
         threads: 1,
-        uri: Uri::default(),
+        url: String::new(),
     };
     let mut url = None;
     let mut args = std::env::args().skip(1);
@@ -49,21 +48,105 @@ fn options() -> Options {
         match a.as_str() {
             "--connections" => o.connections = value().parse().unwrap_or_else(|_| usage()),
             "--seconds" => o.seconds = value().parse().unwrap_or_else(|_| usage()),
-            "--method" => o.method = value().parse().unwrap_or_else(|_| usage()),
+            "--method" => o.method = value(),
             "--status" => o.status = value().parse().unwrap_or_else(|_| usage()),
             "--threads" => o.threads = value().parse().unwrap_or_else(|_| usage()),
             _ if url.is_none() && !a.starts_with("--") => url = Some(a),
             _ => usage(),
         }
     }
-    o.uri = url
-        .unwrap_or_else(|| usage())
-        .parse()
-        .unwrap_or_else(|_| usage());
-    if o.uri.scheme_str() != Some("http") || o.connections == 0 {
+    o.url = url.unwrap_or_else(|| usage());
+    if o.connections == 0 || o.method.is_empty() || o.method.contains(char::is_whitespace) {
         usage()
     }
     o
+}
+
+/// The authority (`host:port`) and path of an `http://` URL.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    (!authority.is_empty()).then_some((authority, path))
+}
+
+/// How the body of an answer is delimited.
+#[derive(Debug, PartialEq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// The parts of one answer that matter here.
+struct Head {
+    status: u16,
+    framing: Framing,
+    head_len: usize,
+}
+
+/// Parses the head of an answer at the start of `buf`; None when more
+/// bytes are needed.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut resp = httparse::Response::new(&mut headers);
+    let head_len = match resp.parse(buf).map_err(|e| format!("answer: {e}"))? {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut framing = None;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or("a bad Content-Length")?;
+            framing = Some(Framing::Length(length));
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if !h.value.eq_ignore_ascii_case(b"chunked") {
+                return Err("a transfer encoding other than chunked".into());
+            }
+            framing = Some(Framing::Chunked);
+        }
+    }
+    let framing = framing.ok_or("an answer without Content-Length or chunks")?;
+    Ok(Some(Head {
+        status,
+        framing,
+        head_len,
+    }))
+}
+
+/// Where the answer whose body starts at `start` of `buf` ends; None when
+/// more bytes are needed. Chunked bodies have no trailers here.
+fn body_end(buf: &[u8], start: usize, framing: &Framing) -> Result<Option<usize>, String> {
+    match framing {
+        Framing::Length(n) => Ok((buf.len() >= start + n).then_some(start + n)),
+        Framing::Chunked => {
+            let mut at = start;
+            loop {
+                let (size_len, size) =
+                    match httparse::parse_chunk_size(&buf[at..]).map_err(|_| "a bad chunk size")? {
+                        httparse::Status::Complete(c) => c,
+                        httparse::Status::Partial => return Ok(None),
+                    };
+                let size = usize::try_from(size).map_err(|_| "a chunk too large")?;
+                let data_end = at + size_len + size;
+                if buf.len() < data_end + 2 {
+                    return Ok(None);
+                }
+                if &buf[data_end..data_end + 2] != b"\r\n" {
+                    return Err("a chunk not followed by CRLF".into());
+                }
+                at = data_end + 2;
+                if size == 0 {
+                    return Ok(Some(at));
+                }
+            }
+        }
+    }
 }
 
 async fn connection(
@@ -71,44 +154,45 @@ async fn connection(
     stop: Arc<AtomicBool>,
     done: Arc<AtomicU64>,
 ) -> Result<(), String> {
-    let host = o.uri.host().ok_or("no host")?.to_string();
-    let port = o.uri.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host.as_str(), port))
+    let (authority, path) = split_url(&o.url).ok_or("not an http:// URL")?;
+    let mut stream = TcpStream::connect(authority)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| format!("connect to {authority}: {e}"))?;
     stream.set_nodelay(true).ok();
-    let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    let authority = o.uri.authority().map(|a| a.to_string()).unwrap_or_default();
-    let path = o
-        .uri
-        .path_and_query()
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| "/".into());
+    let request = format!(
+        "{} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\n\r\n",
+        o.method
+    );
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
     while !stop.load(Ordering::Relaxed) {
-        let req = Request::builder()
-            .method(o.method.clone())
-            .uri(path.as_str())
-            .header(hyper::header::HOST, authority.as_str())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        sender
-            .ready()
+        stream
+            .write_all(request.as_bytes())
             .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = resp.status().as_u16();
-        resp.into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?;
-        if status != o.status {
-            return Err(format!("status {status}, expected {}", o.status));
+            .map_err(|e| format!("write: {e}"))?;
+        // Read until one whole answer is in; keep what follows it.
+        loop {
+            if let Some(head) = parse_head(&buf[..filled])? {
+                if let Some(end) = body_end(&buf[..filled], head.head_len, &head.framing)? {
+                    if head.status != o.status {
+                        return Err(format!("status {}, expected {}", head.status, o.status));
+                    }
+                    buf.copy_within(end..filled, 0);
+                    filled -= end;
+                    break;
+                }
+            }
+            if filled == buf.len() {
+                return Err("an answer too long for this tool".into());
+            }
+            let n = stream
+                .read(&mut buf[filled..])
+                .await
+                .map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err("the server closed the connection".into());
+            }
+            filled += n;
         }
         done.fetch_add(1, Ordering::Relaxed);
     }
@@ -117,11 +201,17 @@ async fn connection(
 
 fn main() {
     let o = Arc::new(options());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(o.threads.max(1))
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = if o.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(o.threads)
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
     let result = rt.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
@@ -151,5 +241,64 @@ fn main() {
             eprintln!("http-load: {e}");
             std::process::exit(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_authority_and_path() {
+        assert_eq!(
+            split_url("http://127.0.0.1:9417/git-annex/x?a=b"),
+            Some(("127.0.0.1:9417", "/git-annex/x?a=b"))
+        );
+        assert_eq!(split_url("http://h:1"), Some(("h:1", "/")));
+        assert_eq!(split_url("https://h/"), None);
+        assert_eq!(split_url("http:///x"), None);
+    }
+
+    #[test]
+    fn heads_parse_in_pieces() {
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n{\"present\":true}";
+        assert!(parse_head(&answer[..20]).unwrap().is_none());
+        let head = parse_head(answer).unwrap().unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.framing, Framing::Length(16));
+        assert_eq!(head.head_len, answer.len() - 16);
+        assert_eq!(
+            body_end(&answer[..answer.len() - 1], head.head_len, &head.framing).unwrap(),
+            None
+        );
+        assert_eq!(
+            body_end(answer, head.head_len, &head.framing).unwrap(),
+            Some(answer.len())
+        );
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn chunked_bodies_end_after_the_last_chunk() {
+        let head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let body = b"10\r\n{\"present\":true}\r\n0\r\n\r\nHTTP/1.1";
+        let mut answer = head.to_vec();
+        answer.extend_from_slice(body);
+        let parsed = parse_head(&answer).unwrap().unwrap();
+        assert_eq!(parsed.framing, Framing::Chunked);
+        let whole = answer.len() - "HTTP/1.1".len();
+        for cut in head.len()..whole {
+            assert_eq!(
+                body_end(&answer[..cut], parsed.head_len, &parsed.framing).unwrap(),
+                None
+            );
+        }
+        assert_eq!(
+            body_end(&answer, parsed.head_len, &parsed.framing).unwrap(),
+            Some(whole)
+        );
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY";
+        assert!(body_end(bad, head.len(), &Framing::Chunked).is_err());
     }
 }
