@@ -132,25 +132,35 @@ impl LocalRepository {
     /// first of the two layouts where it exists, or the layout new content
     /// goes to.
     pub fn object_path(&self, key: &Key) -> PathBuf {
-        let [first, second] = self.object_candidates(key);
-        if !first.exists() && second.exists() {
+        let first = self.object_candidate(key, 0);
+        if first.exists() {
+            return first;
+        }
+        let second = self.object_candidate(key, 1);
+        if second.exists() {
             second
         } else {
             first
         }
     }
 
-    /// Both possible object paths, the one for new content first.
-    fn object_candidates(&self, key: &Key) -> [PathBuf; 2] {
+    /// One of the two possible object paths: 0 is the one for new content
+    /// (the lower-case hash directories in a bare repository, the mixed-case
+    /// ones otherwise), 1 the other.
+    fn object_candidate(&self, key: &Key, which: u8) -> PathBuf {
         let file = key.to_file_name();
-        let objects = self.inner.git_dir.join("annex").join("objects");
-        let mixed = objects.join(key.hash_dir_mixed()).join(&file).join(&file);
-        let lower = objects.join(key.hash_dir_lower()).join(&file).join(&file);
-        if self.inner.bare {
-            [lower, mixed]
+        let lower = self.inner.bare == (which == 0);
+        let dir = if lower {
+            key.hash_dir_lower()
         } else {
-            [mixed, lower]
-        }
+            key.hash_dir_mixed()
+        };
+        let mut path = self.inner.git_dir.join("annex");
+        path.push("objects");
+        path.push(dir);
+        path.push(&file);
+        path.push(&file);
+        path
     }
 
     /// The temporary file content is received into.
@@ -164,7 +174,7 @@ impl LocalRepository {
 
     /// Whether the key's content is here.
     pub fn has_content(&self, key: &Key) -> bool {
-        self.object_path(key).is_file()
+        self.object_candidate(key, 0).is_file() || self.object_candidate(key, 1).is_file()
     }
 
     fn record_location(&self, key: &Key, present: bool) -> io::Result<()> {
@@ -365,7 +375,7 @@ impl Repository for LocalRepository {
             file.seek(io::SeekFrom::Start(start))?;
             read::FileStream::start(file, size - start)
         };
-        sink.data(size - start, &mut reader).await?;
+        sink.data_chunks(size - start, &mut reader).await?;
         // The content is valid if the file did not change while it was
         // being sent.
         let after = tokio::fs::metadata(&path).await.ok();
