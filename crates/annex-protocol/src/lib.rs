@@ -29,8 +29,8 @@ pub use key::{Key, KeyError, KeyVariety};
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
 pub use repository::{
-    ByteStream, ContentLock, GetOutcome, GetSink, LockGuard, PutData, PutOutcome, PutSource,
-    RemoveOutcome, RepoError, Repository, Validity,
+    ByteStream, ChunkReader, ChunkStream, ContentLock, GetOutcome, GetSink, LockGuard, PutData,
+    PutOutcome, PutSource, RemoveOutcome, RepoError, Repository, Validity,
 };
 pub use server::{
     serve, serve_split, Authentication, ServeEnd, ServeError, ServerMode, ServerOptions,

@@ -12,10 +12,13 @@
 
 use std::fmt;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
+use bytes::{Buf, Bytes};
 use thiserror::Error;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::codec::CodecError;
 use crate::key::Key;
@@ -25,6 +28,61 @@ use crate::uuid::Uuid;
 /// A readable byte stream, as passed through the trait.
 pub trait ByteStream: AsyncRead + Send + Unpin {}
 impl<T: AsyncRead + Send + Unpin + ?Sized> ByteStream for T {}
+
+/// Content that is already in memory, handed over chunk by chunk (a file
+/// read ahead on another thread, for example), so that a sink able to keep
+/// whole chunks need not copy them. See [`GetSink::data_chunks`].
+pub trait ChunkStream: Send + Unpin {
+    /// The next chunk of content; `None` at its end.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>>;
+}
+
+/// Reads a [`ChunkStream`] as a [`ByteStream`], copying its chunks into
+/// the reader's buffers.
+pub struct ChunkReader<'a> {
+    chunks: &'a mut dyn ChunkStream,
+    current: Bytes,
+    done: bool,
+}
+
+impl<'a> ChunkReader<'a> {
+    /// A reader of `chunks`.
+    pub fn new(chunks: &'a mut dyn ChunkStream) -> ChunkReader<'a> {
+        ChunkReader {
+            chunks,
+            current: Bytes::new(),
+            done: false,
+        }
+    }
+}
+
+impl AsyncRead for ChunkReader<'_> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while this.current.is_empty() {
+            if this.done {
+                return Poll::Ready(Ok(()));
+            }
+            match this.chunks.poll_chunk(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => this.done = true,
+                Poll::Ready(Some(Ok(chunk))) => this.current = chunk,
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        let n = buf.remaining().min(this.current.len());
+        buf.put_slice(&this.current[..n]);
+        this.current.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
 
 /// Whether content was unchanged while it was being sent (VALID/INVALID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -144,6 +202,19 @@ pub trait GetSink: Send {
     /// `len` bytes or fail.
     async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError>;
 
+    /// Receives `len` bytes of content as chunks already in memory, as
+    /// [`data`](Self::data) does. The default reads them through `data`; a
+    /// sink that can keep whole chunks (an HTTP response body) overrides it
+    /// to spare a copy.
+    async fn data_chunks(
+        &mut self,
+        len: u64,
+        chunks: &mut dyn ChunkStream,
+    ) -> Result<(), RepoError> {
+        let mut reader = ChunkReader::new(chunks);
+        self.data(len, &mut reader).await
+    }
+
     /// After the data: the sender's word on whether the content was
     /// unchanged while sent (`None` when the protocol version cannot say).
     /// Returns whether the receiver accepts the content.
@@ -242,5 +313,61 @@ pub trait Repository: Send + Sync {
     /// are used as they are.
     fn bypass(&self, _gateways: &[Uuid]) -> Option<Box<dyn Repository>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::VecSink;
+
+    /// Chunks handed out one per poll, each announced as pending first.
+    struct Chunks {
+        chunks: Vec<io::Result<Bytes>>,
+        pending: bool,
+    }
+
+    impl ChunkStream for Chunks {
+        fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+            self.pending = !self.pending;
+            if self.pending {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if self.chunks.is_empty() {
+                Poll::Ready(None)
+            } else {
+                Poll::Ready(Some(self.chunks.remove(0)))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_reach_a_sink_without_its_own_chunk_path() {
+        let mut chunks = Chunks {
+            chunks: vec![
+                Ok(Bytes::from_static(b"hello ")),
+                Ok(Bytes::new()),
+                Ok(Bytes::from_static(b"chunked world")),
+            ],
+            pending: false,
+        };
+        let mut sink = VecSink::new(1 << 20);
+        sink.data_chunks(19, &mut chunks).await.unwrap();
+        assert_eq!(sink.data(), b"hello chunked world");
+    }
+
+    #[tokio::test]
+    async fn a_failing_chunk_fails_the_data() {
+        let mut chunks = Chunks {
+            chunks: vec![
+                Ok(Bytes::from_static(b"part")),
+                Err(io::Error::other("disk gone")),
+            ],
+            pending: false,
+        };
+        let mut sink = VecSink::new(1 << 20);
+        let err = sink.data_chunks(10, &mut chunks).await.unwrap_err();
+        assert!(err.to_string().contains("disk gone"), "{err}");
     }
 }

@@ -65,6 +65,29 @@ impl FileStream {
     }
 }
 
+impl annex_protocol::ChunkStream for FileStream {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        if !self.current.is_empty() {
+            return Poll::Ready(Some(Ok(std::mem::take(&mut self.current))));
+        }
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(b))),
+        }
+    }
+}
+
 impl AsyncRead for FileStream {
     fn poll_read(
         mut self: Pin<&mut Self>,

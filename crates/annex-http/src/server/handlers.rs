@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use annex_protocol::{
-    AssociatedFile, ByteStream, GetOutcome, GetSink, Key, PutData, PutOutcome, PutSource,
-    RepoError, Repository, Validity,
+    AssociatedFile, ByteStream, ChunkStream, GetOutcome, GetSink, Key, PutData, PutOutcome,
+    PutSource, RepoError, Repository, Validity,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -306,6 +306,39 @@ impl GetSink for ResponseSink {
             let buf = next_chunk(stream, remaining).await?;
             remaining -= buf.len() as u64;
             if let Some(prev) = self.held.replace(buf) {
+                self.send(prev).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn data_chunks(
+        &mut self,
+        len: u64,
+        chunks: &mut dyn ChunkStream,
+    ) -> Result<(), RepoError> {
+        if let Some(start) = self.start.take() {
+            let _ = start.send(GetStart::Sending(len));
+        }
+        let mut remaining = len;
+        while remaining > 0 {
+            let mut chunk = match std::future::poll_fn(|cx| chunks.poll_chunk(cx)).await {
+                Some(chunk) => chunk?,
+                None => {
+                    return Err(RepoError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the content ended early",
+                    )))
+                }
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            if chunk.len() as u64 > remaining {
+                chunk.truncate(remaining as usize);
+            }
+            remaining -= chunk.len() as u64;
+            if let Some(prev) = self.held.replace(chunk) {
                 self.send(prev).await?;
             }
         }
