@@ -433,15 +433,16 @@ impl Repository for Client {
             Message::Error(e) => return Err(RepoError::Remote(e)),
             m => return Err(c.unexpected("PUT-FROM or ALREADY-HAVE", &m).await),
         };
-        let opened = source.open(offset).await;
+        let opened = source.open(offset).await.map(PutData::into_stream);
         let sent_data = match opened {
-            Ok(PutData::Stream { len, stream }) => {
-                if let Err(e) = c.w.send_data(len, stream).await {
+            Ok(Some((len, mut data))) => {
+                if let Err(e) = c.w.send_data(len, data.stream()).await {
                     return Err(c.fail(e));
                 }
                 true
             }
-            Ok(PutData::Present) if self.version.has_data_present() => {
+            // DATA-PRESENT: the content is not sent.
+            Ok(None) if self.version.has_data_present() => {
                 c.send(&Message::DataPresent).await?;
                 false
             }

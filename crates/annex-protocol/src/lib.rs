@@ -30,7 +30,7 @@ pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
 pub use repository::{
     ByteStream, ChunkReader, ChunkStream, ContentLock, GetOutcome, GetSink, LockGuard, PutData,
-    PutOutcome, PutSource, RemoveOutcome, RepoError, Repository, Validity,
+    PutOutcome, PutSource, RemoveOutcome, RepoError, Repository, StreamData, Validity,
 };
 pub use server::{
     serve, serve_split, Authentication, ServeEnd, ServeError, ServerMode, ServerOptions,

@@ -16,8 +16,8 @@ use tokio::io::AsyncReadExt;
 use crate::key::Key;
 use crate::message::AssociatedFile;
 use crate::repository::{
-    ContentLock, GetOutcome, GetSink, PutData, PutOutcome, PutSource, RemoveOutcome, RepoError,
-    Repository, Validity,
+    ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, RepoError, Repository,
+    Validity,
 };
 use crate::uuid::Uuid;
 
@@ -177,9 +177,9 @@ impl Repository for MemoryRepository {
         }
         let mut buf = self.state().partial.remove(key).unwrap_or_default();
         let offset = buf.len() as u64;
-        match source.open(offset).await? {
-            PutData::Stream { len, stream } => {
-                let mut limited = stream.take(len);
+        match source.open(offset).await?.into_stream() {
+            Some((len, mut data)) => {
+                let mut limited = data.stream().take(len);
                 let read = limited.read_to_end(&mut buf).await;
                 let complete = matches!(read, Ok(n) if n as u64 == len);
                 if !complete {
@@ -189,7 +189,7 @@ impl Repository for MemoryRepository {
                     return Err(RepoError::Other("content ended early".into()));
                 }
             }
-            PutData::Present => {
+            None => {
                 return Ok(if self.state().objects.contains_key(key) {
                     PutOutcome::Stored(Vec::new())
                 } else {

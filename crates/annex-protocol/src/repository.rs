@@ -181,15 +181,59 @@ pub enum PutData<'a> {
         /// The content from the requested offset.
         stream: &'a mut dyn ByteStream,
     },
+    /// `len` bytes of content follow as chunks already in memory (an
+    /// HTTP request body): a repository that keeps chunks whole takes them
+    /// without a copy; any other reads them with a [`ChunkReader`], as
+    /// [`PutData::into_stream`] does.
+    Chunks {
+        /// Exactly how many bytes the chunks hold.
+        len: u64,
+        /// The content from the requested offset.
+        chunks: &'a mut dyn ChunkStream,
+    },
     /// The sender put the content in place by other means (DATA-PRESENT):
     /// the repository should check that it is there.
     Present,
+}
+
+/// Content to be received as a byte stream, whichever way it came.
+pub enum StreamData<'a> {
+    /// Content on a stream of the sender's.
+    Stream(&'a mut dyn ByteStream),
+    /// Chunks read through a [`ChunkReader`].
+    Chunks(ChunkReader<'a>),
+}
+
+impl StreamData<'_> {
+    /// The stream to read.
+    pub fn stream(&mut self) -> &mut dyn ByteStream {
+        match self {
+            StreamData::Stream(s) => *s,
+            StreamData::Chunks(r) => r,
+        }
+    }
+}
+
+impl<'a> PutData<'a> {
+    /// The content's length and a stream of it, for a repository that
+    /// reads content as a stream either way; `None` for
+    /// [`PutData::Present`].
+    pub fn into_stream(self) -> Option<(u64, StreamData<'a>)> {
+        match self {
+            PutData::Stream { len, stream } => Some((len, StreamData::Stream(stream))),
+            PutData::Chunks { len, chunks } => {
+                Some((len, StreamData::Chunks(ChunkReader::new(chunks))))
+            }
+            PutData::Present => None,
+        }
+    }
 }
 
 impl fmt::Debug for PutData<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutData::Stream { len, .. } => write!(f, "PutData::Stream {{ len: {len} }}"),
+            PutData::Chunks { len, .. } => write!(f, "PutData::Chunks {{ len: {len} }}"),
             PutData::Present => f.write_str("PutData::Present"),
         }
     }

@@ -87,7 +87,20 @@ pub(crate) async fn put(
                 // The sender's idea of the content's size is not the key's.
                 return Ok(PutOutcome::NotStored);
             }
-            receive(key, &tmp, offset, len, stream).await?
+            receive(key, &tmp, offset, len, Incoming::Stream(stream)).await?
+        }
+        PutData::Chunks { len, chunks } => {
+            if key.size().is_some_and(|s| offset + len != s) {
+                return Ok(PutOutcome::NotStored);
+            }
+            receive(
+                key,
+                &tmp,
+                offset,
+                len,
+                Incoming::Chunks(chunks, Bytes::new()),
+            )
+            .await?
         }
     };
     let validity = source.validity().await?;
@@ -110,6 +123,38 @@ pub(crate) async fn put(
     Ok(PutOutcome::Stored(Vec::new()))
 }
 
+/// Where received content comes from.
+enum Incoming<'a> {
+    Stream(&'a mut dyn annex_protocol::ByteStream),
+    /// Chunks, and what is left of the last one taken.
+    Chunks(&'a mut dyn annex_protocol::ChunkStream, Bytes),
+}
+
+impl Incoming<'_> {
+    /// The next piece of at most `max` bytes; empty at the end. Chunks are
+    /// passed on without a copy.
+    async fn next(&mut self, max: usize) -> io::Result<Bytes> {
+        match self {
+            Incoming::Stream(stream) => {
+                let mut buf = BytesMut::with_capacity(max);
+                stream.read_buf(&mut buf).await?;
+                Ok(buf.freeze())
+            }
+            Incoming::Chunks(chunks, pending) => {
+                while pending.is_empty() {
+                    match std::future::poll_fn(|cx| chunks.poll_chunk(cx)).await {
+                        None => return Ok(Bytes::new()),
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(chunk)) => *pending = chunk,
+                    }
+                }
+                let n = pending.len().min(max);
+                Ok(pending.split_to(n))
+            }
+        }
+    }
+}
+
 /// Streams `len` bytes into the temporary file after its first `offset`
 /// bytes, hashing everything (the existing prefix first) on a blocking
 /// thread while the next chunk is read. What arrived stays in the file if
@@ -119,7 +164,7 @@ async fn receive(
     tmp: &Path,
     offset: u64,
     len: u64,
-    stream: &mut dyn annex_protocol::ByteStream,
+    mut incoming: Incoming<'_>,
 ) -> Result<Verifier, RepoError> {
     // Hashing and writing run on two threads, fed the same chunks.
     let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(8);
@@ -163,15 +208,16 @@ async fn receive(
     let mut remaining = len;
     let mut read_err = None;
     while remaining > 0 {
-        let mut buf = BytesMut::with_capacity(CHUNK.min(remaining as usize));
-        match stream.read_buf(&mut buf).await {
-            Ok(0) => {
+        match incoming
+            .next(CHUNK.min(remaining.min(usize::MAX as u64) as usize))
+            .await
+        {
+            Ok(chunk) if chunk.is_empty() => {
                 read_err = Some(RepoError::Other("content ended early".into()));
                 break;
             }
-            Ok(n) => {
-                remaining -= n as u64;
-                let chunk = buf.freeze();
+            Ok(chunk) => {
+                remaining -= chunk.len() as u64;
                 if hash_tx.send(chunk.clone()).await.is_err() || write_tx.send(chunk).await.is_err()
                 {
                     break;
@@ -234,5 +280,42 @@ impl Drop for ReceiveLock {
         if let Some(l) = self.0.take() {
             let _ = std::fs::remove_file(l.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Poll};
+
+    struct Chunks(Vec<Bytes>);
+
+    impl annex_protocol::ChunkStream for Chunks {
+        fn poll_chunk(&mut self, _cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+            Poll::Ready((!self.0.is_empty()).then(|| Ok(self.0.remove(0))))
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_larger_than_a_piece_are_split_not_cut() {
+        let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        let mut chunks = Chunks(vec![
+            Bytes::from(big.clone()),
+            Bytes::new(),
+            Bytes::from_static(b"tail"),
+        ]);
+        let mut incoming = Incoming::Chunks(&mut chunks, Bytes::new());
+        let mut got = Vec::new();
+        loop {
+            let piece = incoming.next(CHUNK).await.unwrap();
+            if piece.is_empty() {
+                break;
+            }
+            assert!(piece.len() <= CHUNK);
+            got.extend_from_slice(&piece);
+        }
+        let mut want = big;
+        want.extend_from_slice(b"tail");
+        assert_eq!(got, want);
     }
 }

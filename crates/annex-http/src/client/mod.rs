@@ -23,8 +23,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use annex_protocol::{
-    AssociatedFile, ByteStream, ContentLock, GetOutcome, GetSink, Key, PutData, PutOutcome,
-    PutSource, RemoveOutcome, RepoError, Repository, Uuid, Validity,
+    AssociatedFile, ByteStream, ContentLock, GetOutcome, GetSink, Key, PutOutcome, PutSource,
+    RemoveOutcome, RepoError, Repository, Uuid, Validity,
 };
 use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
@@ -708,17 +708,18 @@ impl Repository for HttpRepository {
         };
         let pump = async move {
             let _done = done_tx;
-            let last = match source.open(offset).await? {
-                PutData::Present => {
+            let last = match source.open(offset).await?.into_stream() {
+                // DATA-PRESENT: the content is not sent.
+                None => {
                     if !version.has_data_present() {
                         return Err(RepoError::Unsupported("data-present needs API v4"));
                     }
                     let _ = len_tx.send(None);
                     return Ok(());
                 }
-                PutData::Stream { len, stream } => {
+                Some((len, mut data)) => {
                     let _ = len_tx.send(Some(len));
-                    pump_stream(stream, len, &tx).await?
+                    pump_stream(data.stream(), len, &tx).await?
                 }
             };
             if let Some(mut last) = last {

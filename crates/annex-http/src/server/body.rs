@@ -83,6 +83,41 @@ impl IncomingReader {
     }
 }
 
+impl IncomingReader {
+    /// The next piece of the body, of at most `max` bytes, without a
+    /// copy; `None` at its end.
+    pub fn poll_chunk_max(
+        &mut self,
+        cx: &mut Context<'_>,
+        max: u64,
+    ) -> Poll<io::Result<Option<Bytes>>> {
+        if max == 0 {
+            return Poll::Ready(Ok(Some(Bytes::new())));
+        }
+        loop {
+            if !self.chunk.is_empty() {
+                let n = self.chunk.len().min(max.min(usize::MAX as u64) as usize);
+                return Poll::Ready(Ok(Some(self.chunk.split_to(n))));
+            }
+            if self.done {
+                return Poll::Ready(Ok(None));
+            }
+            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.chunk = data;
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(io::Error::other(e)));
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
 impl AsyncRead for IncomingReader {
     fn poll_read(
         self: Pin<&mut Self>,

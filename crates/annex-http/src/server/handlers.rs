@@ -474,6 +474,41 @@ impl AsyncRead for LimitedBody {
     }
 }
 
+impl ChunkStream for LimitedBody {
+    fn poll_chunk(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<io::Result<Bytes>>> {
+        use std::task::{ready, Poll};
+        let left = self.limit - self.read;
+        if left == 0 {
+            return Poll::Ready(None);
+        }
+        if !self.strict || left > 1 {
+            let max = if self.strict { left - 1 } else { left };
+            return Poll::Ready(match ready!(self.reader.poll_chunk_max(cx, max)) {
+                Err(e) => Some(Err(e)),
+                Ok(None) => {
+                    self.short = true;
+                    None
+                }
+                Ok(Some(chunk)) => {
+                    self.read += chunk.len() as u64;
+                    Some(Ok(chunk))
+                }
+            });
+        }
+        // The last byte, handed over once the body is known to end there.
+        let mut one = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut one);
+        ready!(std::pin::Pin::new(&mut *self).poll_read(cx, &mut rb))?;
+        Poll::Ready(match rb.filled() {
+            [] => None,
+            last => Some(Ok(Bytes::copy_from_slice(last))),
+        })
+    }
+}
+
 /// The content of a PUT request's body, from the offset the repository
 /// asks for. A body shorter or longer than the data length makes the
 /// content invalid: it is not stored.
@@ -521,9 +556,9 @@ impl PutSource for BodySource {
         self.body.limit = self.declared;
         self.body.strict = true;
         self.opened = true;
-        Ok(PutData::Stream {
+        Ok(PutData::Chunks {
             len: self.declared - skip,
-            stream: &mut self.body,
+            chunks: &mut self.body,
         })
     }
 
