@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # p2phttp on loopback: `git annex p2phttp` against `annex p2phttp`, serving
 # the same repository, measured in one run with the same tools:
-#  - checkpresent requests per second at 16 and 256 keep-alive connections
-#    (http-load, from this workspace; one client thread);
-#  - GET of one SIZE_MIB object (curl to /dev/null);
-#  - PUT of that object, verified by the server (curl streaming the file).
+#  - checkpresent requests per second at 16 and 256 keep-alive connections,
+#    best of 3 runs of 5 s (http-load, from this workspace: one client
+#    thread, like wrk);
+#  - GET of one SIZE_MIB object, best of 5 (http-transfer, from this
+#    workspace: 1 MiB reads, the content's length checked);
+#  - PUT of that object, verified by the server, best of 3 (http-transfer:
+#    1 MiB writes, `"stored":true` checked).
 # git-annex's server is run with -J2 (it needs at least 2) and with -J16,
 # and its better figure is the one compared.
 #
@@ -12,9 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size_mib=${1:-1024}
-cargo build --release -q --bin annex --bin http-load
+cargo build --release -q --bin annex --bin http-load --bin http-transfer
 annex=$PWD/target/release/annex
 load=$PWD/target/release/http-load
+transfer=$PWD/target/release/http-transfer
 work=$(mktemp -d "${TMPDIR:-/tmp}/annex-bench.XXXXXX")
 server_pid=
 cleanup() {
@@ -27,7 +31,6 @@ export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.invalid
 
 best() { sort -n | head -1; }
 most() { sort -n | tail -1; }
-timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 git init -q "$work/repo"
@@ -55,20 +58,18 @@ stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; serv
 declare -A rps16 rps256 get put
 measure() { # name port
   local name=$1 port=$2 base="http://127.0.0.1:$2/git-annex/$uuid/v4"
-  rps16[$name]=$("$load" --connections 16 --seconds 5 --method POST \
-    "$base/checkpresent?key=$small&clientuuid=$client")
-  rps256[$name]=$("$load" --connections 256 --seconds 5 --method POST \
-    "$base/checkpresent?key=$small&clientuuid=$client")
+  rps16[$name]=$(for _ in 1 2 3; do "$load" --connections 16 --seconds 5 --method POST \
+    "$base/checkpresent?key=$small&clientuuid=$client"; done | most)
+  rps256[$name]=$(for _ in 1 2 3; do "$load" --connections 256 --seconds 5 --method POST \
+    "$base/checkpresent?key=$small&clientuuid=$client"; done | most)
   put[$name]=$(for _ in 1 2 3; do
       curl -sf -X POST -o /dev/null "$base/remove?key=$big&clientuuid=$client"
-      timeit curl -sf -X POST -T "$work/object" -H 'Content-Type: application/octet-stream' \
-        -H "X-git-annex-data-length: $(stat -c %s "$work/object")" \
-        "$base/put?key=$big&clientuuid=$client"
+      "$transfer" put "$base/put?key=$big&clientuuid=$client" "$work/object"
     done | best)
   curl -sf -X POST "$base/checkpresent?key=$big&clientuuid=$client" | grep -q '"present":true' \
     || { echo "$name: the PUT did not store the object" >&2; exit 1; }
-  get[$name]=$(for _ in 1 2 3; do
-      timeit curl -sf -o /dev/null "$base/key/$big?clientuuid=$client"; done | best)
+  get[$name]=$(for _ in 1 2 3 4 5; do
+      "$transfer" get "$base/key/$big?clientuuid=$client"; done | best)
 }
 
 for jobs in 2 16; do
