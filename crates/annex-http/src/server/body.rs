@@ -6,7 +6,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -50,40 +50,16 @@ impl IncomingReader {
         buf: &mut ReadBuf<'_>,
         max: u64,
     ) -> Poll<io::Result<()>> {
+        let max = max.min(buf.remaining() as u64);
         if max == 0 {
             return Poll::Ready(Ok(()));
         }
-        loop {
-            if !self.chunk.is_empty() {
-                let n = self
-                    .chunk
-                    .len()
-                    .min(buf.remaining())
-                    .min(max.min(usize::MAX as u64) as usize);
-                buf.put_slice(&self.chunk[..n]);
-                self.chunk.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            if self.done {
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.chunk = data;
-                    }
-                }
-                Some(Err(e)) => {
-                    self.done = true;
-                    return Poll::Ready(Err(io::Error::other(e)));
-                }
-                None => self.done = true,
-            }
+        if let Some(chunk) = ready!(self.poll_chunk_max(cx, max))? {
+            buf.put_slice(&chunk);
         }
+        Poll::Ready(Ok(()))
     }
-}
 
-impl IncomingReader {
     /// The next piece of the body, of at most `max` bytes, without a
     /// copy; `None` at its end.
     pub fn poll_chunk_max(
