@@ -462,6 +462,16 @@ fn probe(port: u16, server_uuid: &str, key: &str) -> Probe {
         match TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Probe::Refused,
+            // The listening socket closed as the connection was being made.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+                ) =>
+            {
+                return Probe::Closed
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Probe::Silent,
             Err(e) => panic!("connecting to 127.0.0.1:{port}: {e}"),
         };
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -579,9 +589,9 @@ fn sigterm_stops_accepting_and_finishes_the_transfer_in_flight() {
     let signalled = Instant::now();
     // New connections are refused (or closed unanswered) while the
     // transfer is still in flight: the test is not reading it meanwhile.
-    // A connection made as the signal arrives may still be answered (or
-    // left waiting: the probe gives up after 2 s); probing goes on until
-    // one is turned away.
+    // A connection made as the signal arrives may still be answered, but
+    // none is left waiting unanswered (the probe gives up after 2 s);
+    // probing goes on until one is turned away.
     let mut probes = Vec::new();
     let mut last = Probe::Answered(0);
     while signalled.elapsed() < Duration::from_secs(10) {
@@ -593,6 +603,10 @@ fn sigterm_stops_accepting_and_finishes_the_transfer_in_flight() {
         std::thread::sleep(Duration::from_millis(20));
     }
     eprintln!("new connections after SIGTERM: {probes:?}");
+    assert!(
+        !probes.iter().any(|(_, p)| p == "Silent"),
+        "a connection made after SIGTERM was left unanswered: {probes:?}"
+    );
     assert!(
         matches!(last, Probe::Refused | Probe::Closed),
         "10 s after SIGTERM, new connections still got {probes:?}: {}",

@@ -161,6 +161,16 @@ impl Server {
         for a in &acceptors {
             a.abort();
         }
+        // The listening sockets are closed once the acceptors are gone.
+        for a in acceptors {
+            let _ = a.await;
+        }
+        // Connections accepted but not served yet are closed now, rather
+        // than left unanswered until the shutdown ends.
+        accepted.close();
+        while let Ok(stream) = accepted.try_recv() {
+            drop(stream);
+        }
         tracing::info!(
             connections = graceful.count(),
             "shutting down: waiting for requests in flight"
