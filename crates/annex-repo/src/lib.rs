@@ -1,5 +1,5 @@
 //! A local git-annex repository (annex.version 10), as a
-//! [`Repository`](annex_protocol::Repository).
+//! [`Repository`].
 //!
 //! Objects are where git-annex keeps them (`.git/annex/objects/Xx/Yy/KEY/KEY`
 //! with a work tree, `annex/objects/xxx/yyy/KEY/KEY` in a bare repository,

@@ -1,22 +1,21 @@
-//! Reading a file as an async stream: a blocking thread reads ahead in
+//! Reading a file as a stream of chunks: a blocking thread reads ahead in
 //! large chunks while the stream is consumed, so disk reads and sending
 //! overlap.
 
 use std::io::{self, Read};
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, ReadBuf};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 const CHUNK: usize = 1 << 20;
 
-/// Reads `len` bytes of a file from `offset` on a blocking thread.
+/// Reads `len` bytes of a file from `offset` on a blocking thread, as a
+/// [`ChunkStream`](annex_protocol::ChunkStream) (read it as bytes with a
+/// [`ChunkReader`](annex_protocol::ChunkReader)).
 pub struct FileStream {
     rx: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
     done: bool,
 }
 
@@ -49,11 +48,7 @@ impl FileStream {
                 }
             }
         });
-        FileStream {
-            rx,
-            current: Bytes::new(),
-            done: false,
-        }
+        FileStream { rx, done: false }
     }
 
     /// Opens `path` and streams `len` bytes from `offset`.
@@ -67,9 +62,6 @@ impl FileStream {
 
 impl annex_protocol::ChunkStream for FileStream {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        if !self.current.is_empty() {
-            return Poll::Ready(Some(Ok(std::mem::take(&mut self.current))));
-        }
         if self.done {
             return Poll::Ready(None);
         }
@@ -83,34 +75,7 @@ impl annex_protocol::ChunkStream for FileStream {
                 self.done = true;
                 Poll::Ready(Some(Err(e)))
             }
-            Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(b))),
+            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(Ok(chunk))),
         }
-    }
-}
-
-impl AsyncRead for FileStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        while self.current.is_empty() {
-            if self.done {
-                return Poll::Ready(Ok(()));
-            }
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => self.done = true,
-                Poll::Ready(Some(Ok(b))) => self.current = b,
-                Poll::Ready(Some(Err(e))) => {
-                    self.done = true;
-                    return Poll::Ready(Err(e));
-                }
-            }
-        }
-        let n = buf.remaining().min(self.current.len());
-        buf.put_slice(&self.current[..n]);
-        self.current.advance(n);
-        Poll::Ready(Ok(()))
     }
 }
