@@ -16,7 +16,6 @@ const CHUNK: usize = 1 << 20;
 /// [`ChunkReader`](annex_protocol::ChunkReader)).
 pub struct FileStream {
     rx: mpsc::Receiver<io::Result<Bytes>>,
-    done: bool,
 }
 
 impl FileStream {
@@ -48,7 +47,7 @@ impl FileStream {
                 }
             }
         });
-        FileStream { rx, done: false }
+        FileStream { rx }
     }
 
     /// Opens `path` and streams `len` bytes from `offset`.
@@ -62,20 +61,7 @@ impl FileStream {
 
 impl annex_protocol::ChunkStream for FileStream {
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(Ok(chunk))),
-        }
+        // The reading thread stops after an error, ending the channel.
+        self.rx.poll_recv(cx)
     }
 }

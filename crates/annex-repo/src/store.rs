@@ -74,7 +74,7 @@ pub(crate) async fn put(
         }
     }
 
-    let verifier = match source.open(offset).await? {
+    let (len, incoming) = match source.open(offset).await? {
         PutData::Present => {
             return Ok(if repo.has_content(key) {
                 PutOutcome::Stored(Vec::new())
@@ -82,27 +82,14 @@ pub(crate) async fn put(
                 PutOutcome::NotStored
             });
         }
-        PutData::Stream { len, stream } => {
-            if key.size().is_some_and(|s| offset + len != s) {
-                // The sender's idea of the content's size is not the key's.
-                return Ok(PutOutcome::NotStored);
-            }
-            receive(key, &tmp, offset, len, Incoming::Stream(stream)).await?
-        }
-        PutData::Chunks { len, chunks } => {
-            if key.size().is_some_and(|s| offset + len != s) {
-                return Ok(PutOutcome::NotStored);
-            }
-            receive(
-                key,
-                &tmp,
-                offset,
-                len,
-                Incoming::Chunks(chunks, Bytes::new()),
-            )
-            .await?
-        }
+        PutData::Stream { len, stream } => (len, Incoming::Stream(stream)),
+        PutData::Chunks { len, chunks } => (len, Incoming::Chunks(chunks, Bytes::new())),
     };
+    if key.size().is_some_and(|s| offset + len != s) {
+        // The sender's idea of the content's size is not the key's.
+        return Ok(PutOutcome::NotStored);
+    }
+    let verifier = receive(key, &tmp, offset, len, incoming).await?;
     let validity = source.validity().await?;
 
     let ok = verifier.finish().is_ok() && (is_hash_key(key) || validity != Some(Validity::Invalid));

@@ -285,6 +285,21 @@ struct ResponseSink {
 }
 
 impl ResponseSink {
+    /// Tells the handler the content is coming: the response can start.
+    fn announce(&mut self, len: u64) {
+        if let Some(start) = self.start.take() {
+            let _ = start.send(GetStart::Sending(len));
+        }
+    }
+
+    /// Holds `chunk` back, sending the one held before it.
+    async fn hold(&mut self, chunk: Bytes) -> Result<(), RepoError> {
+        match self.held.replace(chunk) {
+            Some(prev) => self.send(prev).await,
+            None => Ok(()),
+        }
+    }
+
     async fn send(&mut self, chunk: Bytes) -> Result<(), RepoError> {
         self.tx.send(Ok(chunk)).await.map_err(|_| {
             RepoError::Io(io::Error::new(
@@ -298,16 +313,12 @@ impl ResponseSink {
 #[async_trait]
 impl GetSink for ResponseSink {
     async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
-        if let Some(start) = self.start.take() {
-            let _ = start.send(GetStart::Sending(len));
-        }
+        self.announce(len);
         let mut remaining = len;
         while remaining > 0 {
             let buf = next_chunk(stream, remaining).await?;
             remaining -= buf.len() as u64;
-            if let Some(prev) = self.held.replace(buf) {
-                self.send(prev).await?;
-            }
+            self.hold(buf).await?;
         }
         Ok(())
     }
@@ -317,9 +328,7 @@ impl GetSink for ResponseSink {
         len: u64,
         chunks: &mut dyn ChunkStream,
     ) -> Result<(), RepoError> {
-        if let Some(start) = self.start.take() {
-            let _ = start.send(GetStart::Sending(len));
-        }
+        self.announce(len);
         let mut remaining = len;
         while remaining > 0 {
             let mut chunk = match std::future::poll_fn(|cx| chunks.poll_chunk(cx)).await {
@@ -338,9 +347,7 @@ impl GetSink for ResponseSink {
                 chunk.truncate(remaining as usize);
             }
             remaining -= chunk.len() as u64;
-            if let Some(prev) = self.held.replace(chunk) {
-                self.send(prev).await?;
-            }
+            self.hold(chunk).await?;
         }
         Ok(())
     }
