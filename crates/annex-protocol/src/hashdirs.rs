@@ -43,28 +43,51 @@ fn find_double_dash(key: &[u8]) -> Option<usize> {
     key.windows(2).position(|w| w == b"--")
 }
 
+/// Both of a key's hash directories, from one MD5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashDirs {
+    mixed: [u8; 6],
+    lower: [u8; 8],
+}
+
+impl HashDirs {
+    /// The hash directories of the key serialised as `key`.
+    pub(crate) fn of(key: &[u8]) -> HashDirs {
+        let d = md5_of_unchunked(key);
+        let word = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
+        // Only the first four characters of the mixed-case alphabet's
+        // encoding are used.
+        let c = |x: u32| MIXED_ALPHABET[((word >> (6 * x)) & 31) as usize];
+        // git-annex swaps each pair of characters.
+        let mixed = [c(1), c(0), b'/', c(3), c(2), b'/'];
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let h = |i: usize| HEX[usize::from(d[i / 2] >> (4 * (1 - i % 2)) & 15)];
+        let lower = [h(0), h(1), h(2), b'/', h(3), h(4), h(5), b'/'];
+        HashDirs { mixed, lower }
+    }
+
+    /// `Xx/Yy/`: mixed case, two levels of two characters (the layout of
+    /// non-bare repositories).
+    pub fn mixed(&self) -> &str {
+        // The alphabet and the separators are ASCII.
+        std::str::from_utf8(&self.mixed).unwrap_or_default()
+    }
+
+    /// `xxx/yyy/`: lower-case hex, two levels of three characters (the
+    /// layout of bare repositories and special remotes).
+    pub fn lower(&self) -> &str {
+        std::str::from_utf8(&self.lower).unwrap_or_default()
+    }
+}
+
 /// `Xx/Yy/`-style directory: mixed case, two levels of two characters.
 pub(crate) fn hash_dir_mixed(key: &[u8]) -> String {
-    let d = md5_of_unchunked(key);
-    let word = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-    // Only the first four characters are used.
-    let mut cs = [0u8; 4];
-    for (x, c) in cs.iter_mut().enumerate() {
-        *c = MIXED_ALPHABET[((word >> (6 * x)) & 31) as usize];
-    }
-    // git-annex swaps each pair of characters and keeps the first four.
-    let s = [cs[1], cs[0], cs[3], cs[2]];
-    format!(
-        "{}{}/{}{}/",
-        s[0] as char, s[1] as char, s[2] as char, s[3] as char
-    )
+    HashDirs::of(key).mixed().to_owned()
 }
 
 /// `xxx/yyy/`-style directory: lower-case hex, two levels of three.
 pub(crate) fn hash_dir_lower(key: &[u8]) -> String {
-    let d = md5_of_unchunked(key);
-    let hex = format!("{:02x}{:02x}{:02x}", d[0], d[1], d[2]);
-    format!("{}/{}/", &hex[..3], &hex[3..6])
+    HashDirs::of(key).lower().to_owned()
 }
 
 #[cfg(test)]

@@ -257,11 +257,19 @@ impl Key {
     /// `%` -> `&s`, `:` -> `&c`, `/` -> `%`). The result never contains `/`
     /// and is never `.` or `..`.
     pub fn to_file_name(&self) -> String {
+        let mut out = String::new();
+        self.push_file_name(&mut out);
+        out
+    }
+
+    /// Appends [`Key::to_file_name`] to `out`.
+    pub fn push_file_name(&self, out: &mut String) {
         let s = self.as_str();
         if !s.contains(['&', '%', ':', '/']) {
-            return s.to_owned();
+            out.push_str(s);
+            return;
         }
-        let mut out = String::with_capacity(s.len() + 8);
+        out.reserve(s.len() + 8);
         for c in s.chars() {
             match c {
                 '&' => out.push_str("&a"),
@@ -271,7 +279,6 @@ impl Key {
                 c => out.push(c),
             }
         }
-        out
     }
 
     /// Reverses [`Key::to_file_name`].
@@ -305,6 +312,11 @@ impl Key {
     /// of the key.
     pub fn hash_dir_lower(&self) -> String {
         crate::hashdirs::hash_dir_lower(self.as_bytes())
+    }
+
+    /// Both hash directories at once (one MD5 instead of two).
+    pub fn hash_dirs(&self) -> crate::hashdirs::HashDirs {
+        crate::hashdirs::HashDirs::of(self.as_bytes())
     }
 }
 

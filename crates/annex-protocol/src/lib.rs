@@ -25,6 +25,7 @@ pub mod uuid;
 
 pub use client::{Client, ClientOptions};
 pub use content::{BytesSource, VecSink};
+pub use hashdirs::HashDirs;
 pub use key::{Key, KeyError, KeyVariety};
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod location;
+mod objects;
 pub use annex_branch::lock;
 pub mod read;
 mod store;
@@ -70,6 +71,7 @@ struct Inner {
     uuid: Uuid,
     disk_reserve: u64,
     branch: location::BranchCell,
+    objects: objects::ObjectsDir,
 }
 
 impl LocalRepository {
@@ -104,11 +106,12 @@ impl LocalRepository {
             .unwrap_or(config::DEFAULT_DISK_RESERVE);
         Ok(LocalRepository {
             inner: Arc::new(Inner {
-                git_dir,
                 bare,
                 uuid,
                 disk_reserve,
                 branch: location::BranchCell::default(),
+                objects: objects::ObjectsDir::new(git_dir.join("annex").join("objects")),
+                git_dir,
             }),
         })
     }
@@ -132,35 +135,36 @@ impl LocalRepository {
     /// first of the two layouts where it exists, or the layout new content
     /// goes to.
     pub fn object_path(&self, key: &Key) -> PathBuf {
-        let first = self.object_candidate(key, 0);
-        if first.exists() {
-            return first;
-        }
-        let second = self.object_candidate(key, 1);
-        if second.exists() {
-            second
-        } else {
-            first
-        }
+        let candidates = self.object_candidates(key);
+        let found = self
+            .inner
+            .objects
+            .find(&[&candidates[0], &candidates[1]])
+            .unwrap_or(0);
+        self.inner.objects.path().join(&candidates[found])
     }
 
-    /// One of the two possible object paths: 0 is the one for new content
-    /// (the lower-case hash directories in a bare repository, the mixed-case
-    /// ones otherwise), 1 the other.
-    fn object_candidate(&self, key: &Key, which: u8) -> PathBuf {
-        let file = key.to_file_name();
-        let lower = self.inner.bare == (which == 0);
-        let dir = if lower {
-            key.hash_dir_lower()
-        } else {
-            key.hash_dir_mixed()
+    /// The two possible object paths, relative to `annex/objects`: first
+    /// the one for new content (the lower-case hash directories in a bare
+    /// repository, the mixed-case ones otherwise), then the other.
+    fn object_candidates(&self, key: &Key) -> [String; 2] {
+        let dirs = key.hash_dirs();
+        let mut file = String::new();
+        key.push_file_name(&mut file);
+        let path = |dir: &str| {
+            let mut p = String::with_capacity(dir.len() + 2 * file.len() + 1);
+            p.push_str(dir);
+            p.push_str(&file);
+            p.push('/');
+            p.push_str(&file);
+            p
         };
-        let mut path = self.inner.git_dir.join("annex");
-        path.push("objects");
-        path.push(dir);
-        path.push(&file);
-        path.push(&file);
-        path
+        let (lower, mixed) = (path(dirs.lower()), path(dirs.mixed()));
+        if self.inner.bare {
+            [lower, mixed]
+        } else {
+            [mixed, lower]
+        }
     }
 
     /// The temporary file content is received into.
@@ -174,7 +178,11 @@ impl LocalRepository {
 
     /// Whether the key's content is here.
     pub fn has_content(&self, key: &Key) -> bool {
-        self.object_candidate(key, 0).is_file() || self.object_candidate(key, 1).is_file()
+        let candidates = self.object_candidates(key);
+        self.inner
+            .objects
+            .find(&[&candidates[0], &candidates[1]])
+            .is_some()
     }
 
     fn record_location(&self, key: &Key, present: bool) -> io::Result<()> {
