@@ -1,20 +1,37 @@
 //! Looking up object files below `annex/objects` through a directory handle
-//! opened once, so that each look-up walks only the four path components
+//! kept open, so that each look-up walks only the four path components
 //! below it (`Xx/Yy/KEY/KEY`) instead of the whole path from the root.
+//!
+//! The handle is checked against the path at least once a second, and
+//! whenever a look-up finds nothing, so a directory removed, moved away or
+//! replaced is followed within a second.
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a handle is trusted to still be the directory at the path.
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// The `annex/objects` directory of a repository.
 #[derive(Debug)]
 pub(crate) struct ObjectsDir {
     path: PathBuf,
     /// Opened on first use; `None` while the directory does not exist.
-    handle: Mutex<Option<Arc<OwnedFd>>>,
+    handle: Mutex<Option<Handle>>,
+}
+
+#[derive(Debug)]
+struct Handle {
+    fd: Arc<OwnedFd>,
+    /// The directory's device and inode, to recognise it at the path.
+    id: (u64, u64),
+    checked: Instant,
 }
 
 impl ObjectsDir {
@@ -63,15 +80,31 @@ impl ObjectsDir {
 
     fn handle(&self) -> Option<Arc<OwnedFd>> {
         let mut slot = self.handle.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() {
-            *slot = open_dir(&self.path).map(Arc::new);
+        let now = Instant::now();
+        if let Some(h) = slot.as_mut() {
+            if now.duration_since(h.checked) < RECHECK_AFTER {
+                return Some(h.fd.clone());
+            }
+            let same = std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == h.id);
+            if same {
+                h.checked = now;
+                return Some(h.fd.clone());
+            }
         }
-        slot.clone()
+        *slot = open_dir(&self.path).and_then(|fd| {
+            let id = dir_id(&fd)?;
+            Some(Handle {
+                fd: Arc::new(fd),
+                id,
+                checked: now,
+            })
+        });
+        slot.as_ref().map(|h| h.fd.clone())
     }
 
     fn forget(&self, stale: &Arc<OwnedFd>) {
         let mut slot = self.handle.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|h| Arc::ptr_eq(h, stale)) {
+        if slot.as_ref().is_some_and(|h| Arc::ptr_eq(&h.fd, stale)) {
             *slot = None;
         }
     }
@@ -117,13 +150,22 @@ fn stat_at(dir: &OwnedFd, rel: &str) -> Result<libc::mode_t, i32> {
     Ok(unsafe { st.assume_init() }.st_mode)
 }
 
-/// Whether the directory behind `dir` still has a name (it was not removed).
-fn still_linked(dir: &OwnedFd) -> bool {
+fn fstat(fd: &OwnedFd) -> Option<libc::stat> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is writable stat storage for a valid descriptor.
-    let r = unsafe { libc::fstat(dir.as_raw_fd(), st.as_mut_ptr()) };
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) };
     // SAFETY: fstat succeeded, so it filled `st`.
-    r == 0 && unsafe { st.assume_init() }.st_nlink > 0
+    (r == 0).then(|| unsafe { st.assume_init() })
+}
+
+/// The device and inode of the directory behind `dir`.
+fn dir_id(dir: &OwnedFd) -> Option<(u64, u64)> {
+    fstat(dir).map(|st| (st.st_dev, st.st_ino))
+}
+
+/// Whether the directory behind `dir` still has a name (it was not removed).
+fn still_linked(dir: &OwnedFd) -> bool {
+    fstat(dir).is_some_and(|st| st.st_nlink > 0)
 }
 
 #[cfg(test)]
@@ -152,5 +194,20 @@ mod tests {
         assert_eq!(dir.find(&["e/f"]), Some(0));
         let long = format!("{}/x", "y".repeat(600));
         assert_eq!(dir.find(&[&long]), None);
+    }
+
+    #[test]
+    fn a_directory_moved_away_is_followed_within_a_second() {
+        let tmp = tempfile::tempdir().unwrap();
+        let objects = tmp.path().join("objects");
+        std::fs::create_dir_all(&objects).unwrap();
+        std::fs::write(objects.join("f"), b"x").unwrap();
+        let dir = ObjectsDir::new(objects.clone());
+        assert_eq!(dir.find(&["f"]), Some(0));
+        // Moved away, with its content, and replaced by an empty one.
+        std::fs::rename(&objects, tmp.path().join("moved")).unwrap();
+        std::fs::create_dir(&objects).unwrap();
+        std::thread::sleep(RECHECK_AFTER + Duration::from_millis(100));
+        assert_eq!(dir.find(&["f"]), None);
     }
 }
