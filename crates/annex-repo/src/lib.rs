@@ -135,13 +135,20 @@ impl LocalRepository {
     /// first of the two layouts where it exists, or the layout new content
     /// goes to.
     pub fn object_path(&self, key: &Key) -> PathBuf {
-        let candidates = self.object_candidates(key);
-        let found = self
-            .inner
+        let (candidates, found) = self.find_object(key);
+        self.inner
             .objects
-            .find(&[&candidates[0], &candidates[1]])
-            .unwrap_or(0);
-        self.inner.objects.path().join(&candidates[found])
+            .path()
+            .join(&candidates[found.unwrap_or(0)])
+    }
+
+    /// The two possible object paths of `key` (see
+    /// [`object_candidates`](Self::object_candidates)) and which of them
+    /// holds its content, if either does.
+    fn find_object(&self, key: &Key) -> ([String; 2], Option<usize>) {
+        let candidates = self.object_candidates(key);
+        let found = self.inner.objects.find(&[&candidates[0], &candidates[1]]);
+        (candidates, found)
     }
 
     /// The two possible object paths, relative to `annex/objects`: first
@@ -178,11 +185,7 @@ impl LocalRepository {
 
     /// Whether the key's content is here.
     pub fn has_content(&self, key: &Key) -> bool {
-        let candidates = self.object_candidates(key);
-        self.inner
-            .objects
-            .find(&[&candidates[0], &candidates[1]])
-            .is_some()
+        self.find_object(key).1.is_some()
     }
 
     fn record_location(&self, key: &Key, present: bool) -> io::Result<()> {

@@ -125,22 +125,11 @@ fn open_dir(path: &Path) -> Option<OwnedFd> {
 
 /// The mode of `rel` below `dir`, following symbolic links, or the errno.
 fn stat_at(dir: &OwnedFd, rel: &str) -> Result<libc::mode_t, i32> {
-    // A short path is built on the stack; a NUL inside it would cut it.
-    let mut buf = [0u8; 512];
-    let heap;
-    let c: &[u8] = if rel.len() < buf.len() {
-        buf[..rel.len()].copy_from_slice(rel.as_bytes());
-        &buf[..=rel.len()]
-    } else {
-        heap = CString::new(rel).map_err(|_| libc::ENOENT)?;
-        heap.as_bytes_with_nul()
-    };
-    if c[..c.len() - 1].contains(&0) {
-        return Err(libc::ENOENT);
-    }
+    // A name with a NUL in it names no file.
+    let c = CString::new(rel).map_err(|_| libc::ENOENT)?;
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `c` is NUL-terminated and `st` is writable stat storage.
-    let r = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr().cast(), st.as_mut_ptr(), 0) };
+    let r = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), 0) };
     if r != 0 {
         return Err(std::io::Error::last_os_error()
             .raw_os_error()
