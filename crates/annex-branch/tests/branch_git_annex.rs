@@ -4,50 +4,20 @@
 //! repository sizes match `git annex info`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use annex_branch::locations::location_log_path;
 use annex_branch::sizes::{RepoSize, RepoSizes};
 use annex_branch::Branch;
 use annex_protocol::{Key, Uuid};
+use annex_test_support::{git, init_annex_repo, setpresentkey};
 
-fn cmd(dir: &Path, program: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(program);
-    c.current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid");
-    c
-}
-
-fn run(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = cmd(dir, program, args).output().unwrap_or_else(|e| {
-        panic!("{program} {args:?}: {e} (git-annex must be installed: scripts/install-deps.sh)")
-    });
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    run(dir, "git", args)
-}
-
-/// A fresh repository initialised by the real git-annex.
+/// A fresh repository initialised by the real git-annex, with a git user
+/// for the commits this crate makes.
 fn annex_repo(parent: &Path, name: &str) -> (PathBuf, Uuid) {
-    let dir = parent.join(name);
-    git(parent, &["init", "-q", name]);
+    let (dir, uuid) = init_annex_repo(parent, name, name);
     git(&dir, &["config", "user.name", "t"]);
     git(&dir, &["config", "user.email", "t@example.invalid"]);
-    git(&dir, &["annex", "init", "-q", name]);
-    let uuid = Uuid::parse(git(&dir, &["config", "annex.uuid"]).trim()).unwrap();
-    (dir, uuid)
+    (dir, Uuid::parse(&uuid).unwrap())
 }
 
 fn key(n: usize, size: u64) -> Key {
@@ -184,19 +154,7 @@ fn concurrent_writers_lose_no_line() {
         for i in 0..n {
             input.push_str(&format!("{} {} 1\n", key(2000 + i, 1), OTHER));
         }
-        let mut child = cmd(&dir, "git", &["annex", "setpresentkey", "--batch"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        setpresentkey(&dir, &input);
         ours.join().unwrap();
     });
     let b = Branch::open(&dir).unwrap();
@@ -313,19 +271,7 @@ fn sizes_match_git_annex_info_and_update_incrementally() {
     }
     // A key without a size counts as 0 bytes.
     input.push_str(&format!("WORM--nosize {OTHER} 1\n"));
-    let mut child = cmd(&dir, "git", &["annex", "setpresentkey", "--batch"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    setpresentkey(&dir, &input);
     git(&dir, &["annex", "merge", "--quiet"]);
     let b = Branch::open(&dir).unwrap();
     let head = b.require_head().unwrap();
@@ -368,18 +314,7 @@ fn sizes_match_git_annex_info_and_update_incrementally() {
         input.push_str(&format!("{} {} 0\n", key(i, i as u64 * 10), here));
     }
     input.push_str(&format!("{} {} 1\n", key(5000, 12345), OTHER));
-    let mut child = cmd(&dir, "git", &["annex", "setpresentkey", "--batch"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    setpresentkey(&dir, &input);
     git(&dir, &["annex", "merge", "--quiet"]);
     let new_head = b.require_head().unwrap();
     let mut updated = sizes.clone();

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use annex_branch::logs::{
     cluster, group, maxsize, numcopies, paths, preferred_content, proxy, remote_config, trust,
@@ -22,6 +21,7 @@ use annex_branch::logs::{
 };
 use annex_branch::VectorClock;
 use annex_protocol::Uuid;
+use annex_test_support::{command, files_under, git, init_annex_repo, run_ok};
 
 const HERE: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 const U: [&str; 6] = [
@@ -32,29 +32,6 @@ const U: [&str; 6] = [
     "55555555-5555-4555-8555-555555555555",
     "66666666-6666-4666-8666-666666666666",
 ];
-
-fn run(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> String {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap_or_else(|e| {
-        panic!("git {args:?}: {e} (git and git-annex must be installed: scripts/install-deps.sh)")
-    });
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// A fresh repository initialised by git-annex, with UUID [`HERE`], whose
 /// uuid.log describes every UUID of [`U`] (git-annex only accepts UUIDs it
@@ -68,9 +45,9 @@ impl Repo {
     fn new() -> Repo {
         let t = tempfile::tempdir().unwrap();
         let dir = t.path().join("r");
-        run(t.path(), &["init", "-q", "r"], &[]);
-        run(&dir, &["config", "annex.uuid", HERE], &[]);
-        run(&dir, &["annex", "init", "-q", "here"], &[]);
+        git(t.path(), &["init", "-q", "r"]);
+        git(&dir, &["config", "annex.uuid", HERE]);
+        git(&dir, &["annex", "init", "-q", "here"]);
         let r = Repo { _t: t, dir };
         let mut uuids = String::new();
         for u in U {
@@ -81,7 +58,7 @@ impl Repo {
     }
 
     fn git(&self, args: &[&str]) -> String {
-        run(&self.dir, args, &[])
+        git(&self.dir, args)
     }
 
     /// Commits a file to the git-annex branch, as git-annex would find it
@@ -110,13 +87,14 @@ fn put_on_branch(dir: &Path, name: &str, data: &[u8]) {
     let index = git_dir.join("logs-test-index");
     let blob = git_dir.join("logs-test-blob");
     std::fs::write(&blob, data).unwrap();
-    let env: &[(&str, &Path)] = &[("GIT_INDEX_FILE", &index)];
-    run(dir, &["read-tree", "refs/heads/git-annex"], env);
-    let sha = run(dir, &["hash-object", "-w", blob.to_str().unwrap()], &[]);
+    let with_index =
+        |args: &[&str]| run_ok(command(dir, "git", args).env("GIT_INDEX_FILE", &index));
+    with_index(&["read-tree", "refs/heads/git-annex"]);
+    let sha = git(dir, &["hash-object", "-w", blob.to_str().unwrap()]);
     let info = format!("100644,{},{name}", sha.trim());
-    run(dir, &["update-index", "--add", "--cacheinfo", &info], env);
-    let tree = run(dir, &["write-tree"], env);
-    let commit = run(
+    with_index(&["update-index", "--add", "--cacheinfo", &info]);
+    let tree = with_index(&["write-tree"]);
+    let commit = git(
         dir,
         &[
             "commit-tree",
@@ -126,13 +104,8 @@ fn put_on_branch(dir: &Path, name: &str, data: &[u8]) {
             "-m",
             "logs written by the tests",
         ],
-        &[],
     );
-    run(
-        dir,
-        &["update-ref", "refs/heads/git-annex", commit.trim()],
-        &[],
-    );
+    git(dir, &["update-ref", "refs/heads/git-annex", commit.trim()]);
     std::fs::remove_file(&index).unwrap();
 }
 
@@ -424,24 +397,11 @@ fn git_annex_reads_our_remote_log() {
     std::fs::write(r.dir.join("f"), b"special remote content").unwrap();
     r.annex(&["add", "f"]);
     r.annex(&["copy", "--to", "mydir", "f"]);
-    let stored: Vec<_> = walk(&store)
+    let stored: Vec<_> = files_under(&store)
         .into_iter()
         .filter(|p| std::fs::read(p).ok().as_deref() == Some(&b"special remote content"[..]))
         .collect();
     assert_eq!(stored.len(), 1, "content stored under {}", store.display());
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// A gateway set up by git-annex (a cluster with one node, both proxied):
@@ -452,30 +412,20 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn git_annex_reads_our_proxy_and_cluster_logs() {
     let t = tempfile::tempdir().unwrap();
-    let gw = t.path().join("gw");
-    let node = t.path().join("n1");
-    run(t.path(), &["init", "-q", "gw"], &[]);
-    run(t.path(), &["init", "-q", "n1"], &[]);
-    run(&node, &["annex", "init", "-q", "node one"], &[]);
-    run(&gw, &["annex", "init", "-q", "gateway"], &[]);
-    run(&gw, &["annex", "initcluster", "mycluster"], &[]);
-    run(
-        &gw,
-        &["remote", "add", "node1", node.to_str().unwrap()],
-        &[],
-    );
-    run(
+    let (node, node_uuid) = init_annex_repo(t.path(), "n1", "node one");
+    let (gw, gw_uuid) = init_annex_repo(t.path(), "gw", "gateway");
+    git(&gw, &["annex", "initcluster", "mycluster"]);
+    git(&gw, &["remote", "add", "node1", node.to_str().unwrap()]);
+    git(
         &gw,
         &["config", "remote.node1.annex-cluster-node", "mycluster"],
-        &[],
     );
-    run(&gw, &["annex", "updatecluster"], &[]);
-    let node_uuid = u(run(&node, &["config", "annex.uuid"], &[]).trim());
-    let gw_uuid = u(run(&gw, &["config", "annex.uuid"], &[]).trim());
-    let cluster_uuid = u(run(&gw, &["config", "annex.cluster.mycluster"], &[]).trim());
+    git(&gw, &["annex", "updatecluster"]);
+    let (node_uuid, gw_uuid) = (u(&node_uuid), u(&gw_uuid));
+    let cluster_uuid = u(git(&gw, &["config", "annex.cluster.mycluster"]).trim());
 
-    let theirs_proxy = run(&gw, &["cat-file", "-p", "git-annex:proxy.log"], &[]);
-    let theirs_cluster = run(&gw, &["cat-file", "-p", "git-annex:cluster.log"], &[]);
+    let theirs_proxy = git(&gw, &["cat-file", "-p", "git-annex:proxy.log"]);
+    let theirs_cluster = git(&gw, &["cat-file", "-p", "git-annex:cluster.log"]);
     let proxies = proxy::proxies(&proxy::parse(theirs_proxy.as_bytes()));
     let expected: std::collections::BTreeSet<proxy::Proxy> = [
         proxy::Proxy {
@@ -504,7 +454,7 @@ fn git_annex_reads_our_proxy_and_cluster_logs() {
     };
 
     write_logs(expected.clone(), [node_uuid.clone()].into());
-    let out = run(&gw, &["annex", "updatecluster"], &[]);
+    let out = git(&gw, &["annex", "updatecluster"]);
     assert!(
         out.contains("No cluster node changes for cluster: mycluster"),
         "{out}"
@@ -517,7 +467,7 @@ fn git_annex_reads_our_proxy_and_cluster_logs() {
         .cloned()
         .collect();
     write_logs(only_cluster, Default::default());
-    let out = run(&gw, &["annex", "updatecluster"], &[]);
+    let out = git(&gw, &["annex", "updatecluster"]);
     assert!(
         out.contains("Added node node1 to cluster: mycluster"),
         "{out}"

@@ -3,63 +3,25 @@
 //! the same way git-annex shows it.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::Output;
+
+use annex_test_support::{command, git, output, run_ok, setpresentkey};
 
 fn annex_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_annex"))
 }
 
-fn output(dir: &Path, program: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(program)
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e} (git-annex must be installed)", program.display()))
+/// `annex ARGS` in `dir`, whatever its exit status.
+fn annex_output(dir: &Path, args: &[&str]) -> Output {
+    output(&mut command(dir, annex_bin(), args))
 }
 
-fn run(dir: &Path, program: &Path, args: &[&str]) -> String {
-    let out = output(dir, program, args);
-    assert!(
-        out.status.success(),
-        "{} {args:?} failed: {}{}",
-        program.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    run(dir, Path::new("git"), args)
-}
-
+/// `annex ARGS` in `dir`, which must succeed; its stdout.
 fn annex(dir: &Path, args: &[&str]) -> String {
-    run(dir, &annex_bin(), args)
+    run_ok(&mut command(dir, annex_bin(), args))
 }
 
 const OTHER: &str = "11111111-2222-3333-4444-555555555555";
-
-fn setpresent(dir: &Path, lines: &str) {
-    use std::io::Write;
-    let mut child = Command::new("git")
-        .current_dir(dir)
-        .args(["annex", "setpresentkey", "--batch"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
 
 #[test]
 fn init_makes_a_repository_git_annex_uses() {
@@ -111,7 +73,7 @@ fn init_makes_a_repository_git_annex_uses() {
 fn no_branch_is_an_error_naming_annex_init() {
     let t = tempfile::tempdir().unwrap();
     git(t.path(), &["init", "-q", "plain"]);
-    let out = output(&t.path().join("plain"), &annex_bin(), &["maxsize"]);
+    let out = annex_output(&t.path().join("plain"), &["maxsize"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("annex init"), "{err}");
@@ -134,7 +96,7 @@ fn populated() -> (tempfile::TempDir, PathBuf, String) {
             lines.push_str(&format!("SHA256E-s{}--{i:064x} {OTHER} 1\n", i * 1000 + 7));
         }
     }
-    setpresent(&dir, &lines);
+    setpresentkey(&dir, &lines);
     git(&dir, &["remote", "add", "other", "../nonexistent"]);
     git(&dir, &["config", "remote.other.annex-uuid", OTHER]);
     git(&dir, &["annex", "describe", "other", "the other one"]);
@@ -169,13 +131,11 @@ fn maxsize_written_by_either_reads_the_same_in_both() {
         assert_eq!(annex(&dir, &ours), git(&dir, &ga), "maxsize {args:?}");
     }
     // A size that does not parse is refused, as git-annex refuses it.
-    let out = output(&dir, &annex_bin(), &["maxsize", "here", "lots"]);
+    let out = annex_output(&dir, &["maxsize", "here", "lots"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to parse size"));
     // An unknown repository is an error.
-    assert!(!output(&dir, &annex_bin(), &["maxsize", "nowhere"])
-        .status
-        .success());
+    assert!(!annex_output(&dir, &["maxsize", "nowhere"]).status.success());
 }
 
 #[test]
@@ -255,9 +215,9 @@ fn merge_unions_remote_branches() {
     let b = t.path().join("b");
     git(&b, &["annex", "init", "-q", "b"]);
     let key = format!("SHA256E-s5--{:064x}", 5);
-    setpresent(&a, &format!("{key} {OTHER} 1\n"));
+    setpresentkey(&a, &format!("{key} {OTHER} 1\n"));
     let ub = git(&b, &["config", "annex.uuid"]).trim().to_string();
-    setpresent(&b, &format!("{key} {ub} 1\n"));
+    setpresentkey(&b, &format!("{key} {ub} 1\n"));
     git(&b, &["annex", "merge", "--quiet"]);
     git(&a, &["remote", "add", "b", "../b"]);
     git(&a, &["fetch", "-q", "b"]);

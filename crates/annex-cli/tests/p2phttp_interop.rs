@@ -5,45 +5,17 @@
 //!
 //! These tests need git-annex 10.20250416 and fail (never skip) without it.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-fn run(dir: &Path, prog: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(prog);
-    c.args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap_or_else(|e| {
-        panic!("cannot run {prog} (git-annex needed: scripts/install-deps.sh): {e}")
-    })
-}
-
-fn ok(dir: &Path, prog: &str, args: &[&str]) -> String {
-    let out = run(dir, prog, args, &[]);
-    assert!(
-        out.status.success(),
-        "{prog} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    ok(dir, "git", args)
-}
+use annex_test_support::{
+    command, files_under, git, init_annex_repo, init_bare_annex_repo, output, pseudo_random,
+    read_log, wait_for_listening_port, KillOnDrop,
+};
 
 /// `annex p2phttp` running in a repository, killed when dropped.
 struct Server {
-    child: Child,
+    _child: KillOnDrop,
     port: u16,
     log: PathBuf,
 }
@@ -63,35 +35,17 @@ impl Server {
         for (k, v) in env {
             c.env(k, v);
         }
-        let child = c.spawn().unwrap();
-        let mut server = Server {
-            child,
-            port: 0,
+        let mut child = KillOnDrop(c.spawn().unwrap());
+        let port = wait_for_listening_port(&mut child, &log);
+        Server {
+            _child: child,
+            port,
             log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let text = server.log_text();
-            if let Some(i) = text.find("listening on http://127.0.0.1:") {
-                let rest = &text[i + "listening on http://127.0.0.1:".len()..];
-                let port: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-                server.port = port.parse().unwrap();
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("annex p2phttp exited ({status}): {}", server.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("annex p2phttp did not start: {}", server.log_text());
     }
 
     fn log_text(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
+        read_log(&self.log)
     }
 
     /// How many requests the server answered on an endpoint.
@@ -101,13 +55,6 @@ impl Server {
             .filter(|l| l.contains(" request ") || l.contains(": request"))
             .filter(|l| l.contains(&format!("/{endpoint}")))
             .count()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -121,18 +68,12 @@ struct Setup {
 impl Setup {
     fn new(bare: bool) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
-        let served = tmp.path().join("served");
-        let client = tmp.path().join("client");
-        std::fs::create_dir(&served).unwrap();
-        std::fs::create_dir(&client).unwrap();
-        if bare {
-            git(&served, &["init", "-q", "--bare"]);
+        let (served, _) = if bare {
+            init_bare_annex_repo(tmp.path(), "served", "served")
         } else {
-            git(&served, &["init", "-q"]);
-        }
-        git(&served, &["annex", "init", "-q", "served"]);
-        git(&client, &["init", "-q"]);
-        git(&client, &["annex", "init", "-q", "client"]);
+            init_annex_repo(tmp.path(), "served", "served")
+        };
+        let (client, _) = init_annex_repo(tmp.path(), "client", "client");
         git(
             &client,
             &["config", "annex.security.allowed-ip-addresses", "all"],
@@ -160,7 +101,11 @@ impl Setup {
             env,
         );
         // The git URL leads nowhere: content can only go over annexUrl.
-        let _ = run(&self.client, "git", &["remote", "remove", "srv"], &[]);
+        let _ = output(&mut command(
+            &self.client,
+            "git",
+            &["remote", "remove", "srv"],
+        ));
         git(
             &self.client,
             &["remote", "add", "srv", "http://127.0.0.1:9/nothing.git"],
@@ -186,37 +131,36 @@ impl Setup {
     fn annex(&self, args: &[&str]) -> Output {
         let mut a = vec!["annex"];
         a.extend_from_slice(args);
-        run(&self.client, "git", &a, &[])
+        output(&mut command(&self.client, "git", &a))
     }
 
     fn annex_ok(&self, args: &[&str]) -> String {
-        let out = self.annex(args);
-        assert!(
-            out.status.success(),
-            "git annex {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut a = vec!["annex"];
+        a.extend_from_slice(args);
+        git(&self.client, &a)
     }
 
     /// Whether the served repository has the key's content (git-annex's
     /// own view, with its own fsck of the object).
     fn served_has(&self, key: &str) -> bool {
-        let out = run(
+        output(&mut command(
             &self.served,
             "git",
             &["annex", "fsck", "--key", key, "--quiet"],
-            &[],
-        );
-        out.status.success()
+        ))
+        .status
+        .success()
     }
 
     /// git-annex's fsck of every object in the served repository.
     fn fsck_served(&self) {
-        let objects = walk(&self.served);
+        let objects = object_keys(&self.served);
         for key in objects {
-            let out = run(&self.served, "git", &["annex", "fsck", "--key", &key], &[]);
+            let out = output(&mut command(
+                &self.served,
+                "git",
+                &["annex", "fsck", "--key", &key],
+            ));
             assert!(
                 out.status.success(),
                 "fsck {key}: {}{}",
@@ -228,36 +172,11 @@ impl Setup {
 }
 
 /// The keys whose objects are under a repository's annex/objects.
-fn walk(repo: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![repo.join(".git/annex/objects"), repo.join("annex/objects")];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.file_name().unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
+fn object_keys(repo: &Path) -> Vec<String> {
+    [repo.join(".git/annex/objects"), repo.join("annex/objects")]
+        .iter()
+        .flat_map(|d| files_under(d))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect()
 }
 
@@ -396,11 +315,9 @@ fn credentials_are_required_and_accepted() {
         &[("GIT_ANNEX_P2PHTTP_PASSWORD_alice", "sesame")],
     );
     git(&s.client, &["config", "credential.helper", ""]);
-    let out = run(
-        &s.client,
-        "git",
-        &["annex", "copy", "--to", "srv", "f"],
-        &[("GIT_TERMINAL_PROMPT", "0")],
+    let out = output(
+        command(&s.client, "git", &["annex", "copy", "--to", "srv", "f"])
+            .env("GIT_TERMINAL_PROMPT", "0"),
     );
     assert!(!out.status.success(), "no credentials, no put");
     assert!(!s.served_has(&key));
@@ -425,11 +342,13 @@ fn credentials_are_required_and_accepted() {
         "#!/bin/sh\nif [ \"$1\" = get ]; then echo username=alice; echo password=wrong; fi\n",
     )
     .unwrap();
-    let out = run(
-        &s.client,
-        "git",
-        &["annex", "drop", "--from", "srv", "--force", "f"],
-        &[("GIT_TERMINAL_PROMPT", "0")],
+    let out = output(
+        command(
+            &s.client,
+            "git",
+            &["annex", "drop", "--from", "srv", "--force", "f"],
+        )
+        .env("GIT_TERMINAL_PROMPT", "0"),
     );
     assert!(!out.status.success(), "wrong password, no removal");
     assert!(s.served_has(&key));

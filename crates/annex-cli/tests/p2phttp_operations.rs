@@ -8,37 +8,22 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use annex_test_support::{
+    git, hex, init_annex_repo, read_log, read_response_head, wait_for_listening_port, KillOnDrop,
+    PseudoRandom, ResponseHead,
+};
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1024 * 1024;
 
 /// The UUID the tests give as `clientuuid`.
 const CLIENT_UUID: &str = "5e0bb8b4-7c57-4b59-a5d4-2a4b1f6e0c31";
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run git {args:?} (git-annex needed): {e}"));
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Deterministic content of any length, made without holding it: a
 /// pseudo-random block of 1 MiB repeated, each copy stamped with its index
@@ -50,15 +35,10 @@ struct Content {
 
 impl Content {
     fn new(len: u64, seed: u64) -> Content {
-        let mut x = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let mut random = PseudoRandom::new(seed);
         let mut block = Vec::with_capacity(MIB as usize);
         while block.len() < MIB as usize {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            block.extend_from_slice(&x.to_le_bytes());
+            block.extend_from_slice(&random.next_u64().to_le_bytes());
         }
         Content { block, len }
     }
@@ -89,10 +69,6 @@ impl Content {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The SHA-256 a SHA256E key names (the part after `--`, without an
 /// extension).
 fn key_sha256(key: &str) -> &str {
@@ -110,11 +86,7 @@ struct Repo {
 impl Repo {
     fn new() -> Repo {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("repo");
-        std::fs::create_dir(&path).unwrap();
-        git(&path, &["init", "-q"]);
-        git(&path, &["annex", "init", "-q", "served"]);
-        let uuid = git(&path, &["config", "annex.uuid"]).trim().to_owned();
+        let (path, uuid) = init_annex_repo(tmp.path(), "repo", "served");
         Repo { tmp, path, uuid }
     }
 
@@ -141,7 +113,7 @@ impl Repo {
 /// An `annex p2phttp` process this test started, killed (by its pid) when
 /// dropped if it is still running.
 struct Server {
-    child: Child,
+    child: KillOnDrop,
     log: PathBuf,
     /// The port it printed it listens on.
     port: u16,
@@ -161,30 +133,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
         setup(&mut c);
-        let child = c.spawn().unwrap();
-        let mut server = Server {
-            child,
-            log,
-            port: 0,
-        };
-        let marker = "listening on http://127.0.0.1:";
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let text = server.log_text();
-            if let Some(i) = text.find(marker) {
-                let digits: String = text[i + marker.len()..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                server.port = digits.parse().unwrap();
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("annex p2phttp exited ({status}): {}", server.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("annex p2phttp did not start: {}", server.log_text());
+        let mut child = KillOnDrop(c.spawn().unwrap());
+        let port = wait_for_listening_port(&mut child, &log);
+        Server { child, log, port }
     }
 
     fn pid(&self) -> i32 {
@@ -192,7 +143,7 @@ impl Server {
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
     }
 
     fn sigterm(&self) {
@@ -226,15 +177,6 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 fn proc_status_kib(pid: i32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
@@ -244,52 +186,6 @@ fn proc_status_kib(pid: i32, field: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
-}
-
-/// The head of an HTTP response.
-#[derive(Debug)]
-struct Head {
-    status: u16,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> io::Result<Head> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed before a response",
-        ));
-    }
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("status: {line}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = l.split_once(':') {
-            headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    Ok(Head { status, headers })
 }
 
 /// How a response body ends.
@@ -307,7 +203,7 @@ struct Body<R> {
 }
 
 impl<R: BufRead> Body<R> {
-    fn new(r: R, head: &Head) -> Body<R> {
+    fn new(r: R, head: &ResponseHead) -> Body<R> {
         let framing = if head
             .header("transfer-encoding")
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
@@ -430,7 +326,7 @@ fn checkpresent(port: u16, server_uuid: &str, key: &str) -> serde_json::Value {
         &[("Content-Length", "0".into())],
     );
     let mut r = BufReader::new(s);
-    let head = read_head(&mut r).unwrap();
+    let head = read_response_head(&mut r).unwrap();
     let mut body = Vec::new();
     Body::new(r, &head).read_to_end(&mut body).unwrap();
     assert_eq!(
@@ -483,7 +379,7 @@ fn probe(port: u16, server_uuid: &str, key: &str) -> Probe {
         return Probe::Closed;
     }
     let mut r = BufReader::new(s);
-    match read_head(&mut r) {
+    match read_response_head(&mut r) {
         Ok(head) => Probe::Answered(head.status),
         Err(e)
             if matches!(
@@ -499,7 +395,11 @@ fn probe(port: u16, server_uuid: &str, key: &str) -> Probe {
 
 /// Starts a GET of `key` on a new connection; the head of the answer and
 /// its body, not read yet.
-fn start_get(port: u16, server_uuid: &str, key: &str) -> (Head, Body<BufReader<TcpStream>>) {
+fn start_get(
+    port: u16,
+    server_uuid: &str,
+    key: &str,
+) -> (ResponseHead, Body<BufReader<TcpStream>>) {
     let mut s = connect(port).unwrap();
     send_head(
         &mut s,
@@ -510,7 +410,7 @@ fn start_get(port: u16, server_uuid: &str, key: &str) -> (Head, Body<BufReader<T
     // A small buffer, so that what the test has read is about what it
     // took from the socket.
     let mut r = BufReader::with_capacity(64 * 1024, s);
-    let head = read_head(&mut r).unwrap();
+    let head = read_response_head(&mut r).unwrap();
     assert_eq!(head.status, 200, "GET {key}: {head:?}");
     let body = Body::new(r, &head);
     (head, body)
@@ -889,7 +789,7 @@ fn large_put_in_constant_memory() {
     );
     content.for_each_block(|b| s.write_all(b)).unwrap();
     let mut r = BufReader::new(s);
-    let head = read_head(&mut r).unwrap();
+    let head = read_response_head(&mut r).unwrap();
     let mut answer = Vec::new();
     Body::new(r, &head).read_to_end(&mut answer).unwrap();
     let put_time = t.elapsed();

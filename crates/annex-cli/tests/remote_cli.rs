@@ -1,51 +1,22 @@
 //! `annex remote` against a repository served by the real git-annex-shell.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run git (git-annex needed: scripts/install-deps.sh): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
+use annex_test_support::{command, git, init_annex_repo, output};
 
 fn annex(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_annex"))
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .unwrap()
+    output(&mut command(dir, env!("CARGO_BIN_EXE_annex"), args))
 }
 
 #[test]
 fn checkpresent_get_put_remove() {
     let tmp = tempfile::tempdir().unwrap();
-    let srv = tmp.path().join("srv");
-    std::fs::create_dir(&srv).unwrap();
-    git(&srv, &["init", "-q"]);
-    git(&srv, &["annex", "init", "-q"]);
+    let (srv, _) = init_annex_repo(tmp.path(), "srv", "served");
     std::fs::write(srv.join("f"), b"some content\n").unwrap();
     git(&srv, &["annex", "add", "-q", "f"]);
     git(&srv, &["commit", "-qm", "add"]);
-    let key = git(&srv, &["annex", "lookupkey", "f"]);
+    let key = git(&srv, &["annex", "lookupkey", "f"]).trim().to_owned();
     let target = srv.to_str().unwrap();
 
     let out = annex(tmp.path(), &["remote", target, "checkpresent", &key]);

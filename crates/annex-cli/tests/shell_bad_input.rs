@@ -8,44 +8,16 @@ use std::process::{Command, Stdio};
 
 use annex_protocol::codec::{ProtocolReader, ProtocolWriter};
 use annex_protocol::{AssociatedFile, Key, Message, ProtocolVersion};
-use sha2::{Digest, Sha256};
+use annex_test_support::{files_under, git, init_annex_repo, sha256e_key};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run git (git-annex needed: scripts/install-deps.sh): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
 fn served_repo(tmp: &Path) -> PathBuf {
-    let srv = tmp.join("srv");
-    std::fs::create_dir(&srv).unwrap();
-    git(&srv, &["init", "-q"]);
-    git(&srv, &["annex", "init", "-q", "served"]);
-    srv
+    init_annex_repo(tmp, "srv", "served").0
 }
 
 fn sha256e(content: &[u8]) -> Key {
-    let hex: String = Sha256::digest(content)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Key::parse(&format!("SHA256E-s{}--{hex}.bin", content.len())).unwrap()
+    Key::parse(&sha256e_key(content, ".bin")).unwrap()
 }
 
 struct Session {
@@ -103,20 +75,10 @@ impl Session {
 
 /// Every file under `dir`, relative.
 fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
+    files_under(dir)
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -315,7 +277,7 @@ fn served_with_file(tmp: &Path) -> (PathBuf, Key) {
     std::fs::write(srv.join("f"), b"locked content").unwrap();
     git(&srv, &["annex", "add", "-q", "f"]);
     git(&srv, &["commit", "-qm", "f"]);
-    let key = Key::parse(&git(&srv, &["annex", "lookupkey", "f"])).unwrap();
+    let key = Key::parse(git(&srv, &["annex", "lookupkey", "f"]).trim()).unwrap();
     (srv, key)
 }
 

@@ -7,6 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use annex_test_support::{
+    command, init_annex_repo, init_bare_annex_repo, output, pseudo_random, run_ok,
+};
+
 struct Env {
     tmp: tempfile::TempDir,
     path: String,
@@ -40,30 +44,14 @@ impl Env {
         self.tmp.path().join(name)
     }
 
+    /// `prog ARGS` in `dir` with this PATH, whatever its exit status.
     fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Output {
-        Command::new(prog)
-            .args(args)
-            .current_dir(dir)
-            .env("PATH", &self.path)
-            .env("GIT_AUTHOR_NAME", "test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-            .env("GIT_COMMITTER_NAME", "test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("cannot run {prog} (git-annex needed: scripts/install-deps.sh): {e}")
-            })
+        output(command(dir, prog, args).env("PATH", &self.path))
     }
 
+    /// `prog ARGS` in `dir` with this PATH, which must succeed; its stdout.
     fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
-        let out = self.run(dir, prog, args);
-        assert!(
-            out.status.success(),
-            "{prog} {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        run_ok(command(dir, prog, args).env("PATH", &self.path))
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> String {
@@ -73,18 +61,12 @@ impl Env {
     /// A served repository (made by git-annex) and a client repository with
     /// an ssh remote `srv` pointing at it.
     fn pair(&self, bare: bool) -> (PathBuf, PathBuf) {
-        let srv = self.dir("srv");
-        std::fs::create_dir(&srv).unwrap();
-        if bare {
-            self.git(&srv, &["init", "-q", "--bare"]);
+        let (srv, _) = if bare {
+            init_bare_annex_repo(self.tmp.path(), "srv", "served")
         } else {
-            self.git(&srv, &["init", "-q"]);
-        }
-        self.git(&srv, &["annex", "init", "-q", "served"]);
-        let client = self.dir("client");
-        std::fs::create_dir(&client).unwrap();
-        self.git(&client, &["init", "-q"]);
-        self.git(&client, &["annex", "init", "-q", "client"]);
+            init_annex_repo(self.tmp.path(), "srv", "served")
+        };
+        let (client, _) = init_annex_repo(self.tmp.path(), "client", "client");
         self.git(&client, &["config", "annex.sshcaching", "false"]);
         self.git(
             &client,
@@ -111,18 +93,6 @@ fn add_file(env: &Env, client: &Path, name: &str, content: &[u8]) -> String {
     env.git(client, &["annex", "lookupkey", name])
         .trim()
         .to_owned()
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Checks with the real git-annex, in the served repository, that every

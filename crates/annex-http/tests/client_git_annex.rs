@@ -4,12 +4,11 @@
 //!
 //! git-annex 10.20250416 must be installed; these tests fail without it.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_http::wire::ApiVersion;
@@ -17,18 +16,10 @@ use annex_protocol::{
     AssociatedFile, BytesSource, GetOutcome, Key, PutData, PutOutcome, PutSource, RepoError,
     Repository, Uuid, Validity, VecSink,
 };
-use sha2::{Digest, Sha256};
+use annex_test_support::{
+    free_port, git_annex_p2phttp, init_annex_repo, read_log, sha256e_key, wait_for_port,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git and git-annex must be installed (scripts/install-deps.sh)");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Makes a self-signed certificate for localhost and 127.0.0.1.
 fn self_signed(cert: &Path, key_file: &Path) {
@@ -53,14 +44,6 @@ fn self_signed(cert: &Path, key_file: &Path) {
         .output()
         .expect("openssl is needed to make a test certificate");
     assert!(out.status.success(), "{out:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A repository served by `git annex p2phttp`, stopped when dropped.
@@ -98,47 +81,21 @@ impl GitAnnexServer {
                 format!("--privatekeyfile={}", key_file.display()),
             ]);
         }
-        let repo = tmp.path().join("served");
-        std::fs::create_dir(&repo).unwrap();
-        git(&repo, &["init", "-q"]);
-        git(&repo, &["annex", "init", "-q", "served"]);
-        let uuid = Uuid::parse(git(&repo, &["config", "annex.uuid"]).trim()).unwrap();
+        let (repo, uuid) = init_annex_repo(tmp.path(), "served", "served");
+        let uuid = Uuid::parse(&uuid).unwrap();
         let log = tmp.path().join("server.log");
         let port = free_port();
-        // git-annex itself, not `git annex`, so that killing the child
-        // stops the server.
-        let mut c = Command::new("git-annex");
-        c.args([
-            "p2phttp",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "-J2",
-            "--debug",
-        ])
-        .args(&args)
-        .current_dir(&repo)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+        let mut c = git_annex_p2phttp(&repo, port);
+        c.arg("--debug")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             c.env(k, v);
         }
         let mut child = c.spawn().expect("git annex p2phttp");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut text = String::new();
-                let _ = std::fs::File::open(&log).and_then(|mut f| f.read_to_string(&mut text));
-                panic!("git annex p2phttp exited ({status}): {text}");
-            }
-            assert!(Instant::now() < deadline, "git annex p2phttp did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_port(port, &mut child, Some(&log));
         GitAnnexServer {
             _tmp: tmp,
             repo,
@@ -191,8 +148,7 @@ impl Drop for GitAnnexServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let mut text = String::new();
-            let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
+            let text = read_log(&self.log);
             let tail: Vec<&str> = text.lines().rev().take(60).collect();
             eprintln!("git annex p2phttp log, last lines:");
             for l in tail.iter().rev() {
@@ -209,11 +165,7 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
 }
 
 fn key_of(data: &[u8]) -> Key {
-    let hex: String = Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Key::parse(&format!("SHA256E-s{}--{hex}.bin", data.len())).unwrap()
+    Key::parse(&sha256e_key(data, ".bin")).unwrap()
 }
 
 /// Fails the test when a step takes more than 30 seconds.
@@ -761,10 +713,7 @@ async fn https_with_our_server() {
     let cert = tmp.path().join("cert.pem");
     let key_file = tmp.path().join("key.pem");
     self_signed(&cert, &key_file);
-    let repo = tmp.path().join("served");
-    std::fs::create_dir(&repo).unwrap();
-    git(&repo, &["init", "-q"]);
-    git(&repo, &["annex", "init", "-q", "served"]);
+    let (repo, _) = init_annex_repo(tmp.path(), "served", "served");
     let local = annex_repo::LocalRepository::open(&repo).unwrap();
     let uuid = local.uuid().clone();
     let mut policy = AccessPolicy::default();

@@ -6,28 +6,19 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use annex_http::server::{AccessPolicy, Server, ServerSettings, SingleRepository};
 use annex_protocol::Uuid;
 use annex_repo::LocalRepository;
-use sha2::{Digest, Sha256};
+use annex_test_support::{files_under, init_annex_repo, read_response_head, sha256e_key};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 const CLIENT: &str = "79a5a1f4-07e8-11ef-873d-97f93ca91925";
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git and git-annex must be installed (scripts/install-deps.sh)");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-}
 
 struct Served {
     _tmp: tempfile::TempDir,
@@ -49,10 +40,7 @@ impl Served {
 
     async fn start_with(settings: ServerSettings) -> Served {
         let tmp = tempfile::tempdir().unwrap();
-        let repo = tmp.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        git(&repo, &["init", "-q"]);
-        git(&repo, &["annex", "init", "-q", "served"]);
+        let (repo, _) = init_annex_repo(tmp.path(), "repo", "served");
         let local = LocalRepository::open(&repo).unwrap();
         let uuid = annex_protocol::Repository::uuid(&local).as_str().to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -82,28 +70,15 @@ impl Served {
     }
 
     fn has_object(&self, key: &str) -> bool {
-        let objects = self.repo.join(".git/annex/objects");
-        find(&objects, key)
+        files_under(&self.repo.join(".git/annex/objects"))
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n == key))
     }
 
     async fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.done.take().unwrap().await.unwrap();
     }
-}
-
-fn find(dir: &Path, name: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let p = e.path();
-        if p.is_dir() {
-            find(&p, name)
-        } else {
-            p.file_name().is_some_and(|n| n == name)
-        }
-    })
 }
 
 struct Answer {
@@ -142,39 +117,22 @@ async fn send(
 }
 
 fn parse_answer(raw: &[u8]) -> Answer {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let mut rest = raw;
+    let head = read_response_head(&mut rest)
+        .unwrap_or_else(|e| panic!("no head in {:?}: {e}", String::from_utf8_lossy(raw)));
     Answer {
-        status,
-        headers,
-        body: raw[end + 4..].to_vec(),
+        status: head.status,
+        headers: head
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect(),
+        body: rest.to_vec(),
     }
 }
 
 async fn post(addr: SocketAddr, target: &str) -> Answer {
     send(addr, "POST", target, &[], b"").await
-}
-
-fn sha256e(content: &[u8]) -> String {
-    let digest = Sha256::digest(content);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("SHA256E-s{}--{hex}", content.len())
 }
 
 async fn put(
@@ -212,7 +170,7 @@ async fn every_endpoint_in_every_version() {
     let s = Served::start(wide_open()).await;
     for (i, version) in ["v0", "v1", "v2", "v3", "v4"].into_iter().enumerate() {
         let content = format!("content for {version}").into_bytes();
-        let key = sha256e(&content);
+        let key = sha256e_key(&content, "");
         let a = post(
             s.addr,
             &format!(
@@ -340,7 +298,7 @@ async fn every_endpoint_in_every_version() {
     }
     // The unversioned GET.
     let content = b"unversioned".to_vec();
-    let key = sha256e(&content);
+    let key = sha256e_key(&content, "");
     put(&s, "v4", &key, &content, content.len() as u64, "").await;
     let a = send(
         s.addr,
@@ -387,7 +345,7 @@ async fn every_endpoint_in_every_version() {
 async fn resumed_put_and_data_present() {
     let s = Served::start(wide_open()).await;
     let content: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    let key = sha256e(&content);
+    let key = sha256e_key(&content, "");
     // A body cut short leaves what arrived for resuming, and is not stored.
     let a = put(&s, "v4", &key, &content[..40_000], content.len() as u64, "").await;
     assert_eq!(a.json()["stored"], false);
@@ -422,7 +380,7 @@ async fn resumed_put_and_data_present() {
 async fn bodies_of_the_wrong_length_store_nothing() {
     let s = Served::start(wide_open()).await;
     let content = b"exactly this".to_vec();
-    let key = sha256e(&content);
+    let key = sha256e_key(&content, "");
     let mut longer = content.clone();
     longer.extend_from_slice(b" and more");
     let a = put(&s, "v4", &key, &longer, content.len() as u64, "").await;
@@ -463,7 +421,7 @@ async fn bodies_of_the_wrong_length_store_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests() {
     let s = Served::start(wide_open()).await;
-    let key = sha256e(b"x");
+    let key = sha256e_key(b"x", "");
     let base = s.base("v4");
     let cases: Vec<(String, u16)> = vec![
         (
@@ -597,7 +555,7 @@ async fn access_rules() {
     )]);
     let s = Served::start(p).await;
     let content = b"guarded".to_vec();
-    let key = sha256e(&content);
+    let key = sha256e_key(&content, "");
     let a = put(&s, "v4", &key, &content, content.len() as u64, "").await;
     assert_eq!(a.status, 401);
     assert!(a.headers["www-authenticate"].contains("realm=\"git-annex\""));
@@ -667,7 +625,7 @@ async fn access_rules() {
 async fn locks_end_with_their_connection() {
     let s = Served::start(wide_open()).await;
     let content = b"locked content".to_vec();
-    let key = sha256e(&content);
+    let key = sha256e_key(&content, "");
     put(&s, "v4", &key, &content, content.len() as u64, "").await;
     let a = post(
         s.addr,
@@ -716,7 +674,7 @@ async fn a_thousand_connections_and_idle_ones() {
         ..Default::default()
     })
     .await;
-    let key = sha256e(b"y");
+    let key = sha256e_key(b"y", "");
     // Idle connections that never finish a request are dropped.
     let mut idle = Vec::new();
     for _ in 0..20 {

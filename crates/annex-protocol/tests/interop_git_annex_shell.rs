@@ -2,7 +2,7 @@
 //! every protocol version. These tests need git-annex 10.20250416 and fail
 //! (never skip) when it is missing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use annex_protocol::codec::{ProtocolReader, ProtocolWriter};
@@ -10,26 +10,8 @@ use annex_protocol::{
     AssociatedFile, BytesSource, Client, ClientOptions, GetOutcome, Key, Message, ProtocolVersion,
     PutOutcome, Repository, Uuid, Validity, VecSink,
 };
-use sha2::{Digest, Sha256};
+use annex_test_support::{git, init_annex_repo};
 use tokio::io::AsyncWriteExt;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run git {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 fn require_git_annex() {
     let out = Command::new("git-annex")
@@ -52,18 +34,14 @@ struct Served {
 fn served_repo(content: &[u8]) -> (Served, Key) {
     require_git_annex();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("srv");
-    std::fs::create_dir(&dir).unwrap();
-    git(&dir, &["init", "-q"]);
-    git(&dir, &["annex", "init", "-q", "served"]);
+    let (dir, uuid) = init_annex_repo(tmp.path(), "srv", "served");
     if std::env::var_os("ANNEX_TEST_DEBUG").is_some() {
         git(&dir, &["config", "annex.debug", "true"]);
     }
     std::fs::write(dir.join("file"), content).unwrap();
     git(&dir, &["annex", "add", "-q", "file"]);
     git(&dir, &["commit", "-qm", "add"]);
-    let key = Key::parse(&git(&dir, &["annex", "lookupkey", "file"])).unwrap();
-    let uuid = git(&dir, &["config", "annex.uuid"]);
+    let key = Key::parse(git(&dir, &["annex", "lookupkey", "file"]).trim()).unwrap();
     (
         Served {
             _tmp: tmp,
@@ -97,9 +75,7 @@ async fn connect(s: &Served, v: u64) -> Client {
 }
 
 fn sha256e_key(content: &[u8], ext: &str) -> Key {
-    let h = Sha256::digest(content);
-    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
-    Key::parse(&format!("SHA256E-s{}--{hex}{ext}", content.len())).unwrap()
+    Key::parse(&annex_test_support::sha256e_key(content, ext)).unwrap()
 }
 
 /// The real git-annex's view of whether a key is in the served repository.
