@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use annex_benches::split_url;
+
 struct Options {
     connections: usize,
     seconds: f64,
@@ -60,16 +62,6 @@ fn options() -> Options {
         usage()
     }
     o
-}
-
-/// The authority (`host:port`) and path of an `http://` URL.
-fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    (!authority.is_empty()).then_some((authority, path))
 }
 
 /// How the body of an answer is delimited.
@@ -247,17 +239,6 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_split_into_authority_and_path() {
-        assert_eq!(
-            split_url("http://127.0.0.1:9417/git-annex/x?a=b"),
-            Some(("127.0.0.1:9417", "/git-annex/x?a=b"))
-        );
-        assert_eq!(split_url("http://h:1"), Some(("h:1", "/")));
-        assert_eq!(split_url("https://h/"), None);
-        assert_eq!(split_url("http:///x"), None);
-    }
 
     #[test]
     fn heads_parse_in_pieces() {

@@ -14,21 +14,13 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
+use annex_benches::split_url;
+
 const BUF: usize = 1 << 20;
 
 fn usage() -> ! {
     eprintln!("usage: http-transfer get http://HOST:PORT/PATH | http-transfer put http://HOST:PORT/PATH FILE");
     std::process::exit(2)
-}
-
-/// The authority (`host:port`) and path of an `http://` URL.
-fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, "/"),
-    };
-    (!authority.is_empty()).then_some((authority, path))
 }
 
 /// The head of an answer.
