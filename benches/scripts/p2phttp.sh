@@ -3,7 +3,8 @@
 # the same repository, measured in one run with the same tools:
 #  - checkpresent requests per second at 16 and 256 keep-alive connections,
 #    best of 3 runs of 5 s (http-load, from this workspace: one client
-#    thread, like wrk);
+#    thread, like wrk), with the server's CPU time per request in that run
+#    (the server process and its children, user and system);
 #  - GET of one SIZE_MIB object, best of 5 (http-transfer, from this
 #    workspace: 1 MiB reads, the content's length checked);
 #  - PUT of that object, verified by the server, best of 3 (http-transfer:
@@ -55,13 +56,15 @@ start_server() { # name port args...
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 
-declare -A rps16 rps256 get put
+declare -A rps16 rps256 cpu16 cpu256 get put
+load_runs() { # base connections: "rate cpu-per-request" of the fastest of 3 runs
+  for _ in 1 2 3; do "$load" --connections "$2" --seconds 5 --method POST \
+    --cpu-of "$server_pid" "$1/checkpresent?key=$small&clientuuid=$client"; done | most
+}
 measure() { # name port
-  local name=$1 port=$2 base="http://127.0.0.1:$2/git-annex/$uuid/v4"
-  rps16[$name]=$(for _ in 1 2 3; do "$load" --connections 16 --seconds 5 --method POST \
-    "$base/checkpresent?key=$small&clientuuid=$client"; done | most)
-  rps256[$name]=$(for _ in 1 2 3; do "$load" --connections 256 --seconds 5 --method POST \
-    "$base/checkpresent?key=$small&clientuuid=$client"; done | most)
+  local name=$1 port=$2 base="http://127.0.0.1:$2/git-annex/$uuid/v4" line
+  line=$(load_runs "$base" 16); rps16[$name]=${line% *}; cpu16[$name]=${line#* }
+  line=$(load_runs "$base" 256); rps256[$name]=${line% *}; cpu256[$name]=${line#* }
   put[$name]=$(for _ in 1 2 3; do
       curl -sf -X POST -o /dev/null "$base/remove?key=$big&clientuuid=$client"
       "$transfer" put "$base/put?key=$big&clientuuid=$client" "$work/object"
@@ -94,5 +97,7 @@ ratio() { echo "scale=1; $1 / $2" | bc; }
 printf '%-28s %14s %14s %14s %8s\n' what "git-annex -J2" "git-annex -J16" "annex" ratio
 printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 16 conns" "${rps16[git-annex-J2]}" "${rps16[git-annex-J16]}" "${rps16[annex]}" "$(ratio "${rps16[annex]}" "$(pick rps16)")x"
 printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 256 conns" "${rps256[git-annex-J2]}" "${rps256[git-annex-J16]}" "${rps256[annex]}" "$(ratio "${rps256[annex]}" "$(pick rps256)")x"
+printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 16" "${cpu16[git-annex-J2]}" "${cpu16[git-annex-J16]}" "${cpu16[annex]}" "$(ratio "$(pick cpu16 low)" "${cpu16[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 256" "${cpu256[git-annex-J2]}" "${cpu256[git-annex-J16]}" "${cpu256[annex]}" "$(ratio "$(pick cpu256 low)" "${cpu256[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, s (GB/s)" "${get[git-annex-J2]} ($(gbps "${get[git-annex-J2]}"))" "${get[git-annex-J16]} ($(gbps "${get[git-annex-J16]}"))" "${get[annex]} ($(gbps "${get[annex]}"))" "$(ratio "$(pick get low)" "${get[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "PUT ${size_mib} MiB, s" "${put[git-annex-J2]}" "${put[git-annex-J16]}" "${put[annex]}" "$(ratio "$(pick put low)" "${put[annex]}")x"

@@ -8,6 +8,11 @@
 //! to the server being measured. Every answer must have the expected
 //! status (200 unless `--status`) and a length or chunks, or the run fails:
 //! a benchmark of errors measures nothing.
+//!
+//! With `--cpu-of PID` it also prints the CPU time (user and system) that
+//! the process PID and its descendants spent per request over the same
+//! window, in microseconds: a server's cost per request, which unlike its
+//! rate does not depend on how many cores it shares with this client.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,12 +29,13 @@ struct Options {
     method: String,
     status: u16,
     threads: usize,
+    cpu_of: Option<u32>,
     url: String,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: http-load [--connections N] [--seconds S] [--method M] [--status CODE] [--threads T] http://HOST:PORT/PATH"
+        "usage: http-load [--connections N] [--seconds S] [--method M] [--status CODE] [--threads T] [--cpu-of PID] http://HOST:PORT/PATH"
     );
     std::process::exit(2)
 }
@@ -41,6 +47,7 @@ fn options() -> Options {
         method: "GET".into(),
         status: 200,
         threads: 1,
+        cpu_of: None,
         url: String::new(),
     };
     let mut url = None;
@@ -53,6 +60,7 @@ fn options() -> Options {
             "--method" => o.method = value(),
             "--status" => o.status = value().parse().unwrap_or_else(|_| usage()),
             "--threads" => o.threads = value().parse().unwrap_or_else(|_| usage()),
+            "--cpu-of" => o.cpu_of = Some(value().parse().unwrap_or_else(|_| usage())),
             _ if url.is_none() && !a.starts_with("--") => url = Some(a),
             _ => usage(),
         }
@@ -141,6 +149,53 @@ fn body_end(buf: &[u8], start: usize, framing: &Framing) -> Result<Option<usize>
     }
 }
 
+/// CPU time, in clock ticks, spent by process `root` and its descendants
+/// (with the children they have already waited for); None once `root` is
+/// gone.
+fn tree_cpu_ticks(root: u32) -> Option<u64> {
+    let mut processes = Vec::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The command name, in parentheses, may hold spaces: the fields
+        // counted here start after its closing parenthesis.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        // ppid, then utime, stime, cutime and cstime (fields 4 and 14-17).
+        if let (Some(ppid), Some(u), Some(s), Some(cu), Some(cs)) =
+            (number(1), number(11), number(12), number(13), number(14))
+        {
+            processes.push((pid, ppid as u32, u + s + cu + cs));
+        }
+    }
+    let mut tree = vec![root];
+    let mut total = None;
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for &(pid, ppid, ticks) in &processes {
+            if pid == parent {
+                total = Some(total.unwrap_or(0) + ticks);
+            } else if ppid == parent && !tree.contains(&pid) {
+                tree.push(pid);
+            }
+        }
+        i += 1;
+    }
+    total
+}
+
 async fn connection(
     o: Arc<Options>,
     stop: Arc<AtomicBool>,
@@ -212,11 +267,13 @@ fn main() {
             .collect();
         // Let every connection get going before counting.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let start_cpu = o.cpu_of.map(tree_cpu_ticks);
         let start_count = done.load(Ordering::Relaxed);
         let start = Instant::now();
         tokio::time::sleep(Duration::from_secs_f64(o.seconds)).await;
         let count = done.load(Ordering::Relaxed) - start_count;
         let elapsed = start.elapsed().as_secs_f64();
+        let end_cpu = o.cpu_of.map(tree_cpu_ticks);
         stop.store(true, Ordering::Relaxed);
         for t in tasks {
             match t.await {
@@ -225,10 +282,20 @@ fn main() {
                 Err(e) => return Err(e.to_string()),
             }
         }
-        Ok(count as f64 / elapsed)
+        let cpu_micros = match (o.cpu_of, start_cpu.flatten(), end_cpu.flatten()) {
+            (None, ..) => None,
+            (Some(_), Some(a), Some(b)) if count > 0 => {
+                // SAFETY: sysconf reads a constant of the system.
+                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+                Some(b.saturating_sub(a) as f64 * 1e6 / hz / count as f64)
+            }
+            (Some(pid), ..) => return Err(format!("no CPU time measured for process {pid}")),
+        };
+        Ok((count as f64 / elapsed, cpu_micros))
     });
     match result {
-        Ok(rate) => println!("{rate:.0}"),
+        Ok((rate, None)) => println!("{rate:.0}"),
+        Ok((rate, Some(micros))) => println!("{rate:.0} {micros:.1}"),
         Err(e) => {
             eprintln!("http-load: {e}");
             std::process::exit(1)
@@ -239,6 +306,24 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_of_a_process_tree() {
+        assert_eq!(tree_cpu_ticks(u32::MAX), None);
+        let before = tree_cpu_ticks(std::process::id()).unwrap();
+        // Burn CPU until the count moves; a second is dozens of ticks even
+        // on a busy machine.
+        let start = Instant::now();
+        let mut x = 0u64;
+        let mut after = before;
+        while after == before && start.elapsed() < Duration::from_secs(10) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            after = tree_cpu_ticks(std::process::id()).unwrap();
+        }
+        assert!(after > before, "{before} ticks, still {after} after 10 s");
+    }
 
     #[test]
     fn heads_parse_in_pieces() {
