@@ -99,7 +99,7 @@ pub struct P2phttpArgs {
 fn find_repository(start: &Path) -> anyhow::Result<LocalRepository> {
     let mut dir = Some(start);
     while let Some(d) = dir {
-        if d.join(".git").is_dir() || (d.join("HEAD").is_file() && d.join("objects").is_dir()) {
+        if annex_repo::looks_like_repository(d) {
             return LocalRepository::open(d).with_context(|| {
                 format!(
                     "{} is not a git-annex repository (run `annex init` or `git annex init` there)",

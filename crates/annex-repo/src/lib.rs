@@ -58,6 +58,38 @@ pub enum OpenError {
     Io(#[from] io::Error),
 }
 
+/// Whether `path` is a git repository, by git-annex's rules: a work tree
+/// with `.git/config` (or `.git/gitdir`, or a `.git` file naming the git
+/// directory, as submodules and linked work trees have), or a bare
+/// repository with `config` and `objects`. Symlinks are followed.
+pub fn looks_like_repository(path: &Path) -> bool {
+    let dot_git = path.join(".git");
+    dot_git.join("config").is_file()
+        || dot_git.join("gitdir").is_file()
+        || dot_git.is_file()
+        || (path.join("config").is_file() && path.join("objects").is_dir())
+}
+
+/// The git directory named by the `.git` file of a submodule or linked
+/// work tree (`gitdir: PATH`, relative to the work tree). A linked work
+/// tree's own directory names the repository's common directory, which
+/// holds the config and the annex: that one is returned.
+fn linked_git_dir(work_tree: &Path, dot_git: &Path) -> Result<PathBuf, OpenError> {
+    let text = std::fs::read_to_string(dot_git)?;
+    let named = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("gitdir:"))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| OpenError::NotGit(work_tree.to_owned()))?;
+    let git_dir = work_tree.join(named);
+    match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(common) if !common.trim().is_empty() => Ok(git_dir.join(common.trim())),
+        _ => Ok(git_dir),
+    }
+}
+
 /// A git-annex repository on this machine.
 #[derive(Debug, Clone)]
 pub struct LocalRepository {
@@ -78,8 +110,11 @@ impl LocalRepository {
     /// Opens the repository at `path` (its work tree or, for a bare
     /// repository, its git directory).
     pub fn open(path: &Path) -> Result<LocalRepository, OpenError> {
-        let (git_dir, bare) = if path.join(".git").is_dir() {
-            (path.join(".git"), false)
+        let dot_git = path.join(".git");
+        let (git_dir, bare) = if dot_git.is_dir() {
+            (dot_git, false)
+        } else if dot_git.is_file() {
+            (linked_git_dir(path, &dot_git)?, false)
         } else if path.join("HEAD").is_file() && path.join("objects").is_dir() {
             (path.to_owned(), true)
         } else {
