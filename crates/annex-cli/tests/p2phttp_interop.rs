@@ -353,3 +353,109 @@ fn credentials_are_required_and_accepted() {
     assert!(!out.status.success(), "wrong password, no removal");
     assert!(s.served_has(&key));
 }
+
+/// `annex p2phttp --directory`: git-annex's client copies to and gets from
+/// repositories found at several depths below the directory, one of them
+/// made after the server started, each addressed by its UUID behind the
+/// same annexUrl.
+#[test]
+fn git_annex_client_against_a_directory_of_repositories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("served");
+    std::fs::create_dir_all(top.join("group")).unwrap();
+    let (one, one_uuid) = init_annex_repo(&top, "one", "one");
+    let (two, two_uuid) = init_bare_annex_repo(&top.join("group"), "two.git", "two");
+    let (client, _) = init_annex_repo(tmp.path(), "client", "client");
+    git(
+        &client,
+        &["config", "annex.security.allowed-ip-addresses", "all"],
+    );
+    let top_arg = top.to_str().unwrap();
+    let server = Server::start(
+        tmp.path(),
+        tmp.path().join("server.log"),
+        &["--wideopen", "--directory", top_arg],
+        &[],
+    );
+    let url = format!("annex+http://127.0.0.1:{}/git-annex/", server.port);
+    let add_remote = |name: &str, uuid: &str| {
+        git(
+            &client,
+            &["remote", "add", name, "http://127.0.0.1:9/nothing.git"],
+        );
+        git(
+            &client,
+            &["config", &format!("remote.{name}.annex-uuid"), uuid],
+        );
+        git(
+            &client,
+            &["config", &format!("remote.{name}.annexUrl"), &url],
+        );
+    };
+    add_remote("one", &one_uuid);
+    add_remote("two", &two_uuid);
+    let add = |name: &str, content: &[u8]| {
+        std::fs::write(client.join(name), content).unwrap();
+        git(&client, &["annex", "add", "-q", name]);
+        git(&client, &["commit", "-q", "-m", name]);
+        git(&client, &["annex", "lookupkey", name])
+            .trim()
+            .to_owned()
+    };
+    let has = |repo: &Path, key: &str| {
+        output(&mut command(
+            repo,
+            "git",
+            &["annex", "fsck", "--key", key, "--quiet"],
+        ))
+        .status
+        .success()
+    };
+    let k1 = add("f1", &pseudo_random(300_000, 11));
+    let k2 = add("f2", &pseudo_random(200_000, 12));
+    git(&client, &["annex", "copy", "-q", "--to", "one", "f1"]);
+    git(&client, &["annex", "copy", "-q", "--to", "two", "f2"]);
+    assert!(has(&one, &k1) && !has(&two, &k1));
+    assert!(has(&two, &k2) && !has(&one, &k2));
+
+    // A repository made now is served from its first request.
+    let (three, three_uuid) = init_annex_repo(&top.join("group"), "three", "three");
+    add_remote("three", &three_uuid);
+    git(&client, &["annex", "copy", "-q", "--to", "three", "f1"]);
+    assert!(has(&three, &k1));
+
+    // Content comes back from the repository that has it.
+    git(&client, &["annex", "drop", "-q", "--force", "f1", "f2"]);
+    git(&client, &["annex", "get", "-q", "--from", "two", "f2"]);
+    git(&client, &["annex", "get", "-q", "--from", "three", "f1"]);
+    assert_eq!(
+        std::fs::read(client.join("f1")).unwrap(),
+        pseudo_random(300_000, 11)
+    );
+    assert_eq!(
+        std::fs::read(client.join("f2")).unwrap(),
+        pseudo_random(200_000, 12)
+    );
+    // A UUID served nowhere below the directory is not found.
+    let out = output(&mut command(
+        &client,
+        "git",
+        &["annex", "copy", "--to", "one", "--force", "f2"],
+    ));
+    assert!(out.status.success(), "{out:?}");
+    assert!(has(&one, &k2));
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    git(&client, &["config", "remote.one.annex-uuid", unknown]);
+    let out = output(&mut command(
+        &client,
+        "git",
+        &["annex", "copy", "--to", "one", "--force", "f1"],
+    ));
+    assert!(!out.status.success(), "an unknown UUID is not served");
+    let log = server.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(unknown) && l.contains("status=404")),
+        "{log}"
+    );
+}

@@ -189,10 +189,19 @@ async fn route(
             "header X-git-annex-data-length",
         )));
     }
-    let repo = shared
-        .repos
-        .lookup(&route.server_uuid)
-        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "not found"))?;
+    let repo = match shared.repos.lookup(&route.server_uuid) {
+        Some(repo) => Some(repo),
+        None if shared.repos.rescans() => {
+            let repos = shared.repos.clone();
+            let uuid = route.server_uuid.clone();
+            tokio::task::spawn_blocking(move || repos.rescan_and_lookup(&uuid))
+                .await
+                .ok()
+                .flatten()
+        }
+        None => None,
+    }
+    .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "not found"))?;
     let authorization = req
         .headers()
         .get(http::header::AUTHORIZATION)
