@@ -79,6 +79,15 @@ pub struct P2phttpArgs {
     /// served concurrently.
     #[arg(short = 'J', long = "jobs", value_name = "N")]
     jobs: Option<String>,
+    /// Accepted for compatibility with git-annex, where it bounds the idle
+    /// connections kept to proxied remotes; this server proxies none yet.
+    #[arg(long, value_name = "N")]
+    proxyconnections: Option<u32>,
+    /// Accepted for compatibility with git-annex, where it sets how many
+    /// cluster nodes one request uses at once; this server serves no
+    /// clusters yet.
+    #[arg(long, value_name = "N")]
+    clusterjobs: Option<u32>,
     /// The most connections served at once; more wait to be accepted.
     #[arg(long, default_value_t = 4096, value_name = "NUMBER")]
     max_connections: usize,
@@ -100,12 +109,7 @@ fn find_repository(start: &Path) -> anyhow::Result<LocalRepository> {
     let mut dir = Some(start);
     while let Some(d) = dir {
         if annex_repo::looks_like_repository(d) {
-            return LocalRepository::open(d).with_context(|| {
-                format!(
-                    "{} is not a git-annex repository (run `annex init` or `git annex init` there)",
-                    d.display()
-                )
-            });
+            return Ok(LocalRepository::open(d)?);
         }
         dir = d.parent();
     }
@@ -233,7 +237,8 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             eprintln!("annex p2phttp: listening on {scheme}://{addr}/");
             listeners.push(tokio::net::TcpListener::from_std(l)?);
         }
-        tracing::info!(uuids = ?repos.uuids(), "serving");
+        let uuids: Vec<String> = repos.uuids().iter().map(ToString::to_string).collect();
+        tracing::info!(uuids = uuids.join(" "), "serving");
         let server = Server::new(repos, settings);
         server.run(listeners, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
