@@ -195,6 +195,28 @@ impl Endpoint {
         })
     }
 
+    /// Whether a request of this endpoint reads the query parameter `name`
+    /// (`version` None: the unversioned `key`). These are the parameters
+    /// git-annex's API declares for it; a server ignores all others.
+    pub fn takes_param(self, version: Option<ApiVersion>, name: &str) -> bool {
+        match name {
+            "clientuuid" | "bypass" => true,
+            "key" => !matches!(
+                self,
+                Endpoint::Key | Endpoint::GetTimestamp | Endpoint::KeepLocked
+            ),
+            "associatedfile" | "offset" => {
+                self == Endpoint::Put || (self == Endpoint::Key && version.is_some())
+            }
+            "timestamp" => self == Endpoint::RemoveBefore,
+            "lockid" => self == Endpoint::KeepLocked,
+            "data-present" => {
+                self == Endpoint::Put && version.is_some_and(ApiVersion::has_data_present)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the endpoint is requested with GET (only `key`); all others
     /// are POST.
     pub fn is_get(self) -> bool {
@@ -297,6 +319,8 @@ pub fn request_path(
 /// not exist in is [`WireError::NoRoute`], as the server answers 404 for
 /// it.
 pub fn parse_path(path: &str) -> Result<Route, WireError> {
+    // A trailing slash names the same route, as in git-annex's router.
+    let path = path.strip_suffix('/').unwrap_or(path);
     let mut segments = path.strip_prefix('/').ok_or(WireError::NoRoute)?.split('/');
     if segments.next() != Some(PATH_PREFIX) {
         return Err(WireError::NoRoute);
@@ -359,28 +383,62 @@ fn parse_number(text: &str, what: &'static str) -> Result<u64, WireError> {
 }
 
 impl Params {
-    /// Reads a query string (without the `?`). Unknown parameters are
-    /// ignored; a malformed known one is an error.
+    /// Reads a query string (without the `?`), every parameter of the API.
+    /// Unknown parameters are ignored; a malformed known one is an error.
+    /// A parameter given more than once counts the first time (`bypass`
+    /// collects them all).
     pub fn parse(query: &str) -> Result<Params, WireError> {
+        Params::parse_with(query, |_| true)
+    }
+
+    /// Reads the query string of a request of `endpoint` in `version`, as
+    /// git-annex's server does: only the parameters the endpoint takes are
+    /// read (see [`Endpoint::takes_param`]), and of each the first.
+    pub fn parse_for(
+        query: &str,
+        endpoint: Endpoint,
+        version: Option<ApiVersion>,
+    ) -> Result<Params, WireError> {
+        Params::parse_with(query, |name| endpoint.takes_param(version, name))
+    }
+
+    fn parse_with(query: &str, takes: impl Fn(&str) -> bool) -> Result<Params, WireError> {
         let mut params = Params::default();
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if !takes(&name) {
+                continue;
+            }
             match name.as_ref() {
-                "key" => params.key = Some(decode_key(&value)?),
-                "clientuuid" => params.client_uuid = Some(decode_uuid(&value, "clientuuid")?),
+                "key" if params.key.is_none() => params.key = Some(decode_key(&value)?),
+                "clientuuid" if params.client_uuid.is_none() => {
+                    params.client_uuid = Some(decode_uuid(&value, "clientuuid")?)
+                }
                 "bypass" => params.bypass.push(decode_uuid(&value, "bypass")?),
-                "associatedfile" => params.associated_file = Some(decode_value(&value)?),
-                "offset" => params.offset = Some(parse_number(&value, "offset")?),
-                "timestamp" => params.timestamp = Some(parse_number(&value, "timestamp")?),
-                "lockid" => {
+                "associatedfile" if params.associated_file.is_none() => {
+                    params.associated_file = Some(decode_value(&value)?)
+                }
+                "offset" if params.offset.is_none() => {
+                    params.offset = Some(parse_number(&value, "offset")?)
+                }
+                "timestamp" if params.timestamp.is_none() => {
+                    params.timestamp = Some(parse_number(&value, "timestamp")?)
+                }
+                "lockid" if params.lock_id.is_none() => {
                     let bytes = decode_value(&value)?;
                     let id = String::from_utf8(bytes).map_err(|_| WireError::Uuid("lockid"))?;
+                    if id.is_empty() {
+                        return Err(WireError::Uuid("lockid"));
+                    }
                     params.lock_id = Some(id);
                 }
-                "data-present" => {
-                    params.data_present = Some(match value.as_ref() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(WireError::Number("data-present")),
+                "data-present" if params.data_present.is_none() => {
+                    // Either case, as git-annex's parser of booleans.
+                    params.data_present = Some(if value.eq_ignore_ascii_case("true") {
+                        true
+                    } else if value.eq_ignore_ascii_case("false") {
+                        false
+                    } else {
+                        return Err(WireError::Number("data-present"));
                     })
                 }
                 _ => {}
@@ -589,6 +647,70 @@ mod tests {
         assert_eq!(Params::parse(&params.to_query()).unwrap(), params);
         assert_eq!(Params::parse("offset=x"), Err(WireError::Number("offset")));
         assert_eq!(Params::parse("unknown=1").unwrap(), Params::default());
+    }
+
+    #[test]
+    fn params_read_as_git_annex_reads_them() {
+        let v4 = Some(ApiVersion::V4);
+        // The first of a repeated parameter counts; later ones are not
+        // even read. bypass collects every one.
+        let p = Params::parse_for(
+            "key=SHA1--a&key=not-a-key&clientuuid=79a5a1f4-07e8-11ef-873d-97f93ca91925&clientuuid=",
+            Endpoint::CheckPresent,
+            v4,
+        )
+        .unwrap();
+        assert_eq!(p.key, Some(Key::parse("SHA1--a").unwrap()));
+        assert!(p.client_uuid.is_some());
+        let u = "79a5a1f4-07e8-11ef-873d-97f93ca91925";
+        let p = Params::parse_for(&format!("bypass={u}&bypass={u}"), Endpoint::Remove, v4).unwrap();
+        assert_eq!(p.bypass.len(), 2);
+        // Parameters the endpoint does not take are not read.
+        let p = Params::parse_for(
+            "key=SHA1--a&offset=ten&lockid=%5B!!%5D&timestamp=soon&data-present=maybe",
+            Endpoint::CheckPresent,
+            v4,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.offset, p.lock_id, p.timestamp, p.data_present),
+            (None, None, None, None)
+        );
+        assert!(Params::parse_for("key=nokey", Endpoint::GetTimestamp, v4)
+            .unwrap()
+            .key
+            .is_none());
+        assert!(Params::parse_for("data-present=x", Endpoint::Put, Some(ApiVersion::V3)).is_ok());
+        assert_eq!(
+            Params::parse_for("data-present=x", Endpoint::Put, v4),
+            Err(WireError::Number("data-present"))
+        );
+        assert_eq!(
+            Params::parse_for("data-present=True", Endpoint::Put, v4)
+                .unwrap()
+                .data_present,
+            Some(true)
+        );
+        assert_eq!(
+            Params::parse_for("offset=x", Endpoint::Key, v4),
+            Err(WireError::Number("offset"))
+        );
+        assert!(Params::parse_for("offset=x", Endpoint::Key, None).is_ok());
+        assert_eq!(
+            Params::parse_for("lockid=", Endpoint::KeepLocked, v4),
+            Err(WireError::Uuid("lockid"))
+        );
+    }
+
+    #[test]
+    fn a_trailing_slash_names_the_same_route() {
+        let a = parse_path("/git-annex/79a5a1f4-07e8-11ef-873d-97f93ca91925/v4/checkpresent/");
+        assert_eq!(a.unwrap().endpoint, Endpoint::CheckPresent);
+        // An empty key segment is then no key route at all.
+        assert_eq!(
+            parse_path("/git-annex/79a5a1f4-07e8-11ef-873d-97f93ca91925/v4/key/"),
+            Err(WireError::NoRoute)
+        );
     }
 
     #[test]

@@ -360,18 +360,16 @@ async fn resumed_put_and_data_present() {
     let a = put(&s, "v4", &key, &content[30_000..], 70_000, "&offset=30000").await;
     assert_eq!(a.json()["stored"], true);
     assert!(s.has_object(&key));
-    // data-present: the content is already there.
-    let a = send(
-        s.addr,
-        "POST",
-        &format!(
-            "{}/put?key={key}&clientuuid={CLIENT}&data-present=true",
-            s.base("v4")
-        ),
-        &[],
-        b"",
-    )
-    .await;
+    // data-present: the content is already there. The data length is
+    // still required, as git-annex requires it.
+    let target = format!(
+        "{}/put?key={key}&clientuuid={CLIENT}&data-present=true",
+        s.base("v4")
+    );
+    let a = send(s.addr, "POST", &target, &[], b"").await;
+    assert_eq!(a.status, 400);
+    let length = [("X-git-annex-data-length", "0".to_owned())];
+    let a = send(s.addr, "POST", &target, &length, b"").await;
     assert_eq!(a.json()["stored"], true);
     s.shutdown().await;
 }

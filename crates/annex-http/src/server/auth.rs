@@ -204,7 +204,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reads a `Basic` Authorization header into user and password.
+/// Reads a `Basic` Authorization header into user and password; None when
+/// it is not valid basic authentication.
 pub fn parse_basic(header: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(header).ok()?.trim();
     let (scheme, rest) = text.split_once(char::is_whitespace)?;
@@ -212,8 +213,14 @@ pub fn parse_basic(header: &[u8]) -> Option<(String, String)> {
         return None;
     }
     let decoded = STANDARD.decode(rest.trim()).ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
+    if decoded.is_empty() {
+        return None;
+    }
+    // As git-annex reads it: without a colon, all of it is the user name
+    // and the password is empty. Bytes that are not UTF-8 can match no
+    // user, and are kept only to be refused.
+    let decoded = String::from_utf8_lossy(&decoded);
+    let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
     Some((user.to_owned(), password.to_owned()))
 }
 

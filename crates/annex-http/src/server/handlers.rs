@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
-use super::auth::{ActionClass, Decision};
+use super::auth::{parse_basic, ActionClass, Decision};
 use super::body::{full, next_chunk, ChannelBody, IncomingReader, ResponseBody};
 use super::Shared;
 use crate::wire::{
@@ -149,7 +149,11 @@ async fn route(
             "method not allowed",
         ));
     }
-    let params = Params::parse(req.uri().query().unwrap_or(""))?;
+    let params = Params::parse_for(
+        req.uri().query().unwrap_or(""),
+        route.endpoint,
+        route.version,
+    )?;
     let versioned = route.version.is_some();
     // Parameters every request of the endpoint requires, checked before
     // anything else as git-annex does.
@@ -173,21 +177,34 @@ async fn route(
     if route.endpoint == Endpoint::RemoveBefore && params.timestamp.is_none() {
         return Err(Failure::bad_request(WireError::Missing("timestamp")));
     }
-    let data_present = params.data_present == Some(true)
-        && route.version.is_some_and(ApiVersion::has_data_present);
+    // Only a put reads the data length; other endpoints ignore the header.
     let data_length = match req.headers().get(DATA_LENGTH_HEADER) {
-        Some(v) => Some(
+        Some(v) if route.endpoint == Endpoint::Put => Some(
             v.to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .ok_or(WireError::Number("X-git-annex-data-length"))?,
         ),
-        None => None,
+        _ => None,
     };
-    if route.endpoint == Endpoint::Put && data_length.is_none() && !data_present {
+    // Required even with data-present, where no body is read, as git-annex
+    // requires it.
+    if route.endpoint == Endpoint::Put && data_length.is_none() {
         return Err(Failure::bad_request(WireError::Missing(
             "header X-git-annex-data-length",
         )));
+    }
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    // A header that is not basic authentication is a bad request, whoever
+    // may do what, as in git-annex.
+    if authorization.is_some_and(|h| parse_basic(h).is_none()) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid basic auth header",
+        ));
     }
     let repo = match shared.repos.lookup(&route.server_uuid) {
         Some(repo) => Some(repo),
@@ -202,10 +219,6 @@ async fn route(
         None => None,
     }
     .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "not found"))?;
-    let authorization = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
     match shared
         .policy
         .decide(authorization, secure, action_class(route.endpoint))
