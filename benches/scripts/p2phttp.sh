@@ -93,7 +93,7 @@ pick() { # array: git-annex's better figure (higher is better unless $2=low)
 }
 bytes=$((size_mib * 1024 * 1024))
 gbps() { echo "scale=2; $bytes / $1 / 1000000000" | bc; }
-ratio() { echo "scale=1; $1 / $2" | bc; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 printf '%-28s %14s %14s %14s %8s\n' what "git-annex -J2" "git-annex -J16" "annex" ratio
 printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 16 conns" "${rps16[git-annex-J2]}" "${rps16[git-annex-J16]}" "${rps16[annex]}" "$(ratio "${rps16[annex]}" "$(pick rps16)")x"
 printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 256 conns" "${rps256[git-annex-J2]}" "${rps256[git-annex-J16]}" "${rps256[annex]}" "$(ratio "${rps256[annex]}" "$(pick rps256)")x"
