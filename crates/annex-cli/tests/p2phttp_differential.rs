@@ -39,8 +39,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use annex_test_support::{
-    free_port, git, init_annex_repo, output, pseudo_random, read_response_head, sha256e_key,
-    wait_for_listening_port, wait_for_port, KillOnDrop,
+    free_port, git, git_annex_p2phttp_jobs, init_annex_repo, output, pseudo_random,
+    read_response_head, sha256e_key, wait_for_listening_port, wait_for_port, KillOnDrop,
 };
 use serde_json::Value;
 
@@ -546,27 +546,16 @@ struct Running {
 /// worker of the pool, and every request needs one: the "server stall"
 /// fixed upstream in 1c67f2310a, "Locks no longer use up worker pool
 /// slots"); with four, other requests go on.
-const GIT_ANNEX_JOBS: &str = "-J4";
+const GIT_ANNEX_JOBS: u32 = 4;
 
 fn start_git_annex(repo: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Running {
     let port = free_port();
     let file = std::fs::File::create(&log).unwrap();
-    // As annex_test_support::git_annex_p2phttp, with more jobs: git-annex
-    // itself, not `git annex`, so that killing the child stops the server.
-    let mut c = Command::new("git-annex");
-    c.args([
-        "p2phttp",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-    ])
-    .arg(GIT_ANNEX_JOBS)
-    .current_dir(repo)
-    .args(args)
-    .stdin(Stdio::null())
-    .stdout(file.try_clone().unwrap())
-    .stderr(file);
+    let mut c = git_annex_p2phttp_jobs(repo, port, GIT_ANNEX_JOBS);
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
     for (k, v) in env {
         c.env(k, v);
     }

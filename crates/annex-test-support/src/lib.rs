@@ -117,6 +117,11 @@ pub fn free_port() -> u16 {
 /// git-annex itself, not `git annex`, so that killing the child stops the
 /// server.
 pub fn git_annex_p2phttp(dir: &Path, port: u16) -> Command {
+    git_annex_p2phttp_jobs(dir, port, 2)
+}
+
+/// [`git_annex_p2phttp`] with `jobs` jobs.
+pub fn git_annex_p2phttp_jobs(dir: &Path, port: u16, jobs: u32) -> Command {
     let mut c = Command::new("git-annex");
     c.args([
         "p2phttp",
@@ -124,7 +129,7 @@ pub fn git_annex_p2phttp(dir: &Path, port: u16) -> Command {
         "127.0.0.1",
         "--port",
         &port.to_string(),
-        "-J2",
+        &format!("-J{jobs}"),
     ])
     .current_dir(dir);
     c
