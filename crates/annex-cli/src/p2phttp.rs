@@ -25,9 +25,10 @@ pub struct P2phttpArgs {
     /// Address to bind to (default: every address, IPv4 and IPv6).
     #[arg(long, value_name = "ADDRESS")]
     bind: Option<String>,
-    /// Serve every git-annex repository in this directory's
-    /// subdirectories (repeatable); repositories added later are found
-    /// when first asked for.
+    /// Serve every git-annex repository found below this directory, at
+    /// any depth but not inside another repository (repeatable);
+    /// repositories added later are served from their first request,
+    /// removed ones stop being served.
     #[arg(long, value_name = "PATH")]
     directory: Vec<PathBuf>,
     /// Give unauthenticated users full read and write access.
