@@ -142,7 +142,8 @@ impl AccessPolicy {
     }
 
     /// Decides a request: `authorization` is the Authorization header, if
-    /// any; `secure` whether it came over https.
+    /// any (one that is not basic authentication counts as none); `secure`
+    /// whether it came over https.
     pub fn decide(
         &self,
         authorization: Option<&[u8]>,
@@ -150,7 +151,21 @@ impl AccessPolicy {
         class: ActionClass,
     ) -> Decision {
         let credentials = authorization.and_then(parse_basic);
-        let mode = match &credentials {
+        let credentials = credentials
+            .as_ref()
+            .map(|(user, password)| (user.as_str(), password.as_str()));
+        self.decide_credentials(credentials, secure, class)
+    }
+
+    /// [`decide`](AccessPolicy::decide), given the user and password
+    /// already read from the header by [`parse_basic`].
+    pub fn decide_credentials(
+        &self,
+        credentials: Option<(&str, &str)>,
+        secure: bool,
+        class: ActionClass,
+    ) -> Decision {
+        let mode = match credentials {
             None => self.unauthenticated(secure),
             Some((user, password)) => match self.authenticated(secure, user, password) {
                 Some(mode) => Mode::Serve {

@@ -194,18 +194,15 @@ async fn route(
             "header X-git-annex-data-length",
         )));
     }
-    let authorization = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
     // A header that is not basic authentication is a bad request, whoever
     // may do what, as in git-annex.
-    if authorization.is_some_and(|h| parse_basic(h).is_none()) {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "invalid basic auth header",
-        ));
-    }
+    let credentials =
+        match req.headers().get(http::header::AUTHORIZATION) {
+            Some(header) => Some(parse_basic(header.as_bytes()).ok_or_else(|| {
+                Failure::new(StatusCode::BAD_REQUEST, "invalid basic auth header")
+            })?),
+            None => None,
+        };
     let repo = match shared.repos.lookup(&route.server_uuid) {
         Some(repo) => Some(repo),
         None if shared.repos.rescans() => {
@@ -219,9 +216,12 @@ async fn route(
         None => None,
     }
     .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "not found"))?;
+    let credentials = credentials
+        .as_ref()
+        .map(|(user, password)| (user.as_str(), password.as_str()));
     match shared
         .policy
-        .decide(authorization, secure, action_class(route.endpoint))
+        .decide_credentials(credentials, secure, action_class(route.endpoint))
     {
         Decision::Allowed => {}
         Decision::AuthRequired => {
@@ -608,7 +608,8 @@ async fn put(
 ) -> Result<Response<ResponseBody>, Failure> {
     let key = call.key()?.clone();
     let file: AssociatedFile = call.params.associated_file();
-    let data_present = call.params.data_present == Some(true) && call.api().has_data_present();
+    // Params::parse_for reads data-present only in versions that have it.
+    let data_present = call.params.data_present == Some(true);
     let invalid = Arc::new(AtomicBool::new(false));
     let mut source = BodySource {
         body: LimitedBody {
