@@ -81,7 +81,6 @@ struct Served {
 struct Opened {
     /// The device and inode of the path when it was opened.
     identity: (u64, u64),
-    uuid: Uuid,
     repo: Arc<dyn Repository>,
 }
 
@@ -134,14 +133,13 @@ impl DirectoryRepositories {
                 _ => match LocalRepository::open(&path) {
                     Ok(repo) => Opened {
                         identity,
-                        uuid: repo.uuid().clone(),
                         repo: Arc::new(repo),
                     },
                     Err(_) => continue,
                 },
             };
             next.by_uuid
-                .entry(opened.uuid.clone())
+                .entry(opened.repo.uuid().clone())
                 .or_insert_with(|| opened.repo.clone());
             next.by_path.insert(path, opened);
         }
