@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use annex_test_support::{
     free_port, git, git_annex_p2phttp_jobs, init_annex_repo, output, pseudo_random,
-    read_response_head, sha256e_key, wait_for_listening_port, wait_for_port, KillOnDrop,
+    read_response_head, sha256e_key, spawn_annex_p2phttp, wait_for_port, KillOnDrop,
 };
 use serde_json::Value;
 
@@ -568,19 +568,12 @@ fn start_git_annex(repo: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)
 }
 
 fn start_ours(repo: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Running {
-    let file = std::fs::File::create(&log).unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
     c.args(["p2phttp", "--port", "0", "--bind", "127.0.0.1"])
         .args(args)
         .current_dir(repo)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let mut child = KillOnDrop(c.spawn().unwrap());
-    let port = wait_for_listening_port(&mut child, &log);
+        .envs(env.iter().copied());
+    let (child, port) = spawn_annex_p2phttp(c, &log);
     Running {
         _child: child,
         port,

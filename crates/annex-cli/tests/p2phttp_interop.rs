@@ -6,11 +6,11 @@
 //! These tests need git-annex 10.20250416 and fail (never skip) without it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use annex_test_support::{
     command, files_under, git, init_annex_repo, init_bare_annex_repo, output, pseudo_random,
-    read_log, wait_for_listening_port, KillOnDrop,
+    read_log, spawn_annex_p2phttp, KillOnDrop,
 };
 
 /// `annex p2phttp` running in a repository, killed when dropped.
@@ -22,21 +22,14 @@ struct Server {
 
 impl Server {
     fn start(repo: &Path, log: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let log_file = std::fs::File::create(&log).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
         c.arg("p2phttp")
             .args(["--port", "0", "--bind", "127.0.0.1"])
             .args(args)
             .current_dir(repo)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .env("RUST_LOG", "debug");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = KillOnDrop(c.spawn().unwrap());
-        let port = wait_for_listening_port(&mut child, &log);
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().copied());
+        let (child, port) = spawn_annex_p2phttp(c, &log);
         Server {
             _child: child,
             port,

@@ -9,13 +9,13 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use annex_test_support::{
-    git, hex, init_annex_repo, read_log, read_response_head, wait_for_listening_port, KillOnDrop,
+    git, hex, init_annex_repo, read_log, read_response_head, spawn_annex_p2phttp, KillOnDrop,
     PseudoRandom, ResponseHead,
 };
 use sha2::{Digest, Sha256};
@@ -126,15 +126,9 @@ impl Server {
         let n = std::fs::read_dir(repo.tmp.path()).unwrap().count();
         let log = repo.log(&format!("server{n}.log"));
         let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
-        c.arg("p2phttp")
-            .args(args)
-            .current_dir(&repo.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        c.arg("p2phttp").args(args).current_dir(&repo.path);
         setup(&mut c);
-        let mut child = KillOnDrop(c.spawn().unwrap());
-        let port = wait_for_listening_port(&mut child, &log);
+        let (child, port) = spawn_annex_p2phttp(c, &log);
         Server { child, log, port }
     }
 

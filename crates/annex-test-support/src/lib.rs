@@ -181,6 +181,20 @@ pub fn wait_for_port(port: u16, child: &mut Child, log: Option<&Path>) {
     }
 }
 
+/// Starts `command`, an `annex p2phttp` that listens on port 0 of
+/// 127.0.0.1, with its standard error going to `log` (its other streams
+/// closed), and waits for the port it chose. The child is killed when the
+/// returned guard is dropped.
+pub fn spawn_annex_p2phttp(mut command: Command, log: &Path) -> (KillOnDrop, u16) {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    let mut child = KillOnDrop(command.spawn().unwrap());
+    let port = wait_for_listening_port(&mut child, log);
+    (child, port)
+}
+
 /// Waits up to 20 seconds for `child`, an `annex p2phttp`, to write to its
 /// `log` that it listens on 127.0.0.1; the port it names. Fails the test,
 /// showing the log, if the time runs out or the server exits first.
