@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod group;
 pub mod maxsize;
+pub mod metadata;
 pub mod numcopies;
 pub mod paths;
 pub mod preferred_content;

@@ -1,0 +1,97 @@
+//! Sources of per-key information: the git-annex branch, or memory.
+
+use std::collections::{HashMap, HashSet};
+
+use annex_branch::locations::{add_cluster_uuids, location_log_path, present_uuids};
+use annex_branch::logs::cluster::Clusters;
+use annex_branch::logs::metadata::MetaData;
+use annex_branch::Branch;
+use annex_protocol::{Key, Uuid};
+
+use crate::eval::{EvalError, KeyInfo};
+
+/// Key information read from a repository's git-annex branch and journal.
+pub struct BranchKeys<'a> {
+    branch: &'a Branch,
+    clusters: Clusters,
+    here: Option<Box<dyn Fn(&Key) -> bool + 'a>>,
+    unused: HashSet<Key>,
+}
+
+impl<'a> BranchKeys<'a> {
+    /// Reads locations and metadata from `branch`, adding the clusters of
+    /// nodes as `clusters` says (see [`Branch::clusters`]).
+    pub fn new(branch: &'a Branch, clusters: Clusters) -> BranchKeys<'a> {
+        BranchKeys {
+            branch,
+            clusters,
+            here: None,
+            unused: HashSet::new(),
+        }
+    }
+
+    /// Checks the local repository's own content with `has_content`.
+    pub fn with_local_content(mut self, has_content: impl Fn(&Key) -> bool + 'a) -> Self {
+        self.here = Some(Box::new(has_content));
+        self
+    }
+
+    /// The keys `git annex unused` listed.
+    pub fn with_unused(mut self, unused: HashSet<Key>) -> Self {
+        self.unused = unused;
+        self
+    }
+}
+
+impl KeyInfo for BranchKeys<'_> {
+    fn locations(&self, key: &Key) -> Result<Vec<Uuid>, EvalError> {
+        let log = self.branch.read(&location_log_path(key))?;
+        Ok(add_cluster_uuids(&self.clusters, present_uuids(&log)))
+    }
+
+    fn metadata(&self, key: &Key) -> Result<MetaData, EvalError> {
+        let log = self
+            .branch
+            .read(&format!("{}.met", location_log_path(key)))?;
+        Ok(annex_branch::logs::metadata::current(&log))
+    }
+
+    fn has_content_here(&self, key: &Key) -> Result<Option<bool>, EvalError> {
+        Ok(self.here.as_ref().map(|f| f(key)))
+    }
+
+    fn is_unused(&self, key: &Key) -> Result<bool, EvalError> {
+        Ok(self.unused.contains(key))
+    }
+}
+
+/// Key information held in memory (for tests, benchmarks and simulations).
+#[derive(Debug, Clone, Default)]
+pub struct MemoryKeys {
+    /// Each key's logged locations (clusters included).
+    pub locations: HashMap<Key, Vec<Uuid>>,
+    /// Each key's metadata.
+    pub metadata: HashMap<Key, MetaData>,
+    /// Keys whose content the local repository has.
+    pub here: Option<HashSet<Key>>,
+    /// Keys listed as unused.
+    pub unused: HashSet<Key>,
+}
+
+impl KeyInfo for MemoryKeys {
+    fn locations(&self, key: &Key) -> Result<Vec<Uuid>, EvalError> {
+        Ok(self.locations.get(key).cloned().unwrap_or_default())
+    }
+
+    fn metadata(&self, key: &Key) -> Result<MetaData, EvalError> {
+        Ok(self.metadata.get(key).cloned().unwrap_or_default())
+    }
+
+    fn has_content_here(&self, key: &Key) -> Result<Option<bool>, EvalError> {
+        Ok(self.here.as_ref().map(|h| h.contains(key)))
+    }
+
+    fn is_unused(&self, key: &Key) -> Result<bool, EvalError> {
+        Ok(self.unused.contains(key))
+    }
+}

@@ -1,0 +1,37 @@
+//! git-annex preferred and required content: the expression language,
+//! compiled once and evaluated for any repository over the git-annex
+//! branch, with balanced placement identical to git-annex 10.20250416's.
+//!
+//! - [`Expression`]: parse and check an expression as `git annex wanted`
+//!   does.
+//! - [`Facts`]: what decisions read about the repositories (groups, trust,
+//!   numcopies, maxsizes, expressions), loaded once from the branch.
+//! - [`Policies`]: every repository's preferred and required content,
+//!   compiled ([`Policy`]).
+//! - [`Decider`]: evaluates a policy for a key ([`Subject`]), reading
+//!   per-key information from a [`KeyInfo`] (the branch, or memory) and
+//!   sizes from [`LiveSizes`], which also counts content in flight.
+#![warn(missing_docs)]
+
+pub mod balanced;
+pub mod eval;
+pub mod facts;
+pub mod glob;
+pub mod keys;
+pub mod live;
+pub mod metadata;
+pub mod policy;
+pub mod size;
+pub mod standard;
+pub mod syntax;
+pub mod term;
+
+mod expression;
+
+pub use eval::{Decider, EvalError, KeyInfo, Settings, Subject, SubjectKind, Verdict};
+pub use expression::{check_expression, Expression, ParseError};
+pub use facts::Facts;
+pub use keys::{BranchKeys, MemoryKeys};
+pub use live::{LiveSizes, Reservation};
+pub use policy::{Expansion, Policies, Policy};
+pub use standard::StandardGroup;

@@ -1,0 +1,171 @@
+//! Repository sizes as decisions see them: the sizes recorded on the
+//! branch, plus the content being sent to each repository right now.
+//!
+//! git-annex calls these live size updates (Annex/RepoSize/LiveUpdate.hs):
+//! a decision that wants a key because of a size-dependent term (the
+//! balanced family) reserves the key's size on the repository it chose
+//! until the transfer ends, and decisions needing sizes are made one at a
+//! time, so concurrent uploads to a group whose members have a maxsize
+//! cannot overfill one of them. Only additions count; content being
+//! removed is counted until its removal is recorded.
+//!
+//! Here the accounting is within one process; git-annex also shares it
+//! between processes through a database.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use annex_protocol::Uuid;
+
+#[derive(Debug, Default)]
+struct State {
+    base: HashMap<Uuid, i128>,
+    adding: HashMap<Uuid, i128>,
+}
+
+/// Repository sizes with in-flight additions; cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct LiveSizes {
+    state: Arc<Mutex<State>>,
+    decide: Arc<Mutex<()>>,
+}
+
+/// The sizes as one decision sees them.
+#[derive(Debug)]
+pub struct SizeView<'a> {
+    state: MutexGuard<'a, State>,
+}
+
+impl SizeView<'_> {
+    /// A repository's size with what is being added to it, or `None` when
+    /// the branch knows nothing of the repository.
+    pub fn size(&self, u: &Uuid) -> Option<i128> {
+        let base = *self.state.base.get(u)?;
+        Some(base + self.state.adding.get(u).copied().unwrap_or(0))
+    }
+}
+
+/// Content being sent to a repository, counted in its size until the
+/// transfer is finished (recorded) or given up (dropped).
+#[derive(Debug)]
+#[must_use = "dropping a reservation gives it up at once"]
+pub struct Reservation {
+    sizes: LiveSizes,
+    uuid: Uuid,
+    bytes: i128,
+    done: bool,
+}
+
+impl Reservation {
+    /// The repository the content is going to.
+    pub fn uuid(&self) -> &Uuid {
+        &self.uuid
+    }
+
+    /// The transfer succeeded and its location is recorded: the size now
+    /// counts as part of the repository.
+    pub fn finish(mut self) {
+        let mut st = self.sizes.lock();
+        sub(&mut st.adding, &self.uuid, self.bytes);
+        if let Some(b) = st.base.get_mut(&self.uuid) {
+            *b += self.bytes;
+        }
+        self.done = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut st = self.sizes.lock();
+            sub(&mut st.adding, &self.uuid, self.bytes);
+        }
+    }
+}
+
+fn sub(m: &mut HashMap<Uuid, i128>, u: &Uuid, n: i128) {
+    if let Some(v) = m.get_mut(u) {
+        *v -= n;
+        if *v == 0 {
+            m.remove(u);
+        }
+    }
+}
+
+impl LiveSizes {
+    /// Sizes starting from `base` (bytes per repository).
+    pub fn new(base: HashMap<Uuid, i128>) -> LiveSizes {
+        let sizes = LiveSizes::default();
+        sizes.lock().base = base;
+        sizes
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the recorded sizes (after the branch changed); content in
+    /// flight stays counted.
+    pub fn set_base(&self, base: HashMap<Uuid, i128>) {
+        self.lock().base = base;
+    }
+
+    /// A repository's recorded size with what is in flight to it.
+    pub fn size(&self, u: &Uuid) -> Option<i128> {
+        SizeView { state: self.lock() }.size(u)
+    }
+
+    /// Runs a decision that reads sizes, one at a time with the others;
+    /// `decide` returns its answer and, when it wants the key because of
+    /// sizes, the repository and bytes to reserve.
+    pub fn decide<T>(
+        &self,
+        decide: impl FnOnce(&SizeView<'_>) -> (T, Option<(Uuid, i128)>),
+    ) -> (T, Option<Reservation>) {
+        let _one_at_a_time = self.decide.lock().unwrap_or_else(|p| p.into_inner());
+        let (answer, reserve) = {
+            let view = SizeView { state: self.lock() };
+            decide(&view)
+        };
+        let reservation = reserve.map(|(uuid, bytes)| {
+            *self.lock().adding.entry(uuid.clone()).or_default() += bytes;
+            Reservation {
+                sizes: self.clone(),
+                uuid,
+                bytes,
+                done: false,
+            }
+        });
+        (answer, reservation)
+    }
+
+    /// A view for a decision made outside [`LiveSizes::decide`].
+    pub fn view(&self) -> SizeView<'_> {
+        SizeView { state: self.lock() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Uuid {
+        Uuid::parse(s).unwrap()
+    }
+
+    #[test]
+    fn reservations_count_until_finished_or_dropped() {
+        let sizes = LiveSizes::new([(u("a"), 100)].into_iter().collect());
+        let (_, r) = sizes.decide(|v| (v.size(&u("a")), Some((u("a"), 50))));
+        assert_eq!(sizes.size(&u("a")), Some(150));
+        drop(r);
+        assert_eq!(sizes.size(&u("a")), Some(100));
+        let (_, r) = sizes.decide(|_| ((), Some((u("a"), 50))));
+        r.unwrap().finish();
+        assert_eq!(sizes.size(&u("a")), Some(150));
+        // Unknown repositories stay unknown.
+        let (_, r) = sizes.decide(|_| ((), Some((u("b"), 5))));
+        assert_eq!(sizes.size(&u("b")), None);
+        drop(r);
+    }
+}
