@@ -56,13 +56,18 @@ pub struct InfoArgs {
 pub struct MergeArgs {}
 
 /// The repository the command runs in, with its branch.
-struct Here {
-    work: PathBuf,
-    branch: Branch,
-    uuid: Option<Uuid>,
+pub(crate) struct Here {
+    /// The directory the command runs in.
+    pub(crate) work: PathBuf,
+    /// Its git-annex branch.
+    pub(crate) branch: Branch,
+    /// Its annex.uuid, if it has one.
+    pub(crate) uuid: Option<Uuid>,
 }
 
-fn git_config(dir: &Path, args: &[&str]) -> anyhow::Result<Option<String>> {
+/// `git config ARGS` in `dir`: the value, or `None` when a single key is
+/// asked for and not set.
+pub(crate) fn git_config(dir: &Path, args: &[&str]) -> anyhow::Result<Option<String>> {
     let out = Command::new("git")
         .current_dir(dir)
         .arg("config")
@@ -97,7 +102,7 @@ impl Here {
     }
 
     /// Opens a repository that must already be a git-annex repository.
-    fn open_annex() -> anyhow::Result<Here> {
+    pub(crate) fn open_annex() -> anyhow::Result<Here> {
         let here = Here::open()?;
         here.branch.require_head()?;
         if here.uuid.is_none() {
@@ -106,7 +111,9 @@ impl Here {
         Ok(here)
     }
 
-    fn overview(&self) -> anyhow::Result<Overview> {
+    /// What the branch says about repositories, with this repository's
+    /// remotes.
+    pub(crate) fn overview(&self) -> anyhow::Result<Overview> {
         logviews::overview(&self.branch, &self.work)
     }
 }

@@ -31,8 +31,10 @@ pub struct Overview {
     pub descriptions: BTreeMap<Uuid, String>,
     /// Descriptions as uuid.log has them.
     pub raw_descriptions: BTreeMap<Uuid, String>,
-    /// This repository's git remotes: name and UUID.
+    /// This repository's remotes whose UUID is known: name and UUID.
     pub remotes: Vec<(String, Uuid)>,
+    /// This repository's remotes whose UUID is not known.
+    pub uuidless_remotes: Vec<String>,
     /// maxsize.log.
     pub maxsizes: BTreeMap<Uuid, u64>,
     /// trust.log, as git-annex names the levels.
@@ -114,7 +116,9 @@ pub fn overview(branch: &Branch, work: &Path) -> anyhow::Result<Overview> {
         }
         ov.trust.insert(u, level.as_str().to_string());
     }
-    ov.remotes = remotes(work)?;
+    let list = remotes(work)?;
+    ov.remotes = list.known;
+    ov.uuidless_remotes = list.unknown;
     for (name, u) in &ov.remotes {
         let d = ov.descriptions.entry(u.clone()).or_default();
         *d = if d.is_empty() || d == name {
@@ -126,65 +130,161 @@ pub fn overview(branch: &Branch, work: &Path) -> anyhow::Result<Overview> {
     Ok(ov)
 }
 
-/// The repository's git remotes that have an annex-uuid.
-fn remotes(work: &Path) -> anyhow::Result<Vec<(String, Uuid)>> {
+/// This repository's remotes, as git-annex lists them: those with a URL
+/// and those with an annex-uuid (special remotes).
+struct RemoteList {
+    /// The remotes whose UUID is known: name and UUID.
+    known: Vec<(String, Uuid)>,
+    /// The remotes whose UUID is not known.
+    unknown: Vec<String>,
+}
+
+/// The repository's remotes with their UUIDs. A remote without an
+/// annex-uuid whose URL is a local path gets the UUID of the repository
+/// there, as git-annex finds it (git-annex also records it in the git
+/// config; this does not).
+fn remotes(work: &Path) -> anyhow::Result<RemoteList> {
     let out = std::process::Command::new("git")
         .current_dir(work)
-        .args(["config", "--get-regexp", r"^remote\..*\.annex-uuid$"])
+        .args(["config", "--null", "--get-regexp", r"^remote\."])
         .output()?;
-    let mut v = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some((k, u)) = line.split_once(' ') else {
+    // Name to (url, annex-uuid, annex-ignore), in the order git lists them.
+    let mut order: Vec<String> = Vec::new();
+    let mut seen: BTreeMap<String, (Option<String>, Option<String>, bool)> = BTreeMap::new();
+    for item in out.stdout.split(|&b| b == 0) {
+        let item = String::from_utf8_lossy(item);
+        let (k, v) = item.split_once('\n').unwrap_or((&item, ""));
+        let Some(rest) = k.strip_prefix("remote.") else {
             continue;
         };
-        let Some(name) = k
-            .strip_prefix("remote.")
-            .and_then(|k| k.strip_suffix(".annex-uuid"))
-        else {
+        let Some((name, key)) = rest.rsplit_once('.') else {
             continue;
         };
-        if let Ok(u) = Uuid::parse(u.trim()) {
-            v.push((name.to_string(), u));
+        if name.is_empty() {
+            continue;
+        }
+        let e = seen.entry(name.to_string()).or_insert_with(|| {
+            order.push(name.to_string());
+            (None, None, false)
+        });
+        match key {
+            "url" => e.0 = Some(v.to_string()),
+            "annex-uuid" => e.1 = Some(v.trim().to_string()),
+            "annex-ignore" => {
+                e.2 = matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1")
+            }
+            _ => {}
         }
     }
-    Ok(v)
+    let mut list = RemoteList {
+        known: Vec::new(),
+        unknown: Vec::new(),
+    };
+    for name in order {
+        let (url, uuid, ignored) = &seen[&name];
+        let uuid = uuid
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .and_then(|u| Uuid::parse(u).ok())
+            .or_else(|| {
+                url.as_deref()
+                    .filter(|_| !ignored)
+                    .and_then(|url| local_repository_uuid(work, url))
+            });
+        match (uuid, url) {
+            (Some(u), _) => list.known.push((name, u)),
+            (None, Some(_)) => list.unknown.push(name),
+            (None, None) => {}
+        }
+    }
+    Ok(list)
+}
+
+/// The annex.uuid of the repository a remote URL names, when it is a local
+/// path (or a `file://` URL).
+fn local_repository_uuid(work: &Path, url: &str) -> Option<Uuid> {
+    let path = match url.strip_prefix("file://") {
+        Some(p) => p,
+        None if url.contains("://") => return None,
+        // `host:path` is ssh, unless a `/` comes before the `:`.
+        None if url.find(':').is_some_and(|c| !url[..c].contains('/')) => return None,
+        None => url,
+    };
+    let dir = work.join(path);
+    // The repository's own git directory, so that a directory that is not
+    // a repository is not taken for the repository around it.
+    let git_dir = if dir.join(".git").exists() {
+        dir.join(".git")
+    } else if dir.join("config").is_file() && dir.join("objects").is_dir() {
+        dir
+    } else {
+        return None;
+    };
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&git_dir)
+        .args(["config", "annex.uuid"])
+        .output()
+        .ok()?;
+    let u = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !u.is_empty() {
+        Uuid::parse(&u).ok()
+    } else {
+        None
+    }
 }
 
 impl Overview {
-    /// The UUID a user means by `name`: `here` or `.`, a remote's name, a
-    /// description, or a UUID, as git-annex resolves them.
+    /// The UUID a user means by `name`, resolved as git-annex resolves a
+    /// repository named on its command line: `here` or `.`; then a remote,
+    /// by its name or its UUID (git-annex's built-in `web` and
+    /// `bittorrent` included); then a description in uuid.log (this
+    /// repository counting as described by the empty text when it is
+    /// not); then a UUID of uuid.log. The errors are git-annex's.
     pub fn resolve_with_here(&self, name: &str, here: Option<&Uuid>) -> anyhow::Result<Uuid> {
         if name == "here" || name == "." {
             return here
                 .cloned()
                 .ok_or_else(|| anyhow!("this repository has no UUID; run `annex init`"));
         }
-        if let Some((_, u)) = self.remotes.iter().find(|(n, _)| n == name) {
-            return Ok(u.clone());
+        let builtin = [("web", BUILTIN[0]), ("bittorrent", BUILTIN[1])];
+        let remote = self
+            .remotes
+            .iter()
+            .map(|(n, u)| (n.as_str(), Some(u.as_str())))
+            .chain(builtin.iter().map(|(n, u)| (*n, Some(*u))))
+            .chain(self.uuidless_remotes.iter().map(|n| (n.as_str(), None)))
+            .find(|(n, u)| *n == name || *u == Some(name));
+        let not_found = match remote {
+            _ if name.is_empty() => "no repository name specified".to_string(),
+            Some((_, Some(u))) => return Ok(Uuid::parse(u)?),
+            Some((n, None)) => {
+                return Err(anyhow!(
+                    "cannot determine uuid for {n} (perhaps you need to run \"git annex sync\"?)"
+                ))
+            }
+            None => format!("there is no available git remote named \"{name}\""),
+        };
+        let mut described = self.raw_descriptions.clone();
+        if let Some(h) = here {
+            described.entry(h.clone()).or_default();
         }
-        let by_desc: Vec<&Uuid> = self
-            .raw_descriptions
+        let by_desc: Vec<&Uuid> = described
             .iter()
             .filter(|(_, d)| d.as_str() == name)
             .map(|(u, _)| u)
             .collect();
         match by_desc.as_slice() {
-            [u] => return Ok((*u).clone()),
-            [] => {}
-            _ => {
-                return Err(anyhow!(
-                    "found multiple repositories with that description (use the uuid instead to disambiguate)"
-                ))
-            }
+            [u] => Ok((*u).clone()),
+            [] => described
+                .keys()
+                .find(|u| u.as_str() == name)
+                .cloned()
+                .ok_or_else(|| anyhow!(not_found)),
+            _ => Err(anyhow!(
+                "found multiple repositories with that description (use the uuid instead to disambiguate)"
+            )),
         }
-        if let Ok(u) = Uuid::parse(name) {
-            if self.descriptions.contains_key(&u) || self.remotes.iter().any(|(_, r)| *r == u) {
-                return Ok(u);
-            }
-        }
-        Err(anyhow!(
-            "there is no available git remote named \"{name}\" (and no repository with that description or UUID)"
-        ))
     }
 
     /// A repository's description as the JSON output gives it.
