@@ -1,6 +1,7 @@
 //! `annex`: a git-annex compatible P2P server and client.
 
 mod branchcmd;
+mod configcmd;
 mod examine;
 mod logviews;
 mod p2phttp;
@@ -53,6 +54,33 @@ enum Command {
     /// `git annex maxsize` does; without arguments, list every
     /// repository's size and maxsize.
     Maxsize(branchcmd::MaxsizeArgs),
+    /// Show or set a repository's preferred content expression, as
+    /// `git annex wanted` does.
+    #[command(override_usage = "annex wanted REPOSITORY [EXPRESSION]")]
+    Wanted(configcmd::ExpressionArgs),
+    /// Show or set a repository's required content expression, as
+    /// `git annex required` does.
+    #[command(override_usage = "annex required REPOSITORY [EXPRESSION]")]
+    Required(configcmd::ExpressionArgs),
+    /// Show or set a group's preferred content expression, as
+    /// `git annex groupwanted` does.
+    #[command(override_usage = "annex groupwanted GROUP [EXPRESSION]")]
+    Groupwanted(configcmd::GroupWantedArgs),
+    /// Show a repository's groups, or add it to a group, as
+    /// `git annex group` does.
+    #[command(override_usage = "annex group REPOSITORY [GROUP]\n       annex group --list")]
+    Group(configcmd::GroupArgs),
+    /// Take a repository out of a group, as `git annex ungroup` does.
+    #[command(override_usage = "annex ungroup REPOSITORY GROUP")]
+    Ungroup(configcmd::UngroupArgs),
+    /// Show or set the desired number of copies of each file, as
+    /// `git annex numcopies` does.
+    #[command(override_usage = "annex numcopies [NUMBER]")]
+    Numcopies(configcmd::CopiesArgs),
+    /// Show or set the minimum number of copies of each file, as
+    /// `git annex mincopies` does.
+    #[command(override_usage = "annex mincopies [NUMBER]")]
+    Mincopies(configcmd::CopiesArgs),
     /// Show the repositories the git-annex branch knows: their sizes,
     /// maxsizes and trust, and the proxies and clusters they serve.
     Info(branchcmd::InfoArgs),
@@ -110,6 +138,13 @@ fn main() -> ExitCode {
         Command::Examinekey(args) => examine::run(args),
         Command::Init(args) => branchcmd::init(args),
         Command::Maxsize(args) => branchcmd::maxsize(args),
+        Command::Wanted(args) => configcmd::expression(configcmd::ExpressionKind::Wanted, args),
+        Command::Required(args) => configcmd::expression(configcmd::ExpressionKind::Required, args),
+        Command::Groupwanted(args) => configcmd::groupwanted(args),
+        Command::Group(args) => configcmd::group(args),
+        Command::Ungroup(args) => configcmd::ungroup(args),
+        Command::Numcopies(args) => configcmd::copies(configcmd::CopiesKind::NumCopies, args),
+        Command::Mincopies(args) => configcmd::copies(configcmd::CopiesKind::MinCopies, args),
         Command::Info(args) => branchcmd::info(args),
         Command::Merge(args) => branchcmd::merge(args),
         Command::P2phttp(args) => p2phttp::run(args),
