@@ -5,6 +5,7 @@ mod configcmd;
 mod examine;
 mod logviews;
 mod p2phttp;
+mod preferred;
 mod progress;
 mod remote;
 mod shell;
@@ -87,6 +88,17 @@ enum Command {
     /// Commit the journal to the git-annex branch and union-merge the
     /// remotes' git-annex branches into it.
     Merge(branchcmd::MergeArgs),
+    /// Check whether a preferred content expression matches, as
+    /// `git annex matchexpression` does: exit 0 when it matches, 1 when it
+    /// does not, 42 when the expression is bad or needs data not given.
+    ///
+    /// Evaluated for the repository it runs in, with the git-annex
+    /// branch's locations, groups, trust, numcopies and sizes.
+    Matchexpression(preferred::MatchexpressionArgs),
+    /// Show where keys belong: for each repository (of a group, of a
+    /// cluster, or all), whether it has the key, whether its preferred
+    /// content wants it or keeps it, whether it is required, and why.
+    Placement(preferred::PlacementArgs),
     /// Serve git-annex repositories over HTTP, as `git annex p2phttp`.
     ///
     /// Serves the repository it is run in, or with --directory every
@@ -147,6 +159,8 @@ fn main() -> ExitCode {
         Command::Mincopies(args) => configcmd::copies(configcmd::CopiesKind::MinCopies, args),
         Command::Info(args) => branchcmd::info(args),
         Command::Merge(args) => branchcmd::merge(args),
+        Command::Matchexpression(args) => preferred::matchexpression(args),
+        Command::Placement(args) => preferred::placement(args),
         Command::P2phttp(args) => p2phttp::run(args),
         Command::Shell { args } => shell::run(args),
     };

@@ -10,11 +10,14 @@ use annex_protocol::{Key, Uuid};
 
 use crate::eval::{EvalError, KeyInfo};
 
+/// A check of the local repository's content.
+type ContentCheck<'a> = Box<dyn Fn(&Key) -> bool + 'a>;
+
 /// Key information read from a repository's git-annex branch and journal.
 pub struct BranchKeys<'a> {
     branch: &'a Branch,
     clusters: Clusters,
-    here: Option<Box<dyn Fn(&Key) -> bool + 'a>>,
+    here: Option<ContentCheck<'a>>,
     unused: HashSet<Key>,
 }
 
