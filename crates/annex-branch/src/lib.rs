@@ -12,6 +12,7 @@ pub mod branch;
 pub mod clock;
 mod error;
 pub mod journal;
+pub mod key_metadata;
 pub mod locations;
 pub mod lock;
 pub mod logs;
