@@ -223,6 +223,7 @@ struct Case {
     size: Option<String>,
     here: usize,
     explain: bool,
+    rebalance: bool,
 }
 
 fn term(nodes: usize) -> BoxedStrategy<String> {
@@ -310,14 +311,16 @@ fn case(world: &World) -> impl Strategy<Value = Case> {
         prop::option::weighted(0.3, prop::sample::select(SIZES).prop_map(String::from)),
         0..world.uuids.len().min(6),
         any::<bool>(),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(expr, file, key, size, here, explain)| Case {
+        .prop_map(|(expr, file, key, size, here, explain, rebalance)| Case {
             expr,
             file,
             key,
             size,
             here,
             explain,
+            rebalance,
         })
 }
 
@@ -325,6 +328,9 @@ fn args_of<'a>(world: &'a World, c: &'a Case) -> Vec<&'a str> {
     let mut args = vec!["matchexpression"];
     if c.explain {
         args.push("--explain");
+    }
+    if c.rebalance {
+        args.push("--rebalance");
     }
     args.push(&c.expr);
     if let Some(f) = &c.file {
