@@ -25,6 +25,7 @@ pub mod size;
 pub mod standard;
 pub mod syntax;
 pub mod term;
+pub mod wanted;
 
 mod expression;
 
@@ -35,3 +36,4 @@ pub use keys::{BranchKeys, MemoryKeys};
 pub use live::{LiveSizes, Reservation};
 pub use policy::{Expansion, Policies, Policy};
 pub use standard::StandardGroup;
+pub use wanted::Wants;
