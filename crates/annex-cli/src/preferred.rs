@@ -1,14 +1,12 @@
 //! `annex matchexpression` and `annex placement`: preferred content
 //! decisions, asked from the command line.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use annex_branch::sizes::RepoSizes;
-use annex_branch::Branch;
 use annex_preferred::eval::SubjectKind;
 use annex_preferred::{
     BranchKeys, Decider, EvalError, Expansion, Facts, LiveSizes, Policy, Settings, Subject,
@@ -59,45 +57,16 @@ pub(crate) struct Context {
     pub(crate) unused: HashSet<Key>,
 }
 
-/// Repository sizes as git-annex's decisions see them: every known
-/// repository (0 when it holds nothing), from the branch and journal.
-pub(crate) fn repo_sizes(branch: &Branch, facts: &Facts) -> anyhow::Result<HashMap<Uuid, i128>> {
-    let mut out: HashMap<Uuid, i128> = facts.known.iter().map(|u| (u.clone(), 0)).collect();
-    if branch.head()?.is_some() {
-        let sizes = RepoSizes::current(branch)?;
-        for (u, s) in sizes.with_journal(branch)? {
-            if !u.is_cluster() {
-                out.insert(u, i128::from(s.bytes));
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn read_unused(git_dir: &Path) -> HashSet<Key> {
-    let Ok(text) = std::fs::read_to_string(git_dir.join("annex/unused")) else {
-        return HashSet::new();
-    };
-    text.lines()
-        .filter_map(|l| {
-            let (n, rest) = l.split_once(' ')?;
-            annex_branch::logs::readish::read_int(n.as_bytes())?;
-            let (k, _ts) = rest.rsplit_once(' ')?;
-            Key::parse(k).ok()
-        })
-        .collect()
-}
-
 impl Context {
     pub(crate) fn load(here: &Here, rebalance: bool) -> anyhow::Result<Context> {
         let facts = Facts::load(&here.branch)?;
-        let sizes = LiveSizes::new(repo_sizes(&here.branch, &facts)?);
+        let sizes = LiveSizes::from_branch(&here.branch, &facts)?;
         let threshold = git_config(&here.work, &["annex.fullybalancedthreshhold"])?
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|v| v / 100.0)
             .unwrap_or(0.9);
         Ok(Context {
-            unused: read_unused(here.branch.git_dir()),
+            unused: annex_preferred::keys::read_unused_log(here.branch.git_dir()),
             facts,
             sizes,
             settings: Settings {

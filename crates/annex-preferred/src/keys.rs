@@ -68,6 +68,22 @@ impl KeyInfo for BranchKeys<'_> {
     }
 }
 
+/// The keys `git annex unused` last listed (`.git/annex/unused`, lines of
+/// `NUMBER KEY TIMESTAMP`); none when there is no such file.
+pub fn read_unused_log(git_dir: &std::path::Path) -> HashSet<Key> {
+    let Ok(text) = std::fs::read_to_string(git_dir.join("annex/unused")) else {
+        return HashSet::new();
+    };
+    text.lines()
+        .filter_map(|l| {
+            let (n, rest) = l.split_once(' ')?;
+            annex_branch::logs::readish::read_int(n.as_bytes())?;
+            let (k, _timestamp) = rest.rsplit_once(' ')?;
+            Key::parse(k).ok()
+        })
+        .collect()
+}
+
 /// Key information held in memory (for tests, benchmarks and simulations).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryKeys {

@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use annex_branch::sizes::RepoSizes;
+use annex_branch::{Branch, BranchError};
 use annex_protocol::Uuid;
 
 #[derive(Debug, Default)]
@@ -92,7 +94,32 @@ fn sub(m: &mut HashMap<Uuid, i128>, u: &Uuid, n: i128) {
     }
 }
 
+/// Repository sizes as git-annex's decisions see them: every repository
+/// of uuid.log (0 when it holds nothing), with the bytes the branch and
+/// its journal say it holds, cluster UUIDs left out. Uses and updates the
+/// saved sizes of [`RepoSizes::current`].
+pub fn branch_sizes(
+    branch: &Branch,
+    facts: &crate::Facts,
+) -> Result<HashMap<Uuid, i128>, BranchError> {
+    let mut out: HashMap<Uuid, i128> = facts.known.iter().map(|u| (u.clone(), 0)).collect();
+    if branch.head()?.is_some() {
+        let sizes = RepoSizes::current(branch)?;
+        for (u, s) in sizes.with_journal(branch)? {
+            if !u.is_cluster() {
+                out.insert(u, i128::from(s.bytes));
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl LiveSizes {
+    /// The sizes of [`branch_sizes`].
+    pub fn from_branch(branch: &Branch, facts: &crate::Facts) -> Result<LiveSizes, BranchError> {
+        Ok(LiveSizes::new(branch_sizes(branch, facts)?))
+    }
+
     /// Sizes starting from `base` (bytes per repository).
     pub fn new(base: HashMap<Uuid, i128>) -> LiveSizes {
         let sizes = LiveSizes::default();
