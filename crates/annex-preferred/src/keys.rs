@@ -53,10 +53,7 @@ impl KeyInfo for BranchKeys<'_> {
     }
 
     fn metadata(&self, key: &Key) -> Result<MetaData, EvalError> {
-        let log = self
-            .branch
-            .read(&format!("{}.met", location_log_path(key)))?;
-        Ok(annex_branch::logs::metadata::current(&log))
+        Ok(self.branch.metadata(key)?)
     }
 
     fn has_content_here(&self, key: &Key) -> Result<Option<bool>, EvalError> {
