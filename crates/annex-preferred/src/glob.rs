@@ -82,13 +82,30 @@ impl Glob {
         {
             Kind::Contains(mid.to_owned())
         } else {
-            match translate(glob) {
+            match translate(glob, true) {
                 Ok(re) => match regex::Regex::new(&re) {
                     Ok(r) => Kind::Regex(r),
-                    Err(_) => Kind::Invalid(posix_regex(glob)),
+                    Err(_) => Kind::Invalid(posix_regex(glob, true)),
                 },
-                Err(()) => Kind::Invalid(posix_regex(glob)),
+                Err(()) => Kind::Invalid(posix_regex(glob, true)),
             }
+        };
+        Glob {
+            source: glob.to_owned(),
+            kind,
+        }
+    }
+
+    /// Compiles a glob as git-annex does for a metadata value
+    /// (`metadata=FIELD=GLOB`): case-insensitive, and not a file path, so a
+    /// `/` or `\\` is only that character.
+    pub fn new_metadata(glob: &str) -> Glob {
+        let invalid = || Kind::Invalid(posix_regex(glob, false));
+        let kind = match translate(glob, false) {
+            Ok(re) => {
+                regex::Regex::new(&format!("(?i){re}")).map_or_else(|_| invalid(), Kind::Regex)
+            }
+            Err(()) => invalid(),
         };
         Glob {
             source: glob.to_owned(),
@@ -125,8 +142,9 @@ impl Glob {
     }
 }
 
-/// The POSIX regex git-annex builds from a glob (for messages).
-fn posix_regex(glob: &str) -> String {
+/// The POSIX regex git-annex builds from a glob (for messages); with
+/// `file_path`, a `/` or `\\` matches a run of them.
+fn posix_regex(glob: &str, file_path: bool) -> String {
     let mut out = String::from("^");
     let mut chars = glob.chars().peekable();
     let mut in_bracket = false;
@@ -154,8 +172,8 @@ fn posix_regex(glob: &str) -> String {
                     out.push('[');
                 }
             }
-            '/' => out.push_str("[/]+"),
-            '\\' => out.push_str("[\\]+"),
+            '/' if file_path => out.push_str("[/]+"),
+            '\\' if file_path => out.push_str("[\\]+"),
             c if c.is_alphanumeric() => out.push(c),
             c => {
                 out.push('\\');
@@ -170,8 +188,8 @@ fn posix_regex(glob: &str) -> String {
 /// Translates a glob into a Rust regex with the meaning git-annex's POSIX
 /// regex has: git-annex's regex text is built first, then read by POSIX
 /// rules. Fails where git-annex's regex would not compile.
-fn translate(glob: &str) -> Result<String, ()> {
-    let text: Vec<char> = posix_regex(glob).chars().collect();
+fn translate(glob: &str, file_path: bool) -> Result<String, ()> {
+    let text: Vec<char> = posix_regex(glob, file_path).chars().collect();
     let mut out = String::from("(?m)");
     let mut i = 0;
     while i < text.len() {
