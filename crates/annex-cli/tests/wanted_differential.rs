@@ -191,7 +191,7 @@ fn apply(world: &World, s: &Setup) {
     let now = VectorClock::now();
     let uuid = |i: usize| Uuid::parse(&world.uuids[i]).unwrap();
     branch
-        .change(annex_branch::logs::paths::GROUP_LOG, |old| {
+        .change(GROUP_LOG, |old| {
             let mut log = group::parse(old);
             for (i, gs) in s.groups.iter().enumerate() {
                 group::change(
