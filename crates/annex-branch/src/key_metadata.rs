@@ -7,8 +7,19 @@ use std::collections::BTreeMap;
 use annex_protocol::Key;
 
 use crate::clock::VectorClock;
-use crate::logs::metadata::{self, CurrentField, MetaData, MetaDataLog, ModMeta};
+use crate::logs::metadata::{self, CurrentField, IllegalField, MetaData, MetaDataLog, ModMeta};
 use crate::{Branch, BranchError};
+
+/// Why metadata could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaDataError {
+    /// A change names a field git-annex refuses.
+    #[error(transparent)]
+    IllegalField(#[from] IllegalField),
+    /// The branch could not be read or written.
+    #[error(transparent)]
+    Branch(#[from] BranchError),
+}
 
 /// The metadata log's path on the branch: `xxx/yyy/KEY.log.met`, in the
 /// lower-case hash directories the branch uses (git-annex's
@@ -42,8 +53,8 @@ impl Branch {
 
     /// Changes the key's metadata as `git annex metadata --set ...` does,
     /// in the journal, with the clock of now. Returns whether the log
-    /// changed.
-    pub fn change_metadata(&self, key: &Key, mods: &[ModMeta]) -> Result<bool, BranchError> {
+    /// changed. A change naming a field git-annex refuses changes nothing.
+    pub fn change_metadata(&self, key: &Key, mods: &[ModMeta]) -> Result<bool, MetaDataError> {
         self.change_metadata_at(key, mods, VectorClock::now())
     }
 
@@ -55,9 +66,12 @@ impl Branch {
         key: &Key,
         mods: &[ModMeta],
         now: VectorClock,
-    ) -> Result<bool, BranchError> {
-        self.change(&metadata_log_path(key), |old| {
+    ) -> Result<bool, MetaDataError> {
+        for m in mods {
+            m.check()?;
+        }
+        Ok(self.change(&metadata_log_path(key), |old| {
             metadata::modify(old, mods, now)
-        })
+        })?)
     }
 }

@@ -126,7 +126,22 @@ pub fn is_legal_field(field: &str) -> bool {
 
 /// git-annex's message for a field name it refuses.
 pub fn illegal_field_message(field: &str) -> String {
-    format!("Illegal metadata field name, \"{field}\"")
+    IllegalField(field.to_owned()).to_string()
+}
+
+/// A field name git-annex refuses ([`is_legal_field`]); shown as
+/// git-annex shows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Illegal metadata field name, \"{0}\"")]
+pub struct IllegalField(pub String);
+
+/// `Ok` when git-annex accepts the field name.
+pub fn check_field(field: &str) -> Result<(), IllegalField> {
+    if is_legal_field(field) {
+        Ok(())
+    } else {
+        Err(IllegalField(field.to_owned()))
+    }
 }
 
 /// Whether a field is one of the `lastchanged` pseudo fields, which
@@ -654,16 +669,10 @@ impl ModMeta {
     /// `FIELD?=VALUE` as `git annex metadata --set` does (no `=` at all
     /// sets the field to the empty value), with git-annex's message for a
     /// field name it refuses.
-    pub fn parse(s: &str) -> Result<ModMeta, String> {
+    pub fn parse(s: &str) -> Result<ModMeta, IllegalField> {
         let (f, v) = s.split_once('=').unwrap_or((s, ""));
         let value = v.as_bytes().to_vec();
-        let field = |name: &str| {
-            if is_legal_field(name) {
-                Ok(name.to_owned())
-            } else {
-                Err(illegal_field_message(name))
-            }
-        };
+        let field = |name: &str| check_field(name).map(|()| name.to_owned());
         let op = f.chars().last();
         let short = || &f[..f.len() - op.map_or(0, char::len_utf8)];
         match op {
@@ -672,6 +681,22 @@ impl ModMeta {
             Some('?') => Ok(ModMeta::MaybeSet(field(short())?, value)),
             _ => Ok(ModMeta::Set(field(f)?, BTreeSet::from([value]))),
         }
+    }
+
+    /// The field the change names, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ModMeta::Add(f, _)
+            | ModMeta::Del(f, _)
+            | ModMeta::Set(f, _)
+            | ModMeta::MaybeSet(f, _) => Some(f),
+            ModMeta::DelAll => None,
+        }
+    }
+
+    /// `Ok` when git-annex accepts the field the change names.
+    pub fn check(&self) -> Result<(), IllegalField> {
+        self.field().map_or(Ok(()), check_field)
     }
 
     /// The line of changes this makes to metadata that is currently
@@ -735,7 +760,8 @@ pub fn changes_for(current: &BTreeMap<String, CurrentField>, mods: &[ModMeta]) -
 
 /// A log after `mods`, as `git annex metadata` leaves it: the changes
 /// computed from the log's current metadata and added with the clock
-/// `now` (advanced past every line). `None` when nothing was added.
+/// `now` (advanced past every line). `None` when nothing was added. The
+/// mods' field names are not checked here: see [`ModMeta::check`].
 pub fn modify(data: &[u8], mods: &[ModMeta], now: VectorClock) -> Option<Vec<u8>> {
     let mut log = MetaDataLog::parse(data);
     let changes = changes_for(&log.current_fields(), mods);
@@ -1222,18 +1248,16 @@ mod tests {
             ModMeta::parse("x?="),
             Ok(ModMeta::MaybeSet("x".into(), Vec::new()))
         );
-        assert_eq!(
-            ModMeta::parse("bad field=x"),
-            Err("Illegal metadata field name, \"bad field\"".into())
-        );
-        assert_eq!(
-            ModMeta::parse("+=x"),
-            Err("Illegal metadata field name, \"\"".into())
-        );
-        assert_eq!(
-            ModMeta::parse("_a=x"),
-            Err("Illegal metadata field name, \"_a\"".into())
-        );
+        for (m, field) in [("bad field=x", "bad field"), ("+=x", ""), ("_a=x", "_a")] {
+            let e = ModMeta::parse(m).unwrap_err();
+            assert_eq!(e, IllegalField(field.into()));
+            assert_eq!(
+                e.to_string(),
+                format!("Illegal metadata field name, \"{field}\"")
+            );
+        }
+        assert!(ModMeta::Add("a b".into(), vec![]).check().is_err());
+        assert!(ModMeta::DelAll.check().is_ok());
         assert!(is_last_changed_field("LastChanged"));
         assert!(is_last_changed_field("foolastchanged"));
         assert!(!is_last_changed_field("foo-LASTCHANGED"));
