@@ -463,7 +463,10 @@ impl Run<'_, '_> {
                     let md = self.d.keys.metadata(&key)?;
                     let _ = self.metadata.set(md);
                 }
-                Ok(self.metadata.get().is_some_and(|md| m.matches(md)))
+                match self.metadata.get() {
+                    Some(md) => Ok(m.try_matches(md)?),
+                    None => Ok(false),
+                }
             }
             Term::InAllGroup(g) => {
                 let members = facts.members(g);
