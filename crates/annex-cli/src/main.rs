@@ -7,6 +7,7 @@ mod logviews;
 mod p2phttp;
 mod preferred;
 mod progress;
+mod proxycmd;
 mod remote;
 mod shell;
 mod stdio;
@@ -99,6 +100,11 @@ enum Command {
     /// cluster, or all), whether it has the key, whether its preferred
     /// content wants it or keeps it, whether it is required, and why.
     Placement(preferred::PlacementArgs),
+    /// Record in the git-annex branch which remotes this repository
+    /// proxies (those with `remote.NAME.annex-proxy` set), as
+    /// `git annex updateproxy` does; clients that fetch from here then
+    /// reach them through it.
+    Updateproxy(proxycmd::UpdateproxyArgs),
     /// Serve git-annex repositories over HTTP, as `git annex p2phttp`.
     ///
     /// Serves the repository it is run in, or with --directory every
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => branchcmd::merge(args),
         Command::Matchexpression(args) => preferred::matchexpression(args),
         Command::Placement(args) => preferred::placement(args),
+        Command::Updateproxy(args) => proxycmd::updateproxy(args),
         Command::P2phttp(args) => p2phttp::run(args),
         Command::Shell { args } => shell::run(args),
     };

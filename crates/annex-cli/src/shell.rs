@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use annex_branch::Branch;
 use annex_protocol::{serve_split, ServeEnd, ServerMode, ServerOptions};
 use annex_repo::LocalRepository;
 use anyhow::{anyhow, bail, Context};
@@ -185,14 +186,20 @@ fn configlist(dir: &str) -> anyhow::Result<ExitCode> {
 }
 
 fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Result<ExitCode> {
+    use annex_protocol::Repository;
     let repo = open_repo(dir)?;
-    if let Some(expected) = expected {
-        use annex_protocol::Repository;
-        if repo.uuid().as_str() != expected {
-            bail!(
-                "expected repository UUID {expected} but found UUID {}",
-                repo.uuid()
-            );
+    let work = resolve_dir(dir);
+    // A UUID other than this repository's is a repository it proxies, if
+    // proxy.log and git config agree that it does.
+    let mut proxied = None;
+    if let Some(expected) = expected.filter(|e| *e != repo.uuid().as_str()) {
+        let branch = Branch::open(&work)?;
+        let remotes = annex_proxy::GitRemotes::read(repo.git_dir())?;
+        let gateway = annex_proxy::Gateway::load(&branch, repo.uuid().clone(), remotes)?;
+        match gateway.resolve(expected) {
+            Ok(Some(p)) => proxied = Some((p, branch)),
+            Ok(None) => {}
+            Err(e) => bail!("{e}"),
         }
     }
     let mode = if env_set("GIT_ANNEX_SHELL_READONLY") {
@@ -202,7 +209,7 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     } else {
         ServerMode::ReadWrite
     };
-    let opts = ServerOptions {
+    let mut opts = ServerOptions {
         mode,
         ..Default::default()
     };
@@ -210,12 +217,56 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let mut node_git_dir = None;
     let end = rt.block_on(async {
-        serve_split(crate::stdio::stdin(), crate::stdio::stdout(), &repo, &opts).await
+        match proxied {
+            None => serve_split(crate::stdio::stdin(), crate::stdio::stdout(), &repo, &opts).await,
+            Some((p, branch)) => {
+                let node = annex_proxy::connect(&p, &work, repo.uuid(), opts.max_version)
+                    .await
+                    .map_err(|e| anyhow!("{e}\nUnable to connect to remote."))?;
+                opts.max_version = node.max_version();
+                if let annex_proxy::Node::Local(l) = &node {
+                    node_git_dir = Some(l.git_dir().to_owned());
+                }
+                let recorded = annex_proxy::Recorded::new(
+                    node.into_repository(),
+                    std::sync::Arc::new(std::sync::Mutex::new(branch)),
+                );
+                serve_split(
+                    crate::stdio::stdin(),
+                    crate::stdio::stdout(),
+                    &recorded,
+                    &opts,
+                )
+                .await
+            }
+        }
+        .map_err(anyhow::Error::from)
     });
+    // git-annex-shell commits what the session recorded when it ends, so
+    // that a fetch from here sees it; so does the git-annex-shell a
+    // gateway runs for a node.
+    commit_journal(repo.git_dir());
+    if let Some(d) = node_git_dir {
+        commit_journal(&d);
+    }
     match end {
         Ok(ServeEnd::Closed) | Ok(ServeEnd::PeerError(_)) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(anyhow!("p2pstdio: {e}")),
+    }
+}
+
+/// Commits the journal of the repository at `git_dir`, if it has one;
+/// a failure is reported and otherwise left for the next commit.
+fn commit_journal(git_dir: &Path) {
+    match Branch::open(git_dir) {
+        Ok(b) => {
+            if let Err(e) = b.commit("update") {
+                eprintln!("git-annex-shell: committing the git-annex branch: {e}");
+            }
+        }
+        Err(e) => eprintln!("git-annex-shell: opening the git-annex branch: {e}"),
     }
 }
 

@@ -1,4 +1,18 @@
-//! Proxying the git-annex P2P protocol to repositories behind a gateway.
+//! A git-annex gateway's proxied remotes.
 //!
-//! Not implemented yet: this crate is empty. It will route requests by UUID
-//! to remotes behind this gateway and fan uploads out to several of them.
+//! - [`remotes`]: the remotes of git config, with the settings a gateway
+//!   reads, and where each repository is.
+//! - [`gateway`]: proxy.log, `updateproxy`, and which UUIDs a gateway
+//!   serves, with git-annex's refusals.
+//! - [`node`]: a proxied repository as a `Repository`: in this process
+//!   for a repository on this machine, over ssh, or over p2phttp; its
+//!   changes recorded in the gateway's branch.
+#![warn(missing_docs)]
+
+pub mod gateway;
+pub mod node;
+pub mod remotes;
+
+pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};
+pub use node::{connect, Node, Recorded};
+pub use remotes::{GitRemotes, Location, Remote};

@@ -1,0 +1,31 @@
+//! `annex updateproxy`: record in proxy.log what this repository proxies.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::branchcmd::Here;
+
+#[derive(Args)]
+pub struct UpdateproxyArgs {}
+
+pub fn updateproxy(_args: UpdateproxyArgs) -> anyhow::Result<ExitCode> {
+    let here = Here::open_annex()?;
+    let Some(uuid) = here.uuid.clone() else {
+        anyhow::bail!("this repository has no annex.uuid; run `annex init` first");
+    };
+    let remotes = annex_proxy::GitRemotes::read(here.branch.git_dir())?;
+    let update = annex_proxy::update_proxy(&here.branch, &uuid, &remotes)?;
+    for w in &update.warnings {
+        eprintln!("  {w}");
+    }
+    if update.changes.is_empty() {
+        println!("No proxy changes to record.");
+    } else {
+        for c in &update.changes {
+            println!("{c}");
+        }
+        here.branch.commit("update")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
