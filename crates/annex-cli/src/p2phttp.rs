@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use annex_http::server::{
     auth, listen, tls, AccessPolicy, DirectoryRepositories, Repositories, Server, ServerSettings,
-    SingleRepository,
 };
 use annex_http::wire::DEFAULT_PORT;
+use annex_proxy::GatewayRepositories;
 use annex_repo::LocalRepository;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -80,8 +80,7 @@ pub struct P2phttpArgs {
     /// served concurrently.
     #[arg(short = 'J', long = "jobs", value_name = "N")]
     jobs: Option<String>,
-    /// Accepted for compatibility with git-annex, where it bounds the idle
-    /// connections kept to proxied remotes; this server proxies none yet.
+    /// The most ssh sessions kept open to each proxied remote (default 1).
     #[arg(long, value_name = "N")]
     proxyconnections: Option<u32>,
     /// Accepted for compatibility with git-annex, where it sets how many
@@ -105,12 +104,12 @@ pub struct P2phttpArgs {
     log_level: String,
 }
 
-/// Finds the git-annex repository containing `start`.
-fn find_repository(start: &Path) -> anyhow::Result<LocalRepository> {
+/// Finds the git-annex repository containing `start`, and its top.
+fn find_repository(start: &Path) -> anyhow::Result<(LocalRepository, PathBuf)> {
     let mut dir = Some(start);
     while let Some(d) = dir {
         if annex_repo::looks_like_repository(d) {
-            return Ok(LocalRepository::open(d)?);
+            return Ok((LocalRepository::open(d)?, d.to_owned()));
         }
         dir = d.parent();
     }
@@ -187,10 +186,20 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
+    let mut gateway = None;
     let repos: Arc<dyn Repositories> = if args.directory.is_empty() {
+        // The repository here, and the remotes it proxies.
         let here = std::env::current_dir()?;
-        let repo = find_repository(&here)?;
-        Arc::new(SingleRepository::new(Arc::new(repo)))
+        let (repo, top) = find_repository(&here)?;
+        let git_dir = repo.git_dir().to_owned();
+        let g = Arc::new(GatewayRepositories::new(
+            Arc::new(repo),
+            &top,
+            &git_dir,
+            args.proxyconnections.unwrap_or(1) as usize,
+        )?);
+        gateway = Some(g.clone());
+        g
     } else {
         for d in &args.directory {
             if !d.is_dir() {
@@ -244,6 +253,13 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         server.run(listeners, shutdown_signal()).await?;
         Ok::<_, anyhow::Error>(())
     })?;
+    // What was recorded for proxied remotes while serving is committed at
+    // shutdown, so that a fetch from here sees it.
+    if let Some(g) = gateway {
+        for e in g.commit() {
+            eprintln!("annex p2phttp: committing the git-annex branch: {e}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,12 +7,16 @@
 //! - [`node`]: a proxied repository as a `Repository`: in this process
 //!   for a repository on this machine, over ssh, or over p2phttp; its
 //!   changes recorded in the gateway's branch.
+//! - [`pool`]: nodes for a long-running server (p2phttp), connected on
+//!   first use and pooled.
 #![warn(missing_docs)]
 
 pub mod gateway;
 pub mod node;
+pub mod pool;
 pub mod remotes;
 
 pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};
 pub use node::{connect, Node, Recorded};
+pub use pool::{GatewayRepositories, NodePool};
 pub use remotes::{GitRemotes, Location, Remote};

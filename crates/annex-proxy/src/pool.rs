@@ -1,0 +1,373 @@
+//! Proxied repositories for a long-running server: each node connected
+//! on first use and kept; ssh sessions pooled up to a limit
+//! (`--proxyconnections`), a session that fails replaced by a new one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use annex_branch::Branch;
+use annex_http::server::Repositories;
+use annex_protocol::message::MAX_PROTOCOL_VERSION;
+use annex_protocol::repository::{
+    ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
+};
+use annex_protocol::{AssociatedFile, Key, RepoError, Uuid};
+use async_trait::async_trait;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::gateway::{Gateway, Proxied};
+use crate::node::{connect, Node, Recorded};
+use crate::remotes::GitRemotes;
+
+enum Connected {
+    /// Local and HTTP nodes: one repository serves every request at once.
+    Shared(Arc<dyn Repository>),
+    /// ssh: sessions taken one per request.
+    Sessions(Vec<Arc<dyn Repository>>),
+}
+
+/// A proxied node, connected when first used.
+pub struct NodePool {
+    proxied: Proxied,
+    gateway_work: PathBuf,
+    gateway: Uuid,
+    limit: Arc<Semaphore>,
+    state: Mutex<Option<Connected>>,
+    local_git_dir: Mutex<Option<PathBuf>>,
+}
+
+/// A session borrowed from the pool; given back unless it failed.
+struct Lease<'a> {
+    pool: &'a NodePool,
+    repo: Arc<dyn Repository>,
+    pooled: bool,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Lease<'_> {
+    fn give_back(self, ok: bool) {
+        if self.pooled && ok {
+            let mut st = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(Connected::Sessions(v)) = st.as_mut() {
+                v.push(self.repo.clone());
+            }
+        }
+    }
+}
+
+impl NodePool {
+    /// A pool for `proxied`, with at most `connections` ssh sessions.
+    pub fn new(
+        proxied: Proxied,
+        gateway_work: &Path,
+        gateway: Uuid,
+        connections: usize,
+    ) -> NodePool {
+        NodePool {
+            proxied,
+            gateway_work: gateway_work.to_owned(),
+            gateway,
+            limit: Arc::new(Semaphore::new(connections.max(1))),
+            state: Mutex::new(None),
+            local_git_dir: Mutex::new(None),
+        }
+    }
+
+    /// The git directory of the node, when it is a repository used in
+    /// this process (and has been used).
+    pub fn local_git_dir(&self) -> Option<PathBuf> {
+        self.local_git_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn lease(&self) -> Result<Lease<'_>, RepoError> {
+        {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(Connected::Shared(r)) = st.as_ref() {
+                return Ok(Lease {
+                    pool: self,
+                    repo: r.clone(),
+                    pooled: false,
+                    permit: None,
+                });
+            }
+        }
+        let permit = self
+            .limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| RepoError::Other(e.to_string()))?;
+        {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match st.as_mut() {
+                Some(Connected::Shared(r)) => {
+                    return Ok(Lease {
+                        pool: self,
+                        repo: r.clone(),
+                        pooled: false,
+                        permit: None,
+                    })
+                }
+                Some(Connected::Sessions(v)) => {
+                    if let Some(r) = v.pop() {
+                        return Ok(Lease {
+                            pool: self,
+                            repo: r,
+                            pooled: true,
+                            permit: Some(permit),
+                        });
+                    }
+                }
+                None => {}
+            }
+        }
+        let node = connect(
+            &self.proxied,
+            &self.gateway_work,
+            &self.gateway,
+            MAX_PROTOCOL_VERSION,
+        )
+        .await
+        .map_err(|e| RepoError::Other(format!("{}: {e}", self.proxied.remote.name)))?;
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match node {
+            Node::Ssh(c) => {
+                if st.is_none() {
+                    *st = Some(Connected::Sessions(Vec::new()));
+                }
+                Ok(Lease {
+                    pool: self,
+                    repo: Arc::new(c),
+                    pooled: true,
+                    permit: Some(permit),
+                })
+            }
+            other => {
+                if let Node::Local(l) = &other {
+                    *self.local_git_dir.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(l.git_dir().to_owned());
+                }
+                let r = other.into_repository();
+                *st = Some(Connected::Shared(r.clone()));
+                Ok(Lease {
+                    pool: self,
+                    repo: r,
+                    pooled: false,
+                    permit: None,
+                })
+            }
+        }
+    }
+}
+
+/// A content lock that also keeps its ssh session out of the pool.
+struct HeldLock {
+    _lock: ContentLock,
+    _repo: Arc<dyn Repository>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[async_trait]
+impl Repository for NodePool {
+    fn uuid(&self) -> &Uuid {
+        &self.proxied.uuid
+    }
+
+    async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
+        let l = self.lease().await?;
+        let r = l.repo.check_present(key).await;
+        l.give_back(r.is_ok());
+        r
+    }
+
+    async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
+        let l = self.lease().await?;
+        match l.repo.lock_content(key).await {
+            Ok(Some(lock)) => Ok(Some(ContentLock::new(HeldLock {
+                _lock: lock,
+                _repo: l.repo.clone(),
+                _permit: l.permit,
+            }))),
+            Ok(None) => {
+                l.give_back(true);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
+        let l = self.lease().await?;
+        let r = l.repo.remove(key, before).await;
+        l.give_back(r.is_ok());
+        r
+    }
+
+    async fn get_timestamp(&self) -> Result<u64, RepoError> {
+        let l = self.lease().await?;
+        let r = l.repo.get_timestamp().await;
+        l.give_back(r.is_ok());
+        r
+    }
+
+    async fn get(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        offset: u64,
+        sink: &mut dyn GetSink,
+    ) -> Result<GetOutcome, RepoError> {
+        let l = self.lease().await?;
+        let r = l.repo.get(key, file, offset, sink).await;
+        l.give_back(r.is_ok());
+        r
+    }
+
+    async fn put(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        source: &mut dyn PutSource,
+    ) -> Result<PutOutcome, RepoError> {
+        let l = self.lease().await?;
+        let r = l.repo.put(key, file, source).await;
+        l.give_back(r.is_ok());
+        r
+    }
+}
+
+/// The repositories a gateway's p2phttp serves: its own, and the ones it
+/// proxies (looked for again when a request names an unknown UUID, so
+/// that `updateproxy` takes effect without a restart).
+pub struct GatewayRepositories {
+    own: Arc<dyn Repository>,
+    work: PathBuf,
+    git_dir: PathBuf,
+    connections: usize,
+    branch: Arc<Mutex<Branch>>,
+    nodes: Mutex<HashMap<Uuid, (Arc<NodePool>, Arc<dyn Repository>)>>,
+}
+
+impl GatewayRepositories {
+    /// Serves `own` (at `work`, with its git directory `git_dir`) and what
+    /// it proxies, with at most `connections` ssh sessions per node.
+    pub fn new(
+        own: Arc<dyn Repository>,
+        work: &Path,
+        git_dir: &Path,
+        connections: usize,
+    ) -> Result<GatewayRepositories, annex_branch::BranchError> {
+        let branch = Branch::open(git_dir)?;
+        let g = GatewayRepositories {
+            own,
+            work: work.to_owned(),
+            git_dir: git_dir.to_owned(),
+            connections,
+            branch: Arc::new(Mutex::new(branch)),
+            nodes: Mutex::new(HashMap::new()),
+        };
+        g.reload();
+        Ok(g)
+    }
+
+    /// Reads proxy.log and git config again; nodes already connected stay.
+    pub fn reload(&self) {
+        let Ok(remotes) = GitRemotes::read(&self.git_dir) else {
+            return;
+        };
+        let gateway = {
+            let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+            match Gateway::load(&b, self.own.uuid().clone(), remotes) {
+                Ok(g) => g,
+                Err(_) => return,
+            }
+        };
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        let allowed = gateway.proxied_uuids();
+        nodes.retain(|u, _| allowed.contains(u));
+        for u in allowed {
+            if nodes.contains_key(&u) {
+                continue;
+            }
+            if let Ok(Some(p)) = gateway.resolve(u.as_str()) {
+                let pool = Arc::new(NodePool::new(
+                    p,
+                    &self.work,
+                    self.own.uuid().clone(),
+                    self.connections,
+                ));
+                let repo: Arc<dyn Repository> =
+                    Arc::new(Recorded::new(pool.clone(), self.branch.clone()));
+                nodes.insert(u, (pool, repo));
+            }
+        }
+    }
+
+    /// Commits the journals of the gateway and of the nodes used in this
+    /// process (at shutdown).
+    pub fn commit(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        {
+            let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = b.commit("update") {
+                errors.push(e.to_string());
+            }
+        }
+        let dirs: Vec<PathBuf> = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|(p, _)| p.local_git_dir())
+            .collect();
+        for d in dirs {
+            match Branch::open(&d) {
+                Ok(b) => {
+                    if let Err(e) = b.commit("update") {
+                        errors.push(e.to_string());
+                    }
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        errors
+    }
+}
+
+impl Repositories for GatewayRepositories {
+    fn lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
+        if self.own.uuid() == uuid {
+            return Some(self.own.clone());
+        }
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uuid)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn rescans(&self) -> bool {
+        true
+    }
+
+    fn rescan_and_lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
+        self.reload();
+        self.lookup(uuid)
+    }
+
+    fn uuids(&self) -> Vec<Uuid> {
+        let mut v = vec![self.own.uuid().clone()];
+        v.extend(
+            self.nodes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned(),
+        );
+        v
+    }
+}
