@@ -240,6 +240,9 @@ impl Repository for NodePool {
     }
 }
 
+/// A proxied node's pool, and the pool as served (its changes recorded).
+type ServedNode = (Arc<NodePool>, Arc<dyn Repository>);
+
 /// The repositories a gateway's p2phttp serves: its own, and the ones it
 /// proxies (looked for again when a request names an unknown UUID, so
 /// that `updateproxy` takes effect without a restart).
@@ -249,7 +252,7 @@ pub struct GatewayRepositories {
     git_dir: PathBuf,
     connections: usize,
     branch: Arc<Mutex<Branch>>,
-    nodes: Mutex<HashMap<Uuid, (Arc<NodePool>, Arc<dyn Repository>)>>,
+    nodes: Mutex<HashMap<Uuid, ServedNode>>,
 }
 
 impl GatewayRepositories {
