@@ -240,6 +240,7 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let closing = gateway.clone();
     rt.block_on(async move {
         let mut listeners = Vec::new();
         for l in std_listeners {
@@ -251,6 +252,9 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(uuids = uuids.join(" "), "serving");
         let server = Server::new(repos, settings);
         server.run(listeners, shutdown_signal()).await?;
+        if let Some(g) = &closing {
+            g.close().await;
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     // What was recorded for proxied remotes while serving is committed at

@@ -240,6 +240,21 @@ impl Client {
         Ok(client)
     }
 
+    /// Sends what is pending (the UNLOCKCONTENT of a lock given up), so
+    /// that the peer acts on it now rather than at the next request.
+    pub async fn flush(&self) -> Result<(), RepoError> {
+        self.lock().await.map(|_| ())
+    }
+
+    /// Whether the connection is known to be unusable (it failed, or the
+    /// peer closed it). A connection in use by a request is not.
+    pub fn is_broken(&self) -> bool {
+        match self.conn.try_lock() {
+            Ok(c) => c.broken.is_some(),
+            Err(_) => false,
+        }
+    }
+
     /// The protocol version agreed with the server.
     pub fn version(&self) -> ProtocolVersion {
         self.version

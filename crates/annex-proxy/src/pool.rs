@@ -12,7 +12,7 @@ use annex_protocol::message::MAX_PROTOCOL_VERSION;
 use annex_protocol::repository::{
     ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
 };
-use annex_protocol::{AssociatedFile, Key, RepoError, Uuid};
+use annex_protocol::{AssociatedFile, Client, Key, RepoError, Uuid};
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -24,7 +24,7 @@ enum Connected {
     /// Local and HTTP nodes: one repository serves every request at once.
     Shared(Arc<dyn Repository>),
     /// ssh: sessions taken one per request.
-    Sessions(Vec<Arc<dyn Repository>>),
+    Sessions(Vec<Arc<Client>>),
 }
 
 /// A proxied node, connected when first used.
@@ -33,7 +33,7 @@ pub struct NodePool {
     gateway_work: PathBuf,
     gateway: Uuid,
     limit: Arc<Semaphore>,
-    state: Mutex<Option<Connected>>,
+    state: Arc<Mutex<Option<Connected>>>,
     local_git_dir: Mutex<Option<PathBuf>>,
 }
 
@@ -41,16 +41,18 @@ pub struct NodePool {
 struct Lease<'a> {
     pool: &'a NodePool,
     repo: Arc<dyn Repository>,
-    pooled: bool,
+    session: Option<Arc<Client>>,
     permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Lease<'_> {
     fn give_back(self, ok: bool) {
-        if self.pooled && ok {
-            let mut st = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(Connected::Sessions(v)) = st.as_mut() {
-                v.push(self.repo.clone());
+        if let Some(c) = self.session {
+            if ok && !c.is_broken() {
+                let mut st = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(Connected::Sessions(v)) = st.as_mut() {
+                    v.push(c);
+                }
             }
         }
     }
@@ -69,8 +71,25 @@ impl NodePool {
             gateway_work: gateway_work.to_owned(),
             gateway,
             limit: Arc::new(Semaphore::new(connections.max(1))),
-            state: Mutex::new(None),
+            state: Arc::new(Mutex::new(None)),
             local_git_dir: Mutex::new(None),
+        }
+    }
+
+    /// Closes the idle ssh sessions, letting each node's git-annex-shell
+    /// finish (and commit) as at the end of any session.
+    pub async fn close(&self) {
+        let sessions = {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match st.as_mut() {
+                Some(Connected::Sessions(v)) => std::mem::take(v),
+                _ => Vec::new(),
+            }
+        };
+        for c in sessions {
+            if let Ok(c) = Arc::try_unwrap(c) {
+                let _ = c.close().await;
+            }
         }
     }
 
@@ -90,7 +109,7 @@ impl NodePool {
                 return Ok(Lease {
                     pool: self,
                     repo: r.clone(),
-                    pooled: false,
+                    session: None,
                     permit: None,
                 });
             }
@@ -108,18 +127,21 @@ impl NodePool {
                     return Ok(Lease {
                         pool: self,
                         repo: r.clone(),
-                        pooled: false,
+                        session: None,
                         permit: None,
                     })
                 }
                 Some(Connected::Sessions(v)) => {
-                    if let Some(r) = v.pop() {
-                        return Ok(Lease {
-                            pool: self,
-                            repo: r,
-                            pooled: true,
-                            permit: Some(permit),
-                        });
+                    // Sessions that broke while idle are dropped.
+                    while let Some(c) = v.pop() {
+                        if !c.is_broken() {
+                            return Ok(Lease {
+                                pool: self,
+                                repo: c.clone(),
+                                session: Some(c),
+                                permit: Some(permit),
+                            });
+                        }
                     }
                 }
                 None => {}
@@ -139,10 +161,11 @@ impl NodePool {
                 if st.is_none() {
                     *st = Some(Connected::Sessions(Vec::new()));
                 }
+                let c = Arc::new(c);
                 Ok(Lease {
                     pool: self,
-                    repo: Arc::new(c),
-                    pooled: true,
+                    repo: c.clone(),
+                    session: Some(c),
                     permit: Some(permit),
                 })
             }
@@ -156,7 +179,7 @@ impl NodePool {
                 Ok(Lease {
                     pool: self,
                     repo: r,
-                    pooled: false,
+                    session: None,
                     permit: None,
                 })
             }
@@ -164,11 +187,36 @@ impl NodePool {
     }
 }
 
-/// A content lock that also keeps its ssh session out of the pool.
+/// A content lock that keeps its ssh session out of the pool while held.
+/// Released, it has the node unlock at once (a node whose lock holder
+/// goes away keeps the content locked for a while, as git-annex does)
+/// and gives the session back.
 struct HeldLock {
-    _lock: ContentLock,
-    _repo: Arc<dyn Repository>,
-    _permit: Option<OwnedSemaphorePermit>,
+    lock: Option<ContentLock>,
+    _repo: Option<Arc<dyn Repository>>,
+    session: Option<Arc<Client>>,
+    state: Arc<Mutex<Option<Connected>>>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let (Some(c), Ok(rt)) = (self.session.take(), tokio::runtime::Handle::try_current()) else {
+            return;
+        };
+        let state = self.state.clone();
+        let permit = self.permit.take();
+        rt.spawn(async move {
+            if c.flush().await.is_ok() && !c.is_broken() {
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(Connected::Sessions(v)) = st.as_mut() {
+                    v.push(c);
+                }
+            }
+            drop(permit);
+        });
+    }
 }
 
 #[async_trait]
@@ -188,9 +236,11 @@ impl Repository for NodePool {
         let l = self.lease().await?;
         match l.repo.lock_content(key).await {
             Ok(Some(lock)) => Ok(Some(ContentLock::new(HeldLock {
-                _lock: lock,
-                _repo: l.repo.clone(),
-                _permit: l.permit,
+                lock: Some(lock),
+                _repo: Some(l.repo.clone()),
+                session: l.session,
+                state: self.state.clone(),
+                permit: l.permit,
             }))),
             Ok(None) => {
                 l.give_back(true);
@@ -307,6 +357,20 @@ impl GatewayRepositories {
                     Arc::new(Recorded::new(pool.clone(), self.branch.clone()));
                 nodes.insert(u, (pool, repo));
             }
+        }
+    }
+
+    /// Closes the nodes' idle ssh sessions (at shutdown).
+    pub async fn close(&self) {
+        let pools: Vec<Arc<NodePool>> = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in pools {
+            p.close().await;
         }
     }
 

@@ -1,0 +1,462 @@
+//! A gateway of ours in front of three repositories, used by the real
+//! git-annex as a client over ssh and over p2phttp:
+//! - `n1`, a repository at a local path, used in the gateway's process;
+//! - `n2`, reached over ssh, served by the real `git-annex-shell`;
+//! - `n3`, reached over annex+http, served by the real `git annex p2phttp`.
+//!
+//! For each, through the gateway: copy, whereis, get, fsck --from, drop
+//! (with its lock proofs), move; afterwards the real `git annex fsck` in
+//! each node finds every object valid, and a fresh clone of the gateway
+//! sees the locations.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use annex_test_support::{
+    command, free_port, git_annex_p2phttp, output, pseudo_random, run_ok, spawn_annex_p2phttp,
+    wait_for_port, KillOnDrop,
+};
+
+struct Env {
+    tmp: tempfile::TempDir,
+    path: String,
+}
+
+fn set_exec(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn real_git_annex_shell() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v git-annex-shell"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Env {
+    fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // ssh [options] host command...: drops the options and the host,
+        // and runs the command here without the caller's GIT_ variables,
+        // as a real ssh would.
+        let ssh = bin.join("ssh");
+        std::fs::write(
+            &ssh,
+            "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nfor v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n",
+        )
+        .unwrap();
+        set_exec(&ssh);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_annex"), bin.join("git-annex-shell"))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Env { tmp, path }
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Output {
+        output(command(dir, prog, args).env("PATH", &self.path))
+    }
+
+    fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
+        run_ok(command(dir, prog, args).env("PATH", &self.path))
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> String {
+        self.ok(dir, "git", args)
+    }
+
+    fn annex(&self, dir: &Path, args: &[&str]) -> String {
+        self.ok(dir, env!("CARGO_BIN_EXE_annex"), args)
+    }
+
+    fn init(&self, name: &str, desc: &str) -> (PathBuf, String) {
+        let d = self.dir(name);
+        self.git(self.tmp.path(), &["init", "-q", name]);
+        self.git(&d, &["config", "user.name", "t"]);
+        self.git(&d, &["config", "user.email", "t@example.invalid"]);
+        self.git(&d, &["annex", "init", "-q", desc]);
+        let u = self.git(&d, &["config", "annex.uuid"]).trim().to_string();
+        (d, u)
+    }
+}
+
+struct Setup {
+    env: Env,
+    gw: PathBuf,
+    nodes: Vec<(String, PathBuf, String)>,
+    _n3_server: KillOnDrop,
+}
+
+fn setup() -> Setup {
+    let env = Env::new();
+    let (gw, _gw_uuid) = env.init("gw", "gateway");
+    let mut nodes = Vec::new();
+    for (name, desc) in [
+        ("n1", "local node"),
+        ("n2", "ssh node"),
+        ("n3", "http node"),
+    ] {
+        let (d, u) = env.init(name, desc);
+        nodes.push((name.to_string(), d, u));
+    }
+    // n3 behind the real git annex p2phttp.
+    let port = free_port();
+    let mut child = git_annex_p2phttp(&nodes[2].1, port)
+        .arg("--wideopen")
+        .env("PATH", &env.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, &mut child, None);
+    let n3_server = KillOnDrop(child);
+    let shell = real_git_annex_shell();
+    for (name, dir, uuid) in &nodes {
+        let url = match name.as_str() {
+            "n2" => format!("localhost:{}", dir.display()),
+            _ => dir.display().to_string(),
+        };
+        env.git(&gw, &["remote", "add", name, &url]);
+        env.git(&gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
+        env.git(
+            &gw,
+            &["config", &format!("remote.{name}.annex-proxy"), "true"],
+        );
+        if name == "n2" {
+            env.git(
+                &gw,
+                &["config", &format!("remote.{name}.annex-shell"), &shell],
+            );
+        }
+        if name == "n3" {
+            env.git(
+                &gw,
+                &[
+                    "config",
+                    &format!("remote.{name}.annexUrl"),
+                    &format!("annex+http://127.0.0.1:{port}/git-annex/"),
+                ],
+            );
+        }
+        env.git(&gw, &["fetch", "-q", name]);
+    }
+    env.git(&gw, &["annex", "merge", "-q"]);
+    let out = env.annex(&gw, &["updateproxy"]);
+    for n in ["n1", "n2", "n3"] {
+        assert!(out.contains(&format!("Started proxying for {n}")), "{out}");
+    }
+    assert_eq!(
+        env.annex(&gw, &["updateproxy"]).trim(),
+        "No proxy changes to record."
+    );
+    Setup {
+        env,
+        gw,
+        nodes,
+        _n3_server: n3_server,
+    }
+}
+
+fn whereis_uuids(env: &Env, dir: &Path, file: &str) -> Vec<String> {
+    let out = env.git(dir, &["annex", "whereis", "--json", file]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v["whereis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uuid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every operation through `remote` (the client's name for a proxied
+/// node), ending with the content on the node.
+fn exercise(
+    env: &Env,
+    client: &Path,
+    remote: &str,
+    node_uuid: &str,
+    file: &str,
+    seed: u64,
+) -> String {
+    let content = pseudo_random(200_000 + seed as usize, seed);
+    std::fs::write(client.join(file), &content).unwrap();
+    env.git(client, &["annex", "add", "--quiet", file]);
+    env.git(client, &["commit", "-q", "-m", file]);
+    env.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
+    assert!(whereis_uuids(env, client, file).contains(&node_uuid.to_string()));
+    env.git(client, &["annex", "drop", "--quiet", file]);
+    env.git(client, &["annex", "get", "--quiet", "--from", remote, file]);
+    assert_eq!(std::fs::read(client.join(file)).unwrap(), content);
+    env.git(
+        client,
+        &["annex", "fsck", "--quiet", "--from", remote, file],
+    );
+    env.git(
+        client,
+        &["annex", "drop", "--quiet", "--from", remote, file],
+    );
+    assert!(!whereis_uuids(env, client, file).contains(&node_uuid.to_string()));
+    env.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
+    env.git(
+        client,
+        &["annex", "move", "--quiet", "--from", remote, file],
+    );
+    assert!(!whereis_uuids(env, client, file).contains(&node_uuid.to_string()));
+    env.git(client, &["annex", "move", "--quiet", "--to", remote, file]);
+    let w = whereis_uuids(env, client, file);
+    assert!(w.contains(&node_uuid.to_string()), "{w:?}");
+    // The client itself holds it no longer.
+    assert!(!client.join(file).exists() || std::fs::read(client.join(file)).is_err());
+    env.git(client, &["annex", "lookupkey", file])
+        .trim()
+        .to_string()
+}
+
+fn check_nodes_and_gateway(s: &Setup, files: &[(&str, &str)]) {
+    // (key, node)
+    // The real git-annex finds every object in every node valid.
+    for (_, dir, _) in &s.nodes {
+        s.env.git(dir, &["annex", "fsck", "--quiet", "--all"]);
+    }
+    // A fresh clone of the gateway sees where the content went.
+    let fresh = s.env.dir("fresh");
+    let _ = std::fs::remove_dir_all(&fresh);
+    s.env.git(
+        s.env.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            &format!("localhost:{}", s.gw.display()),
+            "fresh",
+        ],
+    );
+    s.env.git(&fresh, &["annex", "init", "-q", "fresh"]);
+    for (key, node) in files {
+        let uuid = &s.nodes.iter().find(|(n, _, _)| n == node).unwrap().2;
+        let out = s.env.git(&fresh, &["annex", "whereis", "--key", key]);
+        assert!(out.contains(uuid.as_str()), "{key} on {node}: {out}");
+    }
+}
+
+#[test]
+fn git_annex_client_over_ssh_reaches_every_node_through_the_gateway() {
+    let s = setup();
+    let env = &s.env;
+    let client = env.dir("client");
+    env.git(
+        env.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            &format!("localhost:{}", s.gw.display()),
+            "client",
+        ],
+    );
+    env.git(&client, &["config", "user.name", "t"]);
+    env.git(&client, &["config", "user.email", "t@example.invalid"]);
+    env.git(&client, &["config", "annex.sshcaching", "false"]);
+    env.git(&client, &["annex", "init", "-q", "client"]);
+    let info = env.git(&client, &["annex", "info", "origin"]);
+    let proxying = info
+        .lines()
+        .find(|l| l.starts_with("proxying: "))
+        .unwrap_or_default();
+    for n in ["origin-n1", "origin-n2", "origin-n3"] {
+        assert!(proxying.split_whitespace().any(|w| w == n), "{info}");
+    }
+    let mut files = Vec::new();
+    for (i, (name, _, uuid)) in s.nodes.iter().enumerate() {
+        let file = format!("ssh-{name}.bin");
+        let key = exercise(
+            env,
+            &client,
+            &format!("origin-{name}"),
+            uuid,
+            &file,
+            i as u64 + 1,
+        );
+        files.push((key, name.clone()));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, n)| (f.as_str(), n.as_str()))
+        .collect();
+    check_nodes_and_gateway(&s, &files);
+}
+
+#[test]
+fn git_annex_client_over_http_reaches_every_node_through_the_gateway() {
+    let s = setup();
+    let env = &s.env;
+    let log = env.dir("gw-p2phttp.log");
+    let mut cmd = command(&s.gw, env!("CARGO_BIN_EXE_annex"), &[]);
+    cmd.args([
+        "p2phttp",
+        "--wideopen",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ])
+    .env("PATH", &env.path);
+    let (server, port) = spawn_annex_p2phttp(cmd, &log);
+    let client = env.dir("hclient");
+    env.git(
+        env.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            &format!("localhost:{}", s.gw.display()),
+            "hclient",
+        ],
+    );
+    env.git(&client, &["config", "user.name", "t"]);
+    env.git(&client, &["config", "user.email", "t@example.invalid"]);
+    env.git(&client, &["config", "annex.sshcaching", "false"]);
+    env.git(
+        &client,
+        &["config", "annex.security.allowed-ip-addresses", "all"],
+    );
+    env.git(
+        &client,
+        &[
+            "config",
+            "remote.origin.annexUrl",
+            &format!("annex+http://127.0.0.1:{port}/git-annex/"),
+        ],
+    );
+    env.git(&client, &["annex", "init", "-q", "hclient"]);
+    let mut files = Vec::new();
+    for (i, (name, _, uuid)) in s.nodes.iter().enumerate() {
+        let file = format!("http-{name}.bin");
+        let key = exercise(
+            env,
+            &client,
+            &format!("origin-{name}"),
+            uuid,
+            &file,
+            i as u64 + 11,
+        );
+        files.push((key, name.clone()));
+    }
+    // p2phttp commits what it recorded for the nodes when it stops.
+    let mut server = server;
+    // SAFETY: signalling a child process this test started.
+    unsafe {
+        libc::kill(server.0.id() as i32, libc::SIGTERM);
+    }
+    let _ = server.0.wait();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(f, n)| (f.as_str(), n.as_str()))
+        .collect();
+    check_nodes_and_gateway(&s, &files);
+}
+
+#[test]
+fn uuids_not_proxied_are_refused_as_git_annex_refuses_them() {
+    let s = setup();
+    let env = &s.env;
+    let gw = s.gw.display().to_string();
+    let client_uuid = "11111111-2222-4333-8444-555555555555";
+    let ours = env.run(
+        &s.gw,
+        env!("CARGO_BIN_EXE_annex"),
+        &[
+            "shell",
+            "p2pstdio",
+            &gw,
+            client_uuid,
+            "--uuid",
+            "00000000-0000-4000-8000-000000000099",
+        ],
+    );
+    let theirs = env.run(
+        &s.gw,
+        &real_git_annex_shell(),
+        &[
+            "p2pstdio",
+            &gw,
+            client_uuid,
+            "--uuid",
+            "00000000-0000-4000-8000-000000000099",
+        ],
+    );
+    assert!(!ours.status.success() && !theirs.status.success());
+    let text = |o: &Output| String::from_utf8_lossy(&o.stderr).trim().to_string();
+    let strip = |s: String| {
+        s.trim_start_matches("git-annex-shell: ")
+            .trim_start_matches("git-annex: ")
+            .trim_start_matches("annex: ")
+            .to_string()
+    };
+    assert_eq!(strip(text(&ours)), strip(text(&theirs)));
+    // Listed in proxy.log but no longer allowed by git config: git-annex
+    // names the repository.
+    env.git(&s.gw, &["config", "remote.n1.annex-proxy", "false"]);
+    let n1 = &s.nodes[0].2;
+    let ours = env.run(
+        &s.gw,
+        env!("CARGO_BIN_EXE_annex"),
+        &["shell", "p2pstdio", &gw, client_uuid, "--uuid", n1],
+    );
+    let theirs = env.run(
+        &s.gw,
+        &real_git_annex_shell(),
+        &["p2pstdio", &gw, client_uuid, "--uuid", n1],
+    );
+    assert!(!ours.status.success() && !theirs.status.success());
+    assert_eq!(strip(text(&ours)), strip(text(&theirs)));
+}
+
+#[test]
+fn a_node_that_is_down_fails_alone() {
+    let mut s = setup();
+    let env = &s.env;
+    let client = env.dir("dclient");
+    env.git(
+        env.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            &format!("localhost:{}", s.gw.display()),
+            "dclient",
+        ],
+    );
+    env.git(&client, &["config", "annex.sshcaching", "false"]);
+    env.git(&client, &["annex", "init", "-q", "dclient"]);
+    std::fs::write(client.join("d.bin"), pseudo_random(10_000, 9)).unwrap();
+    env.git(&client, &["annex", "add", "--quiet", "d.bin"]);
+    // Stop n3's server: copying there fails, the others still work.
+    drop(std::mem::replace(
+        &mut s._n3_server,
+        KillOnDrop(std::process::Command::new("true").spawn().unwrap()),
+    ));
+    let out = env.run(
+        &client,
+        "git",
+        &["annex", "copy", "--to", "origin-n3", "d.bin"],
+    );
+    assert!(!out.status.success());
+    env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-n1", "d.bin"],
+    );
+    env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-n2", "d.bin"],
+    );
+    let w = whereis_uuids(env, &client, "d.bin");
+    assert!(w.contains(&s.nodes[0].2) && w.contains(&s.nodes[1].2) && !w.contains(&s.nodes[2].2));
+}
