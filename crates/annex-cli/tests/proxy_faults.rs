@@ -1,0 +1,215 @@
+//! Faults through a gateway of ours, with the real git-annex as the
+//! client over ssh: an upload killed halfway resumes where it stopped,
+//! and two gateways that proxy each other serve without looping.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use annex_test_support::{command, pseudo_random, run_ok};
+
+struct Env {
+    tmp: tempfile::TempDir,
+    path: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let ssh = bin.join("ssh");
+        std::fs::write(
+            &ssh,
+            "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nfor v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_annex"), bin.join("git-annex-shell"))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Env { tmp, path }
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> String {
+        run_ok(command(dir, "git", args).env("PATH", &self.path))
+    }
+
+    fn init(&self, name: &str) -> (PathBuf, String) {
+        let d = self.tmp.path().join(name);
+        self.git(self.tmp.path(), &["init", "-q", name]);
+        self.git(&d, &["config", "user.name", "t"]);
+        self.git(&d, &["config", "user.email", "t@example.invalid"]);
+        self.git(&d, &["annex", "init", "-q", name]);
+        let u = self.git(&d, &["config", "annex.uuid"]).trim().to_string();
+        (d, u)
+    }
+
+    /// `gw` proxies the repository at `node` as remote `name`.
+    fn proxy(&self, gw: &Path, name: &str, url: &str, uuid: &str) {
+        self.git(gw, &["remote", "add", name, url]);
+        self.git(gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
+        self.git(
+            gw,
+            &["config", &format!("remote.{name}.annex-proxy"), "true"],
+        );
+        run_ok(command(gw, env!("CARGO_BIN_EXE_annex"), &["updateproxy"]).env("PATH", &self.path));
+    }
+
+    fn clone_client(&self, gw: &Path, name: &str) -> PathBuf {
+        self.git(
+            self.tmp.path(),
+            &["clone", "-q", &format!("localhost:{}", gw.display()), name],
+        );
+        let c = self.tmp.path().join(name);
+        self.git(&c, &["config", "annex.sshcaching", "false"]);
+        self.git(&c, &["annex", "init", "-q", name]);
+        c
+    }
+}
+
+fn tmp_size(node: &Path) -> u64 {
+    let dir = node.join(".git/annex/tmp");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_upload_killed_halfway_resumes_through_the_gateway() {
+    let env = Env::new();
+    let (node, node_uuid) = env.init("node");
+    let (gw, _) = env.init("gw");
+    env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
+    let client = env.clone_client(&gw, "client");
+    let size = 96 << 20;
+    let content = pseudo_random(size, 42);
+    std::fs::write(client.join("big.bin"), &content).unwrap();
+    env.git(&client, &["annex", "add", "--quiet", "big.bin"]);
+    // Slow the first upload down so that it can be caught halfway.
+    let mut child = Command::new("git")
+        .current_dir(&client)
+        .args([
+            "-c",
+            "annex.stalldetection=false",
+            "-c",
+            "annex.bwlimit=8MiB",
+        ])
+        .args(["annex", "copy", "--to", "origin-node", "big.bin"])
+        .env("PATH", &env.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tmp_size(&node) < (8 << 20) {
+        assert!(Instant::now() < deadline, "the upload never started");
+        if let Ok(Some(s)) = child.try_wait() {
+            panic!("the upload ended before it could be interrupted: {s}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the process group this test started.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let partial = tmp_size(&node);
+    assert!(partial > 0 && (partial as usize) < size, "{partial}");
+    // The retry resumes from what the node already has.
+    run_ok(
+        command(
+            &client,
+            "git",
+            &["annex", "copy", "--to", "origin-node", "big.bin"],
+        )
+        .env("PATH", &env.path),
+    );
+    let log = std::process::Command::new("git")
+        .current_dir(&client)
+        .args(["annex", "whereis", "big.bin"])
+        .env("PATH", &env.path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&log.stdout).contains(&node_uuid));
+    env.git(&node, &["annex", "fsck", "--quiet", "--all"]);
+    assert_eq!(tmp_size(&node), 0, "the temporary file is gone once stored");
+}
+
+#[test]
+fn the_resumed_upload_starts_at_the_partial_offset() {
+    let env = Env::new();
+    let (node, node_uuid) = env.init("node");
+    let (gw, _) = env.init("gw");
+    env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
+    let client = env.clone_client(&gw, "client");
+    let content = pseudo_random(1 << 20, 7);
+    std::fs::write(client.join("f.bin"), &content).unwrap();
+    env.git(&client, &["annex", "add", "--quiet", "f.bin"]);
+    let key = env
+        .git(&client, &["annex", "lookupkey", "f.bin"])
+        .trim()
+        .to_string();
+    // A partial upload left in the node's temporary area.
+    let tmp = node.join(".git/annex/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join(&key), &content[..300_000]).unwrap();
+    let out = command(
+        &client,
+        "git",
+        &["annex", "copy", "--debug", "--to", "origin-node", "f.bin"],
+    )
+    .env("PATH", &env.path)
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("P2P < PUT-FROM 300000"), "{err}");
+    env.git(&node, &["annex", "fsck", "--quiet", "--all"]);
+}
+
+#[test]
+fn gateways_proxying_each_other_do_not_loop() {
+    let env = Env::new();
+    let (a, a_uuid) = env.init("a");
+    let (b, b_uuid) = env.init("b");
+    env.proxy(&a, "b", &format!("localhost:{}", b.display()), &b_uuid);
+    env.proxy(&b, "a", &format!("localhost:{}", a.display()), &a_uuid);
+    let client = env.clone_client(&a, "client");
+    std::fs::write(client.join("x.bin"), pseudo_random(50_000, 3)).unwrap();
+    env.git(&client, &["annex", "add", "--quiet", "x.bin"]);
+    // a reaches b, which serves itself rather than going back to a.
+    let out = command(
+        &client,
+        "git",
+        &["annex", "copy", "--quiet", "--to", "origin-b", "x.bin"],
+    )
+    .env("PATH", &env.path)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.git(&client, &["annex", "drop", "--quiet", "x.bin"]);
+    env.git(
+        &client,
+        &["annex", "get", "--quiet", "--from", "origin-b", "x.bin"],
+    );
+    env.git(&b, &["annex", "fsck", "--quiet", "--all"]);
+}
