@@ -17,6 +17,8 @@ pub mod read;
 mod store;
 pub mod verify;
 
+pub use store::{ensure_free_space, free_space, receive_verified, ReceiveLock};
+
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -19,8 +19,9 @@ use crate::{blocking_err, with_suffix, LocalRepository};
 /// Size of the chunks content is received and written in.
 const CHUNK: usize = 256 * 1024;
 
-/// Free bytes on the filesystem holding `path`.
-fn free_space(path: &Path) -> io::Result<u64> {
+/// Free bytes on the filesystem holding `path` (for an unprivileged
+/// writer: what statvfs(3) calls available).
+pub fn free_space(path: &Path) -> io::Result<u64> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds NUL"))?;
     // SAFETY: a zeroed statvfs is valid to be written by statvfs(3), and
@@ -31,6 +32,19 @@ fn free_space(path: &Path) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Refuses to receive `need` more bytes into the directory `dir` when
+/// that would leave less than `reserve` bytes free on its filesystem
+/// (annex.diskreserve), with the message a server sends its peer.
+pub fn ensure_free_space(dir: &Path, need: u64, reserve: u64) -> Result<(), RepoError> {
+    let free = free_space(dir)?;
+    if free < need.saturating_add(reserve) {
+        return Err(RepoError::Refused(format!(
+            "not enough free space: {need} more bytes are needed, {free} are free, and annex.diskreserve keeps {reserve} free"
+        )));
+    }
+    Ok(())
 }
 
 fn is_hash_key(key: &Key) -> bool {
@@ -64,17 +78,11 @@ pub(crate) async fn put(
         offset = 0;
     }
     if let Some(size) = key.size() {
-        let need = size - offset;
-        let free = free_space(&tmpdir)?;
-        let reserve = repo.disk_reserve();
-        if free < need.saturating_add(reserve) {
-            return Err(RepoError::Refused(format!(
-                "not enough free space: {need} more bytes are needed, {free} are free, and annex.diskreserve keeps {reserve} free"
-            )));
-        }
+        ensure_free_space(&tmpdir, size - offset, repo.disk_reserve())?;
     }
 
-    let (len, incoming) = match source.open(offset).await? {
+    let data = source.open(offset).await?;
+    let len = match &data {
         PutData::Present => {
             return Ok(if repo.has_content(key) {
                 PutOutcome::Stored(Vec::new())
@@ -82,14 +90,23 @@ pub(crate) async fn put(
                 PutOutcome::NotStored
             });
         }
-        PutData::Stream { len, stream } => (len, Incoming::Stream(stream)),
-        PutData::Chunks { len, chunks } => (len, Incoming::Chunks(chunks, Bytes::new())),
+        PutData::Stream { len, .. } | PutData::Chunks { len, .. } => *len,
     };
     if key.size().is_some_and(|s| offset + len != s) {
         // The sender's idea of the content's size is not the key's.
         return Ok(PutOutcome::NotStored);
     }
-    let verifier = receive(key, &tmp, offset, len, incoming).await?;
+    // Hash what an earlier transfer left, then append to it.
+    let prefix: Box<dyn Read + Send> = if offset > 0 {
+        Box::new(std::fs::File::open(&tmp)?.take(offset))
+    } else {
+        Box::new(io::empty())
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&tmp)?;
+    let verifier = receive_verified(key, prefix, data, move |b: &[u8]| file.write_all(b)).await?;
     let validity = source.validity().await?;
 
     let ok = verifier.finish().is_ok() && (is_hash_key(key) || validity != Some(Validity::Invalid));
@@ -142,53 +159,62 @@ impl Incoming<'_> {
     }
 }
 
-/// Streams `len` bytes into the temporary file after its first `offset`
-/// bytes, hashing everything (the existing prefix first) on a blocking
-/// thread while the next chunk is read. What arrived stays in the file if
-/// the stream fails, for resuming.
-async fn receive(
+/// Receives the content of a PUT (`data`, from [`PutSource::open`])
+/// while verifying it against `key`: each piece is handed to `write` on
+/// one blocking thread and hashed on another, after `prefix` (what came
+/// before the offset the content starts at, from an earlier interrupted
+/// transfer), while the next piece is read. `data` must not be
+/// [`PutData::Present`].
+///
+/// Returns the verifier, fed the prefix and every byte received: its
+/// [`Verifier::finish`] says whether the content is the key's. Fails if
+/// the content ends early, cannot be read or cannot be written; what was
+/// written before stays written, for resuming.
+pub async fn receive_verified<W>(
     key: &Key,
-    tmp: &Path,
-    offset: u64,
-    len: u64,
-    mut incoming: Incoming<'_>,
-) -> Result<Verifier, RepoError> {
+    prefix: Box<dyn Read + Send>,
+    data: PutData<'_>,
+    mut write: W,
+) -> Result<Verifier, RepoError>
+where
+    W: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
+{
+    let (len, mut incoming) = match data {
+        PutData::Stream { len, stream } => (len, Incoming::Stream(stream)),
+        PutData::Chunks { len, chunks } => (len, Incoming::Chunks(chunks, Bytes::new())),
+        PutData::Present => {
+            return Err(RepoError::Other(
+                "no content to receive: the sender put it in place".into(),
+            ))
+        }
+    };
     // Hashing and writing run on two threads, fed the same chunks.
     let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(8);
     let (write_tx, mut write_rx) = mpsc::channel::<Bytes>(8);
     let hkey = key.clone();
-    let htmp = tmp.to_owned();
     let hasher = tokio::task::spawn_blocking(move || -> io::Result<Verifier> {
         let mut verifier = Verifier::new(&hkey);
-        // Hash what an earlier transfer left.
-        if offset > 0 {
-            let mut prefix = std::fs::File::open(&htmp)?.take(offset);
-            let mut buf = vec![0u8; CHUNK];
-            loop {
-                let n = prefix.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                verifier.update(&buf[..n]);
+        let mut prefix = prefix;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = prefix.read(&mut buf)?;
+            if n == 0 {
+                break;
             }
+            verifier.update(&buf[..n]);
         }
+        drop(buf);
         while let Some(chunk) = hash_rx.blocking_recv() {
             verifier.update(&chunk);
         }
         Ok(verifier)
     });
-    let wtmp = tmp.to_owned();
     let writer = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&wtmp)?;
         let mut written = 0u64;
         while let Some(chunk) = write_rx.blocking_recv() {
-            file.write_all(&chunk)?;
+            write(&chunk)?;
             written += chunk.len() as u64;
         }
-        file.flush()?;
         Ok(written)
     });
 
@@ -243,13 +269,15 @@ fn move_into_place(repo: &LocalRepository, key: &Key, tmp: &Path) -> io::Result<
     Ok(())
 }
 
-/// The exclusive lock held while a key's content is being received; the
-/// lock file is removed when it is released.
-pub(crate) struct ReceiveLock(Option<FileLock>);
+/// The exclusive lock held while a key's content is being received (in
+/// this process or another), on `TMP.lck` beside the temporary file or
+/// directory `TMP`; the lock file is removed when it is released.
+pub struct ReceiveLock(Option<FileLock>);
 
 impl ReceiveLock {
-    /// Takes the lock, or `Ok(None)` when another receiver holds it.
-    fn take(tmp: &Path) -> io::Result<Option<ReceiveLock>> {
+    /// Takes the lock for the temporary path `tmp`, or `Ok(None)` when
+    /// another receiver holds it.
+    pub fn take(tmp: &Path) -> io::Result<Option<ReceiveLock>> {
         let path = with_suffix(tmp, ".lck");
         loop {
             match try_lock(&path, LockKind::Exclusive)? {
