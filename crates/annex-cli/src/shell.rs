@@ -222,17 +222,15 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
         match proxied {
             None => serve_split(crate::stdio::stdin(), crate::stdio::stdout(), &repo, &opts).await,
             Some((p, branch)) => {
-                let node = annex_proxy::connect(&p, &work, repo.uuid(), opts.max_version)
+                let branch = std::sync::Arc::new(std::sync::Mutex::new(branch));
+                let node = annex_proxy::connect(&p, &work, repo.uuid(), opts.max_version, &branch)
                     .await
                     .map_err(|e| anyhow!("{e}\nUnable to connect to remote."))?;
                 opts.max_version = node.max_version();
                 if let annex_proxy::Node::Local(l) = &node {
                     node_git_dir = Some(l.git_dir().to_owned());
                 }
-                let recorded = annex_proxy::Recorded::new(
-                    node.into_repository(),
-                    std::sync::Arc::new(std::sync::Mutex::new(branch)),
-                );
+                let recorded = annex_proxy::Recorded::new(node.into_repository(), branch);
                 serve_split(
                     crate::stdio::stdin(),
                     crate::stdio::stdout(),

@@ -7,15 +7,20 @@
 //! - [`node`]: a proxied repository as a `Repository`: in this process
 //!   for a repository on this machine, over ssh, or over p2phttp; its
 //!   changes recorded in the gateway's branch.
+//! - [`directory`]: a directory special remote (`type=directory`,
+//!   `encryption=none`, chunked or not) as a `Repository`, laid out as
+//!   git-annex lays it out.
 //! - [`pool`]: nodes for a long-running server (p2phttp), connected on
 //!   first use and pooled.
 #![warn(missing_docs)]
 
+pub mod directory;
 pub mod gateway;
 pub mod node;
 pub mod pool;
 pub mod remotes;
 
+pub use directory::DirectoryRemote;
 pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};
 pub use node::{connect, Node, Recorded};
 pub use pool::{GatewayRepositories, NodePool};

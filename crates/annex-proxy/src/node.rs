@@ -1,13 +1,16 @@
 //! Reaching a proxied repository: in this process for a repository on
 //! this machine, with `git-annex-shell p2pstdio` over ssh, or over
-//! p2phttp; and recording, in the gateway's own branch, where content
-//! went, as git-annex's gateway does.
+//! p2phttp; a directory special remote in this process; and recording,
+//! in the gateway's own branch, where content went, as git-annex's
+//! gateway does.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use annex_branch::locations::location_log_path;
+use annex_branch::logs::paths::REMOTE_LOG;
 use annex_branch::logs::presence::{self, Status};
+use annex_branch::logs::remote_config;
 use annex_branch::{Branch, VectorClock};
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
@@ -19,8 +22,9 @@ use annex_protocol::{AssociatedFile, Key, ProtocolVersion, RepoError, Uuid};
 use annex_repo::LocalRepository;
 use async_trait::async_trait;
 
+use crate::directory::DirectoryRemote;
 use crate::gateway::Proxied;
-use crate::remotes::Location;
+use crate::remotes::{Location, Remote};
 
 /// How a node was reached.
 pub enum Node {
@@ -30,6 +34,8 @@ pub enum Node {
     Ssh(Client),
     /// A p2phttp server.
     Http(HttpRepository),
+    /// A directory special remote, used in this process.
+    Directory(DirectoryRemote),
 }
 
 impl Node {
@@ -39,6 +45,7 @@ impl Node {
             Node::Local(r) => Arc::new(r),
             Node::Ssh(c) => Arc::new(c),
             Node::Http(h) => Arc::new(h),
+            Node::Directory(d) => Arc::new(d),
         }
     }
 
@@ -56,14 +63,103 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The gateway's git config as `git config --list` gives it, in order:
+/// names with their section and variable in lower case, and the remote
+/// names (subsections) as they are.
+fn git_config_list(git_dir: &Path) -> Result<Vec<(String, String)>, RepoError> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", "--list", "-z"])
+        .output()?;
+    if !out.status.success() {
+        return Err(RepoError::Other(format!(
+            "git config failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out
+        .stdout
+        .split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let e = String::from_utf8_lossy(e);
+            match e.split_once('\n') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (e.into_owned(), "true".to_owned()),
+            }
+        })
+        .collect())
+}
+
+/// The last value of `name` in a config list.
+fn config_value<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    list.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Opens a special remote (one without a URL) from its configuration in
+/// the gateway's remote.log (under `remote.NAME.annex-config-uuid` for a
+/// `--sameas` remote), with the directory of git config's
+/// `remote.NAME.annex-directory` (relative to `gateway_work`), and the
+/// gateway's annex.diskreserve.
+fn open_special(
+    r: &Remote,
+    uuid: &Uuid,
+    gateway_work: &Path,
+    branch: &Arc<Mutex<Branch>>,
+) -> Result<DirectoryRemote, RepoError> {
+    let refused = |why: String| RepoError::Other(format!("cannot proxy to {}: {why}", r.name));
+    let (git_dir, log) = {
+        let b = branch.lock().unwrap_or_else(|p| p.into_inner());
+        let log = b
+            .read(REMOTE_LOG)
+            .map_err(|e| refused(format!("reading remote.log: {e}")))?;
+        (b.git_dir().to_owned(), log)
+    };
+    let cfg = git_config_list(&git_dir)?;
+    let remote_key = |var: &str| format!("remote.{}.{var}", r.name);
+    let config_uuid = config_value(&cfg, &remote_key("annex-config-uuid"))
+        .and_then(|u| Uuid::parse(u.trim()).ok())
+        .unwrap_or_else(|| uuid.clone());
+    let configs = remote_config::config_map(&remote_config::parse(&log));
+    let Some(config) = configs.get(&config_uuid) else {
+        return Err(refused(
+            "not a git-annex repository this gateway can reach, nor a special remote configured in remote.log".into(),
+        ));
+    };
+    // git-annex keeps the directory in git config; older versions also
+    // recorded it in remote.log.
+    let directory = config_value(&cfg, &remote_key("annex-directory"))
+        .or_else(|| config.get("directory"))
+        .filter(|d| !d.is_empty())
+        .map(|d| gateway_work.join(d));
+    let disk_reserve = config_value(&cfg, "annex.diskreserve")
+        .and_then(annex_repo::config::parse_size)
+        .unwrap_or(annex_repo::config::DEFAULT_DISK_RESERVE);
+    DirectoryRemote::from_config(
+        uuid.clone(),
+        config,
+        directory,
+        disk_reserve,
+        branch.clone(),
+    )
+    .map_err(|e| refused(e.to_string()))
+}
+
 /// Connects to a proxied repository. `gateway_work` is where relative
 /// paths of remotes start; `gateway` is this gateway's UUID, which the
-/// node sees as its client.
+/// node sees as its client; `branch` is the gateway's git-annex branch,
+/// where a special remote's configuration is read and its chunks are
+/// recorded.
 pub async fn connect(
     proxied: &Proxied,
     gateway_work: &Path,
     gateway: &Uuid,
     max_version: ProtocolVersion,
+    branch: &Arc<Mutex<Branch>>,
 ) -> Result<Node, RepoError> {
     let r = &proxied.remote;
     let node = match r.location() {
@@ -105,6 +201,10 @@ pub async fn connect(
                 HttpOptions::default(),
             )?)
         }
+        // A special remote has a UUID and no URL.
+        Location::Other if r.url.is_none() => {
+            Node::Directory(open_special(r, &proxied.uuid, gateway_work, branch)?)
+        }
         Location::Other => {
             return Err(RepoError::Other(format!(
                 "cannot proxy to {}: not a git-annex repository this gateway can reach",
@@ -115,7 +215,7 @@ pub async fn connect(
     let got = match &node {
         Node::Ssh(c) => Some(c.uuid().clone()),
         Node::Local(l) => Some(l.uuid().clone()),
-        Node::Http(_) => None,
+        Node::Http(_) | Node::Directory(_) => None,
     };
     if let Some(got) = got {
         if got != proxied.uuid {

@@ -21,7 +21,8 @@ use crate::node::{connect, Node, Recorded};
 use crate::remotes::GitRemotes;
 
 enum Connected {
-    /// Local and HTTP nodes: one repository serves every request at once.
+    /// Local, HTTP and directory nodes: one repository serves every
+    /// request at once.
     Shared(Arc<dyn Repository>),
     /// ssh: sessions taken one per request.
     Sessions(Vec<Arc<Client>>),
@@ -32,6 +33,7 @@ pub struct NodePool {
     proxied: Proxied,
     gateway_work: PathBuf,
     gateway: Uuid,
+    branch: Arc<Mutex<Branch>>,
     limit: Arc<Semaphore>,
     state: Arc<Mutex<Option<Connected>>>,
     local_git_dir: Mutex<Option<PathBuf>>,
@@ -59,17 +61,20 @@ impl Lease<'_> {
 }
 
 impl NodePool {
-    /// A pool for `proxied`, with at most `connections` ssh sessions.
+    /// A pool for `proxied`, with at most `connections` ssh sessions;
+    /// `branch` is the gateway's (see [`connect`]).
     pub fn new(
         proxied: Proxied,
         gateway_work: &Path,
         gateway: Uuid,
+        branch: Arc<Mutex<Branch>>,
         connections: usize,
     ) -> NodePool {
         NodePool {
             proxied,
             gateway_work: gateway_work.to_owned(),
             gateway,
+            branch,
             limit: Arc::new(Semaphore::new(connections.max(1))),
             state: Arc::new(Mutex::new(None)),
             local_git_dir: Mutex::new(None),
@@ -152,6 +157,7 @@ impl NodePool {
             &self.gateway_work,
             &self.gateway,
             MAX_PROTOCOL_VERSION,
+            &self.branch,
         )
         .await
         .map_err(|e| RepoError::Other(format!("{}: {e}", self.proxied.remote.name)))?;
@@ -351,6 +357,7 @@ impl GatewayRepositories {
                     p,
                     &self.work,
                     self.own.uuid().clone(),
+                    self.branch.clone(),
                     self.connections,
                 ));
                 let repo: Arc<dyn Repository> =
