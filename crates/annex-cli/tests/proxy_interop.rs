@@ -12,84 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
 use annex_test_support::{
-    command, free_port, git_annex_p2phttp, output, pseudo_random, run_ok, spawn_annex_p2phttp,
-    wait_for_port, KillOnDrop,
+    command, free_port, git_annex_p2phttp, pseudo_random, spawn_annex_p2phttp, wait_for_port,
+    KillOnDrop,
 };
-
-struct Env {
-    tmp: tempfile::TempDir,
-    path: String,
-}
-
-fn set_exec(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn real_git_annex_shell() -> String {
-    let out = std::process::Command::new("sh")
-        .args(["-c", "command -v git-annex-shell"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        // ssh [options] host command...: drops the options and the host,
-        // and runs the command here without the caller's GIT_ variables,
-        // as a real ssh would.
-        let ssh = bin.join("ssh");
-        std::fs::write(
-            &ssh,
-            "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nfor v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n",
-        )
-        .unwrap();
-        set_exec(&ssh);
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_annex"), bin.join("git-annex-shell"))
-            .unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        Env { tmp, path }
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Output {
-        output(command(dir, prog, args).env("PATH", &self.path))
-    }
-
-    fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
-        run_ok(command(dir, prog, args).env("PATH", &self.path))
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> String {
-        self.ok(dir, "git", args)
-    }
-
-    fn annex(&self, dir: &Path, args: &[&str]) -> String {
-        self.ok(dir, env!("CARGO_BIN_EXE_annex"), args)
-    }
-
-    fn init(&self, name: &str, desc: &str) -> (PathBuf, String) {
-        let d = self.dir(name);
-        self.git(self.tmp.path(), &["init", "-q", name]);
-        self.git(&d, &["config", "user.name", "t"]);
-        self.git(&d, &["config", "user.email", "t@example.invalid"]);
-        self.git(&d, &["annex", "init", "-q", desc]);
-        let u = self.git(&d, &["config", "annex.uuid"]).trim().to_string();
-        (d, u)
-    }
-}
 
 struct Setup {
     env: Env,
@@ -99,7 +26,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let env = Env::new();
+    let env = Env::new(env!("CARGO_BIN_EXE_annex"));
     let (gw, _gw_uuid) = env.init("gw", "gateway");
     let mut nodes = Vec::new();
     for (name, desc) in [
@@ -168,17 +95,6 @@ fn setup() -> Setup {
     }
 }
 
-fn whereis_uuids(env: &Env, dir: &Path, file: &str) -> Vec<String> {
-    let out = env.git(dir, &["annex", "whereis", "--json", file]);
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    v["whereis"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["uuid"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Every operation through `remote` (the client's name for a proxied
 /// node), ending with the content on the node.
 fn exercise(
@@ -189,38 +105,18 @@ fn exercise(
     file: &str,
     seed: u64,
 ) -> String {
-    let content = pseudo_random(200_000 + seed as usize, seed);
-    std::fs::write(client.join(file), &content).unwrap();
-    env.git(client, &["annex", "add", "--quiet", file]);
-    env.git(client, &["commit", "-q", "-m", file]);
-    env.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
-    assert!(whereis_uuids(env, client, file).contains(&node_uuid.to_string()));
-    env.git(client, &["annex", "drop", "--quiet", file]);
-    env.git(client, &["annex", "get", "--quiet", "--from", remote, file]);
-    assert_eq!(std::fs::read(client.join(file)).unwrap(), content);
-    env.git(
+    env.exercise(
         client,
-        &["annex", "fsck", "--quiet", "--from", remote, file],
-    );
-    env.git(
-        client,
-        &["annex", "drop", "--quiet", "--from", remote, file],
-    );
-    assert!(!whereis_uuids(env, client, file).contains(&node_uuid.to_string()));
-    env.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
-    env.git(
-        client,
-        &["annex", "move", "--quiet", "--from", remote, file],
-    );
-    assert!(!whereis_uuids(env, client, file).contains(&node_uuid.to_string()));
-    env.git(client, &["annex", "move", "--quiet", "--to", remote, file]);
-    let w = whereis_uuids(env, client, file);
-    assert!(w.contains(&node_uuid.to_string()), "{w:?}");
-    // The client itself holds it no longer.
-    assert!(!client.join(file).exists() || std::fs::read(client.join(file)).is_err());
-    env.git(client, &["annex", "lookupkey", file])
-        .trim()
-        .to_string()
+        remote,
+        node_uuid,
+        file,
+        200_000 + seed as usize,
+        seed,
+    )
+}
+
+fn whereis_uuids(env: &Env, dir: &Path, file: &str) -> Vec<String> {
+    env.whereis_uuids(dir, file)
 }
 
 fn check_nodes_and_gateway(s: &Setup, files: &[(&str, &str)]) {

@@ -3,6 +3,9 @@
 //! servers, test content, and reading HTTP responses from raw sockets.
 //!
 //! A helper that fails fails the test: it panics, saying what went wrong.
+//!
+//! [`proxy`]: a scratch area of repositories reached over a fake ssh, for
+//! tests of gateways with the real git-annex as the client.
 
 use std::ffi::OsStr;
 use std::io::{self, BufRead, Write};
@@ -13,6 +16,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+pub mod proxy;
 
 /// A command running `program ARGS` in `dir`, with a fixed git author and
 /// committer (so that commits work whatever the user's configuration).

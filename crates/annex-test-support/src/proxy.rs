@@ -1,0 +1,182 @@
+//! A scratch area for tests of gateways with the real git-annex as the
+//! client: repositories under one temporary directory, reached over a
+//! fake `ssh` that runs the command on this machine, with the program
+//! under test standing in for `git-annex-shell`.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::{command, output, pseudo_random, run_ok};
+
+/// The fake ssh: `ssh [options] host command...` drops the options and
+/// the host, and runs the command here without the caller's GIT_
+/// variables, as a real ssh would.
+const FAKE_SSH: &str = "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nfor v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n";
+
+fn set_exec(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The real `git-annex-shell` on PATH.
+pub fn real_git_annex_shell() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v git-annex-shell"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A temporary directory with `bin/ssh` (the fake ssh) and
+/// `bin/git-annex-shell` (the program under test) first on the PATH its
+/// commands run with.
+pub struct ProxyEnv {
+    /// The temporary directory; removed when dropped.
+    pub tmp: tempfile::TempDir,
+    /// The PATH commands run with.
+    pub path: String,
+    annex: PathBuf,
+}
+
+impl ProxyEnv {
+    /// A new scratch area; `annex` is the program under test (the
+    /// test's `CARGO_BIN_EXE_annex`).
+    pub fn new(annex: &str) -> ProxyEnv {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let ssh = bin.join("ssh");
+        std::fs::write(&ssh, FAKE_SSH).unwrap();
+        set_exec(&ssh);
+        std::os::unix::fs::symlink(annex, bin.join("git-annex-shell")).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        ProxyEnv {
+            tmp,
+            path,
+            annex: PathBuf::from(annex),
+        }
+    }
+
+    /// `name` under the temporary directory.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Runs `prog ARGS` in `dir`; its output, whatever its exit status.
+    pub fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Output {
+        output(command(dir, prog, args).env("PATH", &self.path))
+    }
+
+    /// Runs `prog ARGS` in `dir`, which must succeed; its stdout.
+    pub fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
+        run_ok(command(dir, prog, args).env("PATH", &self.path))
+    }
+
+    /// `git ARGS` in `dir`, which must succeed.
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        self.ok(dir, "git", args)
+    }
+
+    /// The program under test with `ARGS` in `dir`, which must succeed.
+    pub fn annex(&self, dir: &Path, args: &[&str]) -> String {
+        run_ok(command(dir, &self.annex, args).env("PATH", &self.path))
+    }
+
+    /// The program under test.
+    pub fn annex_program(&self) -> &Path {
+        &self.annex
+    }
+
+    /// A new git-annex repository `name` described as `desc`; its path
+    /// and UUID.
+    pub fn init(&self, name: &str, desc: &str) -> (PathBuf, String) {
+        let d = self.dir(name);
+        self.git(self.tmp.path(), &["init", "-q", name]);
+        self.git(&d, &["config", "user.name", "t"]);
+        self.git(&d, &["config", "user.email", "t@example.invalid"]);
+        self.git(&d, &["annex", "init", "-q", desc]);
+        let u = self.git(&d, &["config", "annex.uuid"]).trim().to_string();
+        (d, u)
+    }
+
+    /// A clone `name` of the gateway `gw` over the fake ssh, initialised
+    /// by git-annex (without ssh connection caching).
+    pub fn clone_client(&self, gw: &Path, name: &str) -> PathBuf {
+        self.git(
+            self.tmp.path(),
+            &["clone", "-q", &format!("localhost:{}", gw.display()), name],
+        );
+        let c = self.dir(name);
+        self.git(&c, &["config", "user.name", "t"]);
+        self.git(&c, &["config", "user.email", "t@example.invalid"]);
+        self.git(&c, &["config", "annex.sshcaching", "false"]);
+        self.git(&c, &["annex", "init", "-q", name]);
+        c
+    }
+
+    /// The UUIDs `git annex whereis` lists for `file` in `dir`.
+    pub fn whereis_uuids(&self, dir: &Path, file: &str) -> Vec<String> {
+        let out = self.git(dir, &["annex", "whereis", "--json", file]);
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        v["whereis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["uuid"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Every operation of a git-annex client (`client`) on `remote`, a
+    /// proxied node with UUID `node_uuid`, for a new file `file` of `len`
+    /// pseudo-random bytes from `seed`: copy --to, whereis, get --from,
+    /// fsck --from, drop --from (with its lock proofs), move --from and
+    /// move --to, ending with the content on the node only. Returns the
+    /// file's key.
+    pub fn exercise(
+        &self,
+        client: &Path,
+        remote: &str,
+        node_uuid: &str,
+        file: &str,
+        len: usize,
+        seed: u64,
+    ) -> String {
+        let content = pseudo_random(len, seed);
+        let node = node_uuid.to_string();
+        std::fs::write(client.join(file), &content).unwrap();
+        self.git(client, &["annex", "add", "--quiet", file]);
+        self.git(client, &["commit", "-q", "-m", file]);
+        self.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
+        assert!(self.whereis_uuids(client, file).contains(&node));
+        self.git(client, &["annex", "drop", "--quiet", file]);
+        self.git(client, &["annex", "get", "--quiet", "--from", remote, file]);
+        assert_eq!(std::fs::read(client.join(file)).unwrap(), content);
+        self.git(
+            client,
+            &["annex", "fsck", "--quiet", "--from", remote, file],
+        );
+        self.git(
+            client,
+            &["annex", "drop", "--quiet", "--from", remote, file],
+        );
+        assert!(!self.whereis_uuids(client, file).contains(&node));
+        self.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
+        self.git(
+            client,
+            &["annex", "move", "--quiet", "--from", remote, file],
+        );
+        assert!(!self.whereis_uuids(client, file).contains(&node));
+        self.git(client, &["annex", "move", "--quiet", "--to", remote, file]);
+        let w = self.whereis_uuids(client, file);
+        assert!(w.contains(&node), "{w:?}");
+        // The client itself holds it no longer.
+        assert!(!client.join(file).exists() || std::fs::read(client.join(file)).is_err());
+        self.git(client, &["annex", "lookupkey", file])
+            .trim()
+            .to_string()
+    }
+}
