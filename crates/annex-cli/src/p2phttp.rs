@@ -242,6 +242,9 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let closing = gateway.clone();
     rt.block_on(async move {
+        if let Some(g) = &closing {
+            tokio::spawn(g.clone().watch(Duration::from_secs(1)));
+        }
         let mut listeners = Vec::new();
         for l in std_listeners {
             let addr = l.local_addr()?;

@@ -213,3 +213,54 @@ fn gateways_proxying_each_other_do_not_loop() {
     );
     env.git(&b, &["annex", "fsck", "--quiet", "--all"]);
 }
+
+/// The status of `GET /git-annex/UUID/v4/checkpresent?key=KEY&clientuuid=C`.
+fn checkpresent_status(port: u16, uuid: &str, key: &str) -> u16 {
+    use std::io::{BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /git-annex/{uuid}/v4/checkpresent?key={key}&clientuuid=11111111-2222-4333-8444-555555555555 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    annex_test_support::read_response_head(&mut BufReader::new(s))
+        .unwrap()
+        .status
+}
+
+#[test]
+fn p2phttp_follows_proxy_configuration_changes() {
+    let env = Env::new();
+    let (node, node_uuid) = env.init("node");
+    let (gw, _) = env.init("gw");
+    env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
+    let log = env.tmp.path().join("p2phttp.log");
+    let mut cmd = command(&gw, env!("CARGO_BIN_EXE_annex"), &[]);
+    cmd.args([
+        "p2phttp",
+        "--wideopen",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
+    let (_server, port) = annex_test_support::spawn_annex_p2phttp(cmd, &log);
+    let key = "SHA256E-s1--0000000000000000000000000000000000000000000000000000000000000000";
+    assert_eq!(checkpresent_status(port, &node_uuid, key), 200);
+    let wait_for = |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = checkpresent_status(port, &node_uuid, key);
+            if got == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still {got}, not {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // No longer allowed by git config: no longer served.
+    env.git(&gw, &["config", "remote.node.annex-proxy", "false"]);
+    wait_for(404);
+    env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
+    wait_for(200);
+}

@@ -300,8 +300,10 @@ impl Repository for NodePool {
 type ServedNode = (Arc<NodePool>, Arc<dyn Repository>);
 
 /// The repositories a gateway's p2phttp serves: its own, and the ones it
-/// proxies (looked for again when a request names an unknown UUID, so
-/// that `updateproxy` takes effect without a restart).
+/// proxies. proxy.log and git config are read once, and again when a
+/// request names an unknown UUID or (with [`GatewayRepositories::watch`])
+/// when either changes, so that `updateproxy` and config changes take
+/// effect without a restart.
 pub struct GatewayRepositories {
     own: Arc<dyn Repository>,
     work: PathBuf,
@@ -333,7 +335,42 @@ impl GatewayRepositories {
         Ok(g)
     }
 
-    /// Reads proxy.log and git config again; nodes already connected stay.
+    /// When git config or the git-annex branch last changed.
+    fn stamp(&self) -> Vec<Option<std::time::SystemTime>> {
+        ["config", "refs/heads/git-annex", "packed-refs"]
+            .iter()
+            .map(|f| {
+                std::fs::metadata(self.git_dir.join(f))
+                    .and_then(|m| m.modified())
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// Reads proxy.log and git config again whenever either changes,
+    /// checking every `every`; runs until the task is dropped.
+    pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
+        let mut last = {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.stamp())
+                .await
+                .unwrap_or_default()
+        };
+        loop {
+            tokio::time::sleep(every).await;
+            let me = self.clone();
+            let Ok((now, me)) = tokio::task::spawn_blocking(move || (me.stamp(), me)).await else {
+                continue;
+            };
+            if now != last {
+                last = now;
+                let _ = tokio::task::spawn_blocking(move || me.reload()).await;
+            }
+        }
+    }
+
+    /// Reads proxy.log and git config again: nodes no longer proxied are
+    /// dropped, new ones added, reconfigured ones reconnected.
     pub fn reload(&self) {
         let Ok(remotes) = GitRemotes::read(&self.git_dir) else {
             return;
@@ -349,10 +386,18 @@ impl GatewayRepositories {
         let allowed = gateway.proxied_uuids();
         nodes.retain(|u, _| allowed.contains(u));
         for u in allowed {
-            if nodes.contains_key(&u) {
+            let Ok(Some(p)) = gateway.resolve(u.as_str()) else {
+                continue;
+            };
+            // A node whose remote is configured as before keeps its
+            // connections; one reconfigured gets a new pool.
+            if nodes
+                .get(&u)
+                .is_some_and(|(pool, _)| pool.proxied.remote == p.remote)
+            {
                 continue;
             }
-            if let Ok(Some(p)) = gateway.resolve(u.as_str()) {
+            {
                 let pool = Arc::new(NodePool::new(
                     p,
                     &self.work,
