@@ -850,8 +850,10 @@ impl Plan {
         }
     }
 
-    /// Removes every temporary file of the put.
-    fn discard(&self) -> Result<(), RepoError> {
+    /// Removes every temporary file of the put, and with `in_place` the
+    /// chunks of this size already in place (an incomplete set, or the
+    /// content would have been found).
+    fn discard(&self, in_place: bool) -> Result<(), RepoError> {
         match self.layout {
             Layout::Whole | Layout::Legacy(_) => {
                 let d = self.remote.tmp_dir(&self.key);
@@ -861,6 +863,18 @@ impl Plan {
             }
             Layout::Chunks(_) => {
                 let n = self.key.size().map(|t| self.pieces(t)).unwrap_or(0);
+                if in_place {
+                    for i in 0..n {
+                        if self.piece_in_place(i)?.is_some() {
+                            let k = self.piece_key(i)?;
+                            remove_dir_generic(true, self.dir(), &self.remote.store_dir(&k)?)?;
+                            let mixed = self.remote.mixed_store_dir(&k)?;
+                            if mixed.exists() {
+                                remove_dir_generic(true, self.dir(), &mixed)?;
+                            }
+                        }
+                    }
+                }
                 for i in 0.. {
                     let d = self.remote.tmp_dir(&self.piece_key(i)?);
                     if !d.exists() {
@@ -982,6 +996,31 @@ impl PieceWriter {
             bytes = &bytes[n..];
         }
         Ok(())
+    }
+}
+
+/// Reads the first bytes of several files one after the other, opening
+/// each only when it is reached.
+struct Concat {
+    parts: VecDeque<(PathBuf, u64)>,
+    current: Option<io::Take<fs::File>>,
+}
+
+impl Read for Concat {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(cur) = self.current.as_mut() {
+                let n = cur.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.current = None;
+            }
+            let Some((path, len)) = self.parts.pop_front() else {
+                return Ok(0);
+            };
+            self.current = Some(fs::File::open(path)?.take(len));
+        }
     }
 }
 
@@ -1137,7 +1176,7 @@ impl Repository for DirectoryRemote {
             })?;
             let mut resume = p.resume()?;
             if p.key.size().is_some_and(|s| resume.offset > s) {
-                p.discard()?;
+                p.discard(false)?;
                 resume = p.resume()?;
             }
             if let Some(size) = p.key.size() {
@@ -1165,10 +1204,10 @@ impl Repository for DirectoryRemote {
             // The sender's idea of the content's size is not the key's.
             return Ok(PutOutcome::NotStored);
         }
-        let mut prefix: Box<dyn Read + Send> = Box::new(io::empty());
-        for (f, n) in &resume.prefix {
-            prefix = Box::new(prefix.chain(fs::File::open(f)?.take(*n)));
-        }
+        let prefix = Box::new(Concat {
+            parts: resume.prefix.into_iter().collect(),
+            current: None,
+        });
         let mut writer = PieceWriter {
             plan: plan.clone(),
             piece: resume.piece,
@@ -1182,7 +1221,14 @@ impl Repository for DirectoryRemote {
         let ok = verifier.finish().is_ok() && ok;
         let p = plan.clone();
         tokio::task::spawn_blocking(move || {
-            let r = if ok { p.finalize(total) } else { p.discard() };
+            let r = if ok {
+                p.finalize(total)
+            } else {
+                // Chunks left in place by an interrupted store were part
+                // of what failed: they go too, so that a retry starts
+                // afresh.
+                p.discard(true)
+            };
             drop(lock);
             r
         })
@@ -1633,5 +1679,63 @@ mod tests {
         let err = r.check_present(&k).await.unwrap_err();
         assert!(err.to_string().contains("is not accessible"), "{err}");
         assert!(r.remove(&k, None).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn chunks_an_interrupted_store_left_in_place_are_resumed_from() {
+        let f = fixture();
+        let r = remote(&f, Chunking::Chunks(65536));
+        let c = content(200_000);
+        let k = key_of(&c);
+        let file = AssociatedFile::default();
+        r.put(&k, &file, &mut Source::new(&c)).await.unwrap();
+        // As git-annex leaves an interrupted store: the first chunks in
+        // place, the rest missing, nothing logged.
+        for n in [3, 4] {
+            let ck = chunk_key(&k, 65536, n).unwrap();
+            remove_dir_generic(false, &f.dir, &r.store_dir(&ck).unwrap()).unwrap();
+        }
+        let empty = f
+            .branch
+            .lock()
+            .unwrap()
+            .change(&chunk_log_path(&k), |_| Some(Vec::new()));
+        assert!(empty.unwrap());
+        assert!(!r.check_present(&k).await.unwrap());
+        let mut src = Source::new(&c);
+        assert_eq!(
+            r.put(&k, &file, &mut src).await.unwrap(),
+            PutOutcome::Stored(Vec::new())
+        );
+        assert_eq!(src.asked, Some(131_072));
+        assert_eq!(get_all(&r, &k, 0).await.unwrap(), c);
+
+        // A damaged chunk in place fails the upload once, and goes.
+        for n in [3, 4] {
+            let ck = chunk_key(&k, 65536, n).unwrap();
+            remove_dir_generic(false, &f.dir, &r.store_dir(&ck).unwrap()).unwrap();
+        }
+        let c1 = r
+            .first_existing(&chunk_key(&k, 65536, 1).unwrap())
+            .unwrap()
+            .unwrap();
+        allow_write(c1.parent().unwrap()).unwrap();
+        allow_write(&c1).unwrap();
+        let mut damaged = fs::read(&c1).unwrap();
+        damaged[5] ^= 1;
+        fs::write(&c1, damaged).unwrap();
+        let mut src = Source::new(&c);
+        assert_eq!(
+            r.put(&k, &file, &mut src).await.unwrap(),
+            PutOutcome::NotStored
+        );
+        assert!(files(&f.dir).is_empty(), "{:?}", files(&f.dir));
+        let mut src = Source::new(&c);
+        assert_eq!(
+            r.put(&k, &file, &mut src).await.unwrap(),
+            PutOutcome::Stored(Vec::new())
+        );
+        assert_eq!(src.asked, Some(0));
+        assert_eq!(get_all(&r, &k, 0).await.unwrap(), c);
     }
 }
