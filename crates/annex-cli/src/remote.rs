@@ -225,19 +225,21 @@ fn parse_key(s: &str) -> anyhow::Result<Key> {
 }
 
 fn report(json: bool, key: &Key, op: &str, ok: bool, also: &[Uuid]) {
+    println!("{}", report_line(json, key, op, ok, also));
+}
+
+fn report_line(json: bool, key: &Key, op: &str, ok: bool, also: &[Uuid]) -> String {
     if json {
         let also: Vec<&str> = also.iter().map(Uuid::as_str).collect();
-        println!(
-            "{}",
-            serde_json::json!({"command": op, "key": key.as_str(), "success": ok, "uuids": also})
-        );
+        serde_json::json!({"command": op, "key": key.as_str(), "success": ok, "uuids": also})
+            .to_string()
     } else {
         let mut line = format!("{op} {key} {}", if ok { "ok" } else { "failed" });
         if !also.is_empty() {
             let l: Vec<&str> = also.iter().map(Uuid::as_str).collect();
             line.push_str(&format!(" (also {})", l.join(" ")));
         }
-        println!("{line}");
+        line
     }
 }
 
@@ -398,7 +400,14 @@ async fn get(
             let _ = tokio::fs::remove_file(p).await;
         }
     }
-    report(json, key, "get", ok, &[]);
+    if to_stdout {
+        // The content went to standard output: the report goes to
+        // standard error, after the content is all written.
+        sink.out.flush().await?;
+        eprintln!("{}", report_line(json, key, "get", ok, &[]));
+    } else {
+        report(json, key, "get", ok, &[]);
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

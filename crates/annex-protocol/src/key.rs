@@ -301,22 +301,47 @@ impl Key {
         Key::parse(&out)
     }
 
+    /// The key without its chunk fields (`-S`, `-C`), as git-annex hashes
+    /// it: every chunk of a key lives in the key's hash directories.
+    fn hash_source(&self) -> std::borrow::Cow<'_, str> {
+        if self.chunk_size().is_none() && self.chunk_num().is_none() {
+            return std::borrow::Cow::Borrowed(self.as_str());
+        }
+        let s = self.as_str();
+        let Some(sep) = s.find("--") else {
+            return std::borrow::Cow::Borrowed(s);
+        };
+        let (fields, name) = s.split_at(sep);
+        let mut parts = fields.split('-');
+        let mut out = String::with_capacity(s.len());
+        out.push_str(parts.next().unwrap_or(""));
+        for f in parts {
+            if !(f.starts_with('S') || f.starts_with('C')) {
+                out.push('-');
+                out.push_str(f);
+            }
+        }
+        out.push_str(name);
+        std::borrow::Cow::Owned(out)
+    }
+
     /// The two-level hash directory git-annex uses in non-bare repositories
-    /// (`.git/annex/objects/Xx/Yy/`): mixed case, from the MD5 of the key.
+    /// (`.git/annex/objects/Xx/Yy/`): mixed case, from the MD5 of the key
+    /// (without its chunk fields).
     pub fn hash_dir_mixed(&self) -> String {
-        crate::hashdirs::hash_dir_mixed(self.as_bytes())
+        crate::hashdirs::hash_dir_mixed(self.hash_source().as_bytes())
     }
 
     /// The two-level hash directory git-annex uses in bare repositories and
     /// special remotes (`annex/objects/xxx/yyy/`): lower case, from the MD5
-    /// of the key.
+    /// of the key (without its chunk fields).
     pub fn hash_dir_lower(&self) -> String {
-        crate::hashdirs::hash_dir_lower(self.as_bytes())
+        crate::hashdirs::hash_dir_lower(self.hash_source().as_bytes())
     }
 
     /// Both hash directories at once (one MD5 instead of two).
     pub fn hash_dirs(&self) -> crate::hashdirs::HashDirs {
-        crate::hashdirs::HashDirs::of(self.as_bytes())
+        crate::hashdirs::HashDirs::of(self.hash_source().as_bytes())
     }
 }
 
@@ -493,6 +518,17 @@ fn format_hash(k: HashKind) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn chunk_keys_hash_as_their_key() {
+        // From git annex examinekey: chunks live in their key's directories.
+        let k = Key::parse("SHA256E-s100-S10-C2--abc.txt").unwrap();
+        assert_eq!(k.hash_dir_lower(), "495/b95/");
+        assert_eq!(k.hash_dir_mixed(), "x9/5Z/");
+        let k = Key::parse("WORM-s5-m10-S2-C1--x").unwrap();
+        assert_eq!(k.hash_dir_lower(), "6b6/4ce/");
+        assert_eq!(k.hash_dir_mixed(), "wq/p6/");
+    }
+
     use super::*;
 
     #[test]
