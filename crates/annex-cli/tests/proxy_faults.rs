@@ -7,51 +7,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use annex_test_support::proxy::ProxyEnv;
 use annex_test_support::{command, pseudo_random, run_ok};
 
-struct Env {
-    tmp: tempfile::TempDir,
-    path: String,
+struct Env(ProxyEnv);
+
+impl std::ops::Deref for Env {
+    type Target = ProxyEnv;
+    fn deref(&self) -> &ProxyEnv {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        let ssh = bin.join("ssh");
-        std::fs::write(
-            &ssh,
-            "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nfor v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_annex"), bin.join("git-annex-shell"))
-            .unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        Env { tmp, path }
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> String {
-        run_ok(command(dir, "git", args).env("PATH", &self.path))
+        Env(ProxyEnv::new(env!("CARGO_BIN_EXE_annex")))
     }
 
     fn init(&self, name: &str) -> (PathBuf, String) {
-        let d = self.tmp.path().join(name);
-        self.git(self.tmp.path(), &["init", "-q", name]);
-        self.git(&d, &["config", "user.name", "t"]);
-        self.git(&d, &["config", "user.email", "t@example.invalid"]);
-        self.git(&d, &["annex", "init", "-q", name]);
-        let u = self.git(&d, &["config", "annex.uuid"]).trim().to_string();
-        (d, u)
+        self.0.init(name, name)
     }
 
-    /// `gw` proxies the repository at `node` as remote `name`.
+    /// `gw` proxies the repository at `url` as remote `name`.
     fn proxy(&self, gw: &Path, name: &str, url: &str, uuid: &str) {
         self.git(gw, &["remote", "add", name, url]);
         self.git(gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
@@ -59,18 +36,7 @@ impl Env {
             gw,
             &["config", &format!("remote.{name}.annex-proxy"), "true"],
         );
-        run_ok(command(gw, env!("CARGO_BIN_EXE_annex"), &["updateproxy"]).env("PATH", &self.path));
-    }
-
-    fn clone_client(&self, gw: &Path, name: &str) -> PathBuf {
-        self.git(
-            self.tmp.path(),
-            &["clone", "-q", &format!("localhost:{}", gw.display()), name],
-        );
-        let c = self.tmp.path().join(name);
-        self.git(&c, &["config", "annex.sshcaching", "false"]);
-        self.git(&c, &["annex", "init", "-q", name]);
-        c
+        self.annex(gw, &["updateproxy"]);
     }
 }
 
