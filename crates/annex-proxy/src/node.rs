@@ -281,13 +281,18 @@ impl Repository for Recorded {
     }
 
     async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
-        let out = self.inner.remove(key, before).await?;
+        let mut out = self.inner.remove(key, before).await?;
         let mut gone = out.also_removed_from.clone();
         if out.removed {
             gone.insert(0, self.inner.uuid().clone());
         }
         if !gone.is_empty() {
             self.log(key, gone, false).await?;
+        }
+        // A node that answers with further repositories (SUCCESS-PLUS)
+        // is named among them, as git-annex's gateway names it.
+        if out.removed && !out.also_removed_from.is_empty() {
+            out.also_removed_from.insert(0, self.inner.uuid().clone());
         }
         Ok(out)
     }
