@@ -38,7 +38,11 @@ impl Expression {
     pub fn parse(source: &str) -> Result<Expression, ParseError> {
         let mut tokens = Vec::new();
         let mut failures = Vec::new();
-        for w in words(source) {
+        let words = words(source);
+        if let Err(e) = crate::syntax::check_size(&words) {
+            return Err(ParseError { failures: vec![e] });
+        }
+        for w in words {
             match parse_word(w) {
                 Ok(t) => tokens.push(t),
                 Err(e) => failures.push(e),

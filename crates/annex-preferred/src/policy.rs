@@ -81,7 +81,9 @@ fn compile_expr(
 ) -> Result<Matcher<Node>, Vec<String>> {
     let mut tokens = Vec::new();
     let mut errors = Vec::new();
-    for w in words(expr) {
+    let words = words(expr);
+    crate::syntax::check_size(&words).map_err(|e| vec![e])?;
+    for w in words {
         let tok = match parse_word(w) {
             Err(e) => Err(e),
             Ok(Token::Op(word)) => match word.term {

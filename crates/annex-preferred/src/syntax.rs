@@ -64,6 +64,24 @@ pub fn is_space(c: char) -> bool {
     )
 }
 
+/// The most words an expression may have. git-annex has no limit; here
+/// the tree is built and evaluated recursively, and a limit keeps an
+/// expression from the branch (written by anyone) from exhausting the
+/// stack. Real expressions have tens of words.
+pub const MAX_WORDS: usize = 200;
+
+/// Refuses an expression of more than [`MAX_WORDS`] words.
+pub fn check_size(words: &[&str]) -> Result<(), String> {
+    if words.len() > MAX_WORDS {
+        Err(format!(
+            "expression too long: {} words, more than the {MAX_WORDS} this program accepts",
+            words.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Splits an expression into words as git-annex does: at whitespace, with
 /// each parenthesis a word of its own.
 pub fn words(expr: &str) -> Vec<&str> {

@@ -23,21 +23,25 @@ fn expression_parser_corpus() {
 }
 
 /// Deeply nested expressions, on a thread with the 2 MiB stack that test
-/// threads and tokio's worker threads get: git-annex reads them, and a
-/// stack overflow aborts the whole process (it is no panic). Ignored:
-/// today parsing overflows from a few hundred levels (syntax.rs builds and
-/// simplifies the tree recursively).
+/// threads and tokio's worker threads get (a stack overflow aborts the
+/// whole process): the longest accepted expressions, nested every way,
+/// are parsed, compiled and evaluated; longer ones are refused.
 #[cfg(test)]
 #[test]
-#[ignore = "annex-preferred's parser recurses once per level of nesting"]
 fn deep_nesting() {
-    let n = 5000;
-    let inputs = [
-        format!("{}include=*{}", "(".repeat(n), ")".repeat(n)),
-        format!("{}present", "not ".repeat(n)),
-        "anything and ".repeat(n),
-    ];
+    let max = annex_preferred::syntax::MAX_WORDS;
+    let mut inputs = Vec::new();
+    for n in [max / 2, max - 1, 5000] {
+        inputs.push(format!("{}include=*{}", "(".repeat(n), ")".repeat(n)));
+        inputs.push(format!("{}present", "not ".repeat(n)));
+        inputs.push("anything and ".repeat(n / 2));
+        inputs.push(format!("{}anything", "not ( ".repeat(n / 2)));
+        inputs.push("( anything or ".repeat(n / 3));
+    }
     for input in inputs {
+        if input.split_whitespace().count() > max {
+            assert!(check_expression(&input).is_err());
+        }
         std::thread::Builder::new()
             .stack_size(2 << 20)
             .spawn(move || expression_parser(input.as_bytes()))
