@@ -49,6 +49,8 @@ struct World {
     keys: Vec<Key>,
     files: Vec<String>,
     memory: MemoryKeys,
+    /// The same locations by key index, for callers that have them.
+    locs: Vec<Vec<Uuid>>,
     facts: Facts,
     sizes: LiveSizes,
 }
@@ -59,6 +61,7 @@ fn world() -> World {
     let mut files = Vec::with_capacity(KEYS);
     let mut memory = MemoryKeys::default();
     memory.locations.reserve(KEYS);
+    let mut all_locs = Vec::with_capacity(KEYS);
     for i in 0..KEYS as u64 {
         let h = mix(i);
         // 1 kB to 16 MB, a third of them over 1 MB.
@@ -76,9 +79,10 @@ fn world() -> World {
         // One to three distinct repositories.
         let first = (h >> 32) as usize % REPOS;
         let count = 1 + (h >> 40) as usize % 3;
-        let locs = (0..count)
+        let locs: Vec<Uuid> = (0..count)
             .map(|j| repos[(first + 3 * j) % REPOS].clone())
             .collect();
+        all_locs.push(locs.clone());
         memory.locations.insert(key.clone(), locs);
         keys.push(key);
     }
@@ -114,6 +118,7 @@ fn world() -> World {
         keys,
         files,
         memory,
+        locs: all_locs,
         facts,
         sizes: LiveSizes::new(base),
     }
@@ -169,6 +174,15 @@ impl Case {
 /// balanced decision makes is given up at once, so sizes stay as recorded.
 fn decide(d: &Decider<'_>, w: &World, case: &Case, none: &HashSet<Uuid>, i: usize) -> bool {
     let subject = Subject::key(&w.keys[i], Some(&w.files[i]));
+    d.evaluate(case.policy(i), &subject, none, false)
+        .unwrap()
+        .matches
+}
+
+/// [`decide`] with the key's locations given by the caller, as a gateway
+/// that has just read them or a simulation passes them.
+fn decide_given(d: &Decider<'_>, w: &World, case: &Case, none: &HashSet<Uuid>, i: usize) -> bool {
+    let subject = Subject::key(&w.keys[i], Some(&w.files[i])).with_locations(&w.locs[i]);
     d.evaluate(case.policy(i), &subject, none, false)
         .unwrap()
         .matches
@@ -231,6 +245,13 @@ fn rates(w: &World, passes: usize, filter: &str) {
             "{}: {rate:.0} decisions/s ({wanted} of {KEYS} keys wanted)",
             case.name
         );
+        let (rate, wanted_given) = best_of(&mut || {
+            (0..KEYS)
+                .filter(|&i| decide_given(&d, w, &case, &none, i))
+                .count()
+        });
+        assert_eq!(wanted, wanted_given, "given locations decide the same");
+        println!("{} (locations given): {rate:.0} decisions/s", case.name);
     }
     if filter.is_empty() {
         let (rate, _) = best_of(&mut || {

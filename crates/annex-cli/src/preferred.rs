@@ -123,6 +123,7 @@ pub fn matchexpression(args: MatchexpressionArgs) -> anyhow::Result<ExitCode> {
         size,
         kind: SubjectKind::User,
         numcopies: None,
+        locations: None,
     };
     match decider.evaluate(&policy, &subject, &HashSet::new(), args.explain) {
         Ok(v) => {
@@ -257,7 +258,7 @@ pub fn placement(args: PlacementArgs) -> anyhow::Result<ExitCode> {
         let subject = Subject::key(&key, file);
         let locations: Vec<Uuid> = {
             use annex_preferred::KeyInfo;
-            keys.locations(&key)?
+            keys.locations(&key)?.into_owned()
         };
         let mut rows = Vec::new();
         for u in &repos {

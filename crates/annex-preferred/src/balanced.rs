@@ -87,6 +87,26 @@ impl Picker {
     }
 }
 
+impl Picker {
+    /// [`Picker::picks`] with the candidates given as sorted positions in
+    /// the group's member list, and `me` a position there.
+    pub fn picks_among(&self, candidates: &[u32], key: &Key, count: i64, me: u32) -> bool {
+        if candidates.is_empty() || count <= 0 {
+            return false;
+        }
+        let Ok(idx) = candidates.binary_search(&me) else {
+            return false;
+        };
+        let m = candidates.len();
+        if count as u64 >= m as u64 {
+            return true;
+        }
+        let start = self.position(key, m);
+        let offset = (idx + m - start) % m;
+        (offset as u64) < count as u64
+    }
+}
+
 fn unreachable_mac() -> Hmac<Sha256> {
     // new_from_slice never fails for HMAC; keep a valid value regardless.
     <Hmac<Sha256> as Mac>::new_from_slice(b"").expect("HMAC takes empty keys")

@@ -1,6 +1,7 @@
 //! Evaluating a compiled expression for a repository and a key (git-annex's
 //! Limit.hs), with the explanation git-annex gives under `--explain`.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashSet;
 
@@ -39,7 +40,7 @@ pub trait KeyInfo {
     /// The repositories the location log says have the key, with the
     /// clusters of those that are cluster nodes (git-annex's
     /// loggedLocations: dead repositories included).
-    fn locations(&self, key: &Key) -> Result<Vec<Uuid>, EvalError>;
+    fn locations(&self, key: &Key) -> Result<Cow<'_, [Uuid]>, EvalError>;
 
     /// The key's current metadata.
     fn metadata(&self, key: &Key) -> Result<MetaData, EvalError> {
@@ -86,6 +87,10 @@ pub struct Subject<'a> {
     pub kind: SubjectKind,
     /// The file's numcopies (gitattributes), when known.
     pub numcopies: Option<u64>,
+    /// The key's logged locations, when the caller has them already (a
+    /// gateway that just read the location log, a simulation): then they
+    /// are not asked of the [`KeyInfo`].
+    pub locations: Option<&'a [Uuid]>,
 }
 
 impl<'a> Subject<'a> {
@@ -102,7 +107,14 @@ impl<'a> Subject<'a> {
                 SubjectKind::Provided
             },
             numcopies: None,
+            locations: None,
         }
+    }
+
+    /// The same subject, with the key's logged locations given.
+    pub fn with_locations(mut self, locations: &'a [Uuid]) -> Subject<'a> {
+        self.locations = Some(locations);
+        self
     }
 }
 
@@ -172,7 +184,7 @@ struct Run<'d, 's> {
     u: &'s Uuid,
     not_present: &'s HashSet<Uuid>,
     view: Option<&'s SizeView<'s>>,
-    locations: OnceCell<Vec<Uuid>>,
+    locations: OnceCell<Cow<'d, [Uuid]>>,
     metadata: OnceCell<MetaData>,
     live_needed: bool,
     lacking: Vec<&'static str>,
@@ -266,7 +278,7 @@ impl Decider<'_> {
     }
 }
 
-impl Run<'_, '_> {
+impl<'d, 's> Run<'d, 's> {
     fn push(&mut self, s: Step) {
         if let Some(t) = &mut self.trace {
             t.push(s);
@@ -335,7 +347,7 @@ impl Run<'_, '_> {
     }
 
     /// The key, when the term can go on (git-annex's checkKey).
-    fn key(&mut self) -> Result<Option<&Key>, EvalError> {
+    fn key(&mut self) -> Result<Option<&'s Key>, EvalError> {
         match self.subject.key {
             Some(k) => Ok(Some(k)),
             None => {
@@ -345,7 +357,7 @@ impl Run<'_, '_> {
         }
     }
 
-    fn file(&mut self) -> Result<Option<&str>, EvalError> {
+    fn file(&mut self) -> Result<Option<&'s str>, EvalError> {
         match self.subject.file {
             Some(f) => Ok(Some(f)),
             None => {
@@ -355,23 +367,30 @@ impl Run<'_, '_> {
         }
     }
 
-    fn logged(&mut self, key: &Key) -> Result<&[Uuid], EvalError> {
+    /// The key's logged locations (git-annex's loggedLocations), read once
+    /// per decision.
+    fn logged(&self, key: &Key) -> Result<&[Uuid], EvalError> {
+        if let Some(given) = self.subject.locations {
+            return Ok(given);
+        }
         if self.locations.get().is_none() {
             let l = self.d.keys.locations(key)?;
             let _ = self.locations.set(l);
         }
-        Ok(self.locations.get().map(|v| v.as_slice()).unwrap_or(&[]))
+        Ok(self.locations.get().map(|v| v.as_ref()).unwrap_or(&[]))
     }
 
     /// Locations without dead repositories (git-annex's keyLocations).
-    fn live_locations(&mut self, key: &Key) -> Result<Vec<Uuid>, EvalError> {
+    fn live_locations<'a>(
+        &'a self,
+        key: &Key,
+    ) -> Result<impl Iterator<Item = &'a Uuid> + 'a, EvalError> {
         let facts = self.d.facts;
+        let dead_known = !facts.trust.is_empty();
         Ok(self
             .logged(key)?
             .iter()
-            .filter(|u| facts.trust_of(u) != TrustLevel::Dead)
-            .cloned()
-            .collect())
+            .filter(move |u| !dead_known || facts.trust_of(u) != TrustLevel::Dead))
     }
 
     fn word(&mut self, w: &Word) -> Result<bool, EvalError> {
@@ -422,8 +441,8 @@ impl Run<'_, '_> {
                     Some(k) => self.d.keys.is_unused(k),
                     None => Ok(false),
                 },
-                SubjectKind::User => match self.key()?.cloned() {
-                    Some(k) => self.d.keys.is_unused(&k),
+                SubjectKind::User => match self.key()? {
+                    Some(k) => self.d.keys.is_unused(k),
                     None => Ok(false),
                 },
             },
@@ -439,7 +458,7 @@ impl Run<'_, '_> {
             }),
             Term::Copies(c) => self.copies(c),
             Term::LackingCopies { approx, n } => {
-                let Some(key) = self.key()?.cloned() else {
+                let Some(key) = self.key()? else {
                     return Ok(false);
                 };
                 let numcopies = match (approx, self.subject.kind, self.subject.numcopies) {
@@ -447,8 +466,7 @@ impl Run<'_, '_> {
                     _ => facts.numcopies_or_default(),
                 } as i64;
                 let have = self
-                    .live_locations(&key)?
-                    .into_iter()
+                    .live_locations(key)?
                     .filter(|u| facts.trust_of(u) != TrustLevel::Untrusted)
                     .filter(|u| !self.not_present.contains(u))
                     .filter(|u| !u.is_cluster())
@@ -456,11 +474,11 @@ impl Run<'_, '_> {
                 Ok(numcopies.wrapping_sub(have) >= *n)
             }
             Term::MetaData(m) => {
-                let Some(key) = self.key()?.cloned() else {
+                let Some(key) = self.key()? else {
                     return Ok(false);
                 };
                 if self.metadata.get().is_none() {
-                    let md = self.d.keys.metadata(&key)?;
+                    let md = self.d.keys.metadata(key)?;
                     let _ = self.metadata.set(md);
                 }
                 match self.metadata.get() {
@@ -476,24 +494,23 @@ impl Run<'_, '_> {
                 if members.iter().any(|m| self.not_present.contains(m)) {
                     return Ok(false);
                 }
-                let Some(key) = self.key()?.cloned() else {
+                let Some(key) = self.key()? else {
                     return Ok(false);
                 };
-                let locs = self.live_locations(&key)?;
-                Ok(members.iter().all(|m| locs.contains(m)))
+                let locs: Vec<&Uuid> = self.live_locations(key)?.collect();
+                Ok(members.iter().all(|m| locs.contains(&m)))
             }
             Term::OnlyInGroup(g) => {
                 let members = facts.members(g);
                 if members.is_empty() {
                     return Ok(false);
                 }
-                let Some(key) = self.key()?.cloned() else {
+                let Some(key) = self.key()? else {
                     return Ok(false);
                 };
-                let present: Vec<Uuid> = self
-                    .live_locations(&key)?
-                    .into_iter()
-                    .filter(|u| !self.not_present.contains(u))
+                let present: Vec<&Uuid> = self
+                    .live_locations(key)?
+                    .filter(|u| !self.not_present.contains(*u))
                     .collect();
                 Ok(present.iter().any(|u| members.binary_search(u).is_ok())
                     && present.iter().all(|u| members.binary_search(u).is_ok()))
@@ -503,33 +520,37 @@ impl Run<'_, '_> {
     }
 
     fn present(&mut self) -> Result<bool, EvalError> {
-        let Some(key) = self.key()?.cloned() else {
+        let Some(key) = self.key()? else {
             return Ok(false);
         };
         if self.d.settings.here.as_ref() == Some(self.u) {
-            if let Some(here) = self.d.keys.has_content_here(&key)? {
+            if let Some(here) = self.d.keys.has_content_here(key)? {
                 return Ok(here);
             }
         }
         let u = self.u;
-        Ok(self.live_locations(&key)?.contains(u))
+        let found = self.live_locations(key)?.any(|l| l == u);
+        Ok(found)
     }
 
     fn copies(&mut self, c: &Copies) -> Result<bool, EvalError> {
-        let Some(key) = self.key()?.cloned() else {
+        let Some(key) = self.key()? else {
             return Ok(false);
         };
         let facts = self.d.facts;
+        let members = match &c.filter {
+            CopiesFilter::Group(g) => facts.members(g),
+            _ => &[],
+        };
         let count = self
-            .live_locations(&key)?
-            .into_iter()
+            .live_locations(key)?
             .filter(|u| match &c.filter {
                 CopiesFilter::All => true,
                 CopiesFilter::TrustExactly(t) => facts.trust_of(u) == *t,
                 CopiesFilter::TrustAtLeast(t) => facts.trust_of(u) >= *t,
-                CopiesFilter::Group(g) => facts.in_group(u, g),
+                CopiesFilter::Group(_) => members.binary_search(u).is_ok(),
             })
-            .filter(|u| !self.not_present.contains(u))
+            .filter(|u| !self.not_present.contains(*u))
             .filter(|u| !u.is_cluster())
             .count() as i64;
         Ok(count >= c.n)
@@ -553,19 +574,19 @@ impl Run<'_, '_> {
     }
 
     fn fully_balanced(&mut self, b: &Balanced) -> Result<bool, EvalError> {
-        let Some(key) = self.key()?.cloned() else {
+        let Some(key) = self.key()? else {
             return Ok(false);
         };
         let facts = self.d.facts;
-        let Some(group) = facts.groups.get(&b.group).cloned() else {
+        let Some(group) = facts.groups.get(&b.group) else {
             return Ok(false);
         };
+        let members = &group.members;
         let by_size = b.kind.by_size() || {
             // Rebalancing a group too full to hold N copies balances by size.
             self.d.settings.rebalance && b.n > 1 && {
                 let threshold = self.d.settings.fully_balanced_threshold;
-                let too_full = group
-                    .members
+                let too_full = members
                     .iter()
                     .filter(|u| match (facts.maxsizes.get(*u), self.size_of(u)) {
                         (Some(0), _) => false,
@@ -573,25 +594,34 @@ impl Run<'_, '_> {
                         _ => false,
                     })
                     .count();
-                b.n > (group.members.len() - too_full) as i64
+                b.n > (members.len() - too_full) as i64
             }
         };
         let keysize = i128::from(key.size().unwrap_or(0));
-        let current: Vec<Uuid> = self.logged(&key)?.to_vec();
-        let candidates: Vec<Uuid> = if by_size {
-            self.size_candidates(&group.members, b.n, keysize, &current)
+        let current = self.logged(key)?;
+        // Candidates as positions in the sorted member list.
+        let candidates: Vec<u32> = if by_size {
+            self.size_candidates(members, b.n, keysize, current)
+        } else if facts.maxsizes.is_empty() {
+            (0..members.len() as u32).collect()
         } else {
-            group
-                .members
-                .iter()
-                .filter(|u| match (facts.maxsizes.get(*u), self.size_of(u)) {
-                    (Some(&m), Some(s)) => has_space(keysize, current.contains(u), s, m),
-                    _ => true,
+            (0..members.len() as u32)
+                .filter(|&i| {
+                    let u = &members[i as usize];
+                    match facts.maxsizes.get(u) {
+                        Some(&m) => match self.size_of(u) {
+                            Some(s) => has_space(keysize, current.contains(u), s, m),
+                            None => true,
+                        },
+                        None => true,
+                    }
                 })
-                .cloned()
                 .collect()
         };
-        let wanted = group.picker.picks(&candidates, &key, b.n, self.u);
+        let wanted = match members.binary_search(self.u) {
+            Ok(me) => group.picker.picks_among(&candidates, key, b.n, me as u32),
+            Err(_) => false,
+        };
         if wanted {
             self.live_needed = true;
         }
@@ -599,18 +629,20 @@ impl Run<'_, '_> {
     }
 
     /// The `n` members with the most free space in proportion to their
-    /// maxsize, among those with a maxsize and room for the key.
+    /// maxsize, among those with a maxsize and room for the key, as
+    /// positions in the sorted member list.
     fn size_candidates(
         &self,
         members: &[Uuid],
         n: i64,
         keysize: i128,
         current: &[Uuid],
-    ) -> Vec<Uuid> {
+    ) -> Vec<u32> {
         let facts = self.d.facts;
-        let mut scored: Vec<(&Uuid, f64)> = members
+        let mut scored: Vec<(u32, f64)> = members
             .iter()
-            .filter_map(|u| {
+            .enumerate()
+            .filter_map(|(i, u)| {
                 let &max = facts.maxsizes.get(u)?;
                 let size = self.size_of(u).unwrap_or(0);
                 let inrepo = current.contains(u);
@@ -618,19 +650,15 @@ impl Run<'_, '_> {
                     return None;
                 }
                 let free = max - size + if inrepo { keysize } else { 0 };
-                Some((u, free as f64 / max as f64))
+                Some((i as u32, free as f64 / max as f64))
             })
             .collect();
         // Stable sort ascending, then the whole list reversed, as git-annex.
         scored.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
         scored.reverse();
         let take = usize::try_from(n.max(0)).unwrap_or(usize::MAX);
-        let mut out: Vec<Uuid> = scored
-            .into_iter()
-            .take(take)
-            .map(|(u, _)| u.clone())
-            .collect();
-        out.sort();
+        let mut out: Vec<u32> = scored.into_iter().take(take).map(|(i, _)| i).collect();
+        out.sort_unstable();
         out
     }
 }

@@ -18,6 +18,7 @@ use annex_branch::{Branch, BranchError};
 use annex_protocol::Uuid;
 
 use crate::balanced::Picker;
+use crate::FastMap;
 
 /// A group's members and its balanced picker.
 #[derive(Debug, Clone)]
@@ -34,17 +35,17 @@ pub struct Facts {
     /// Each repository's groups.
     pub groups_of: BTreeMap<Uuid, BTreeSet<String>>,
     /// Each group's members, with its balanced picker.
-    pub groups: HashMap<String, Arc<GroupInfo>>,
+    pub groups: FastMap<String, Arc<GroupInfo>>,
     /// Trust levels that are not semitrusted.
-    pub trust: HashMap<Uuid, TrustLevel>,
+    pub trust: FastMap<Uuid, TrustLevel>,
     /// The global numcopies, when set.
     pub numcopies: Option<u64>,
     /// The global mincopies, when set.
     pub mincopies: Option<u64>,
     /// The maxsize of each repository that has one.
-    pub maxsizes: HashMap<Uuid, i128>,
+    pub maxsizes: FastMap<Uuid, i128>,
     /// The `preferreddir` of special remotes that have one.
-    pub preferreddirs: HashMap<Uuid, String>,
+    pub preferreddirs: FastMap<Uuid, String>,
     /// The clusters (dead nodes left out).
     pub clusters: Clusters,
     /// The repositories uuid.log knows.

@@ -1,6 +1,7 @@
 //! Sources of per-key information: the git-annex branch, or memory.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 
 use annex_branch::locations::{add_cluster_uuids, location_log_path, present_uuids};
 use annex_branch::logs::cluster::Clusters;
@@ -9,6 +10,7 @@ use annex_branch::Branch;
 use annex_protocol::{Key, Uuid};
 
 use crate::eval::{EvalError, KeyInfo};
+use crate::FastMap;
 
 /// A check of the local repository's content.
 type ContentCheck<'a> = Box<dyn Fn(&Key) -> bool + 'a>;
@@ -47,9 +49,12 @@ impl<'a> BranchKeys<'a> {
 }
 
 impl KeyInfo for BranchKeys<'_> {
-    fn locations(&self, key: &Key) -> Result<Vec<Uuid>, EvalError> {
+    fn locations(&self, key: &Key) -> Result<Cow<'_, [Uuid]>, EvalError> {
         let log = self.branch.read(&location_log_path(key))?;
-        Ok(add_cluster_uuids(&self.clusters, present_uuids(&log)))
+        Ok(Cow::Owned(add_cluster_uuids(
+            &self.clusters,
+            present_uuids(&log),
+        )))
     }
 
     fn metadata(&self, key: &Key) -> Result<MetaData, EvalError> {
@@ -85,9 +90,9 @@ pub fn read_unused_log(git_dir: &std::path::Path) -> HashSet<Key> {
 #[derive(Debug, Clone, Default)]
 pub struct MemoryKeys {
     /// Each key's logged locations (clusters included).
-    pub locations: HashMap<Key, Vec<Uuid>>,
+    pub locations: FastMap<Key, Vec<Uuid>>,
     /// Each key's metadata.
-    pub metadata: HashMap<Key, MetaData>,
+    pub metadata: FastMap<Key, MetaData>,
     /// Keys whose content the local repository has.
     pub here: Option<HashSet<Key>>,
     /// Keys listed as unused.
@@ -95,8 +100,11 @@ pub struct MemoryKeys {
 }
 
 impl KeyInfo for MemoryKeys {
-    fn locations(&self, key: &Key) -> Result<Vec<Uuid>, EvalError> {
-        Ok(self.locations.get(key).cloned().unwrap_or_default())
+    fn locations(&self, key: &Key) -> Result<Cow<'_, [Uuid]>, EvalError> {
+        Ok(match self.locations.get(key) {
+            Some(l) => Cow::Borrowed(l.as_slice()),
+            None => Cow::Borrowed(&[]),
+        })
     }
 
     fn metadata(&self, key: &Key) -> Result<MetaData, EvalError> {

@@ -29,6 +29,10 @@ pub mod wanted;
 
 mod expression;
 
+/// Hash maps keyed by UUIDs and keys, read on every decision: a fast
+/// hasher, since nothing here is keyed by what a peer chooses to flood.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use eval::{Decider, EvalError, KeyInfo, Settings, Subject, SubjectKind, Verdict};
 pub use expression::{check_expression, Expression, ParseError};
 pub use facts::Facts;

@@ -19,10 +19,12 @@ use annex_branch::sizes::RepoSizes;
 use annex_branch::{Branch, BranchError};
 use annex_protocol::Uuid;
 
+use crate::FastMap;
+
 #[derive(Debug, Default)]
 struct State {
-    base: HashMap<Uuid, i128>,
-    adding: HashMap<Uuid, i128>,
+    base: FastMap<Uuid, i128>,
+    adding: FastMap<Uuid, i128>,
 }
 
 /// Repository sizes with in-flight additions; cheap to clone (shared).
@@ -85,7 +87,7 @@ impl Drop for Reservation {
     }
 }
 
-fn sub(m: &mut HashMap<Uuid, i128>, u: &Uuid, n: i128) {
+fn sub(m: &mut FastMap<Uuid, i128>, u: &Uuid, n: i128) {
     if let Some(v) = m.get_mut(u) {
         *v -= n;
         if *v == 0 {
@@ -123,7 +125,7 @@ impl LiveSizes {
     /// Sizes starting from `base` (bytes per repository).
     pub fn new(base: HashMap<Uuid, i128>) -> LiveSizes {
         let sizes = LiveSizes::default();
-        sizes.lock().base = base;
+        sizes.lock().base = base.into_iter().collect();
         sizes
     }
 
@@ -134,7 +136,7 @@ impl LiveSizes {
     /// Replaces the recorded sizes (after the branch changed); content in
     /// flight stays counted.
     pub fn set_base(&self, base: HashMap<Uuid, i128>) {
-        self.lock().base = base;
+        self.lock().base = base.into_iter().collect();
     }
 
     /// A repository's recorded size with what is in flight to it.

@@ -62,6 +62,9 @@ pub struct Policy {
     tree: Matcher<Node>,
     description: &'static str,
     unreadable: Option<String>,
+    /// Worked out once, read by every decision.
+    needs_sizes: bool,
+    unstable: std::sync::Arc<[String]>,
 }
 
 fn present() -> Matcher<Node> {
@@ -180,24 +183,19 @@ impl Policy {
         expansion: Expansion,
     ) -> Policy {
         match compile_expr(facts, u, expr, true, true, expansion) {
-            Ok(tree) => Policy {
-                uuid: u.clone(),
-                tree,
+            Ok(tree) => Policy::build(u.clone(), tree, description, None),
+            Err(errors) => Policy::build(
+                u.clone(),
+                present(),
                 description,
-                unreadable: None,
-            },
-            Err(errors) => Policy {
-                uuid: u.clone(),
-                tree: present(),
-                description,
-                unreadable: Some(
+                Some(
                     errors
                         .iter()
                         .map(|e| format!("Parse failure: {e}"))
                         .collect::<Vec<_>>()
                         .join(" "),
                 ),
-            },
+            ),
         }
     }
 
@@ -211,12 +209,36 @@ impl Policy {
     ) -> Result<Policy, crate::ParseError> {
         let tree = compile_expr(facts, u, expr, true, true, expansion)
             .map_err(|failures| crate::ParseError { failures })?;
-        Ok(Policy {
-            uuid: u.clone(),
+        Ok(Policy::build(u.clone(), tree, description, None))
+    }
+
+    fn build(
+        uuid: Uuid,
+        tree: Matcher<Node>,
+        description: &'static str,
+        unreadable: Option<String>,
+    ) -> Policy {
+        let needs_sizes = tree.any(&|n: &Node| n.any_term(&|w: &Word| w.needs_sizes()));
+        let mut unstable: Vec<String> = Vec::new();
+        tree.visit(
+            &mut |n: &Node, negated| {
+                if negated && n.any_term(&|w: &Word| w.negation_unstable()) {
+                    let d = n.describe().to_owned();
+                    if !unstable.contains(&d) {
+                        unstable.push(d);
+                    }
+                }
+            },
+            false,
+        );
+        Policy {
+            uuid,
             tree,
             description,
-            unreadable: None,
-        })
+            unreadable,
+            needs_sizes,
+            unstable: unstable.into(),
+        }
     }
 
     /// The repository the policy is for.
@@ -248,26 +270,13 @@ impl Policy {
 
     /// Whether some term depends on repository sizes.
     pub fn needs_sizes(&self) -> bool {
-        self.tree
-            .any(&|n: &Node| n.any_term(&|w: &Word| w.needs_sizes()))
+        self.needs_sizes
     }
 
     /// The negated terms that make git-annex refuse to use the expression
     /// (`not present` and terms built on `present`), as it names them.
-    pub fn unstable_negations(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        self.tree.visit(
-            &mut |n: &Node, negated| {
-                if negated && n.any_term(&|w: &Word| w.negation_unstable()) {
-                    let d = n.describe().to_owned();
-                    if !out.contains(&d) {
-                        out.push(d);
-                    }
-                }
-            },
-            false,
-        );
-        out
+    pub fn unstable_negations(&self) -> &[String] {
+        &self.unstable
     }
 
     fn combine(pc: Policy, rc: &Policy) -> Policy {
@@ -278,7 +287,7 @@ impl Policy {
         } else {
             Matcher::Or(Box::new(pc.tree), Box::new(rc.tree.clone()))
         };
-        Policy { tree, ..pc }
+        Policy::build(pc.uuid, tree, pc.description, pc.unreadable)
     }
 }
 
@@ -314,11 +323,12 @@ impl Policies {
                 _ => {
                     let mut p = Policy::compile(facts, u, e, "preferred content");
                     if p.unreadable.is_none() {
-                        p = Policy {
-                            tree: present(),
-                            unreadable: required.get(u).and_then(|r: &Policy| r.unreadable.clone()),
-                            ..p
-                        };
+                        p = Policy::build(
+                            p.uuid,
+                            present(),
+                            p.description,
+                            required.get(u).and_then(|r: &Policy| r.unreadable.clone()),
+                        );
                     }
                     p
                 }

@@ -214,6 +214,7 @@ pub fn expression_parser(data: &[u8]) {
             size: Some(1_048_576),
             kind: SubjectKind::User,
             numcopies: Some(3),
+            locations: None,
         },
         Subject {
             key: None,
@@ -221,6 +222,7 @@ pub fn expression_parser(data: &[u8]) {
             size: None,
             kind: SubjectKind::User,
             numcopies: None,
+            locations: None,
         },
         Subject::key(&key, None),
         Subject {
@@ -229,6 +231,7 @@ pub fn expression_parser(data: &[u8]) {
             size: None,
             kind: SubjectKind::File,
             numcopies: None,
+            locations: None,
         },
     ];
     let not_present = HashSet::from([uuid("b")]);

@@ -44,7 +44,7 @@ const MAX_EXTENSION_LEN: usize = 64;
 ///
 /// Cheap to clone (the serialisation is shared). Equality and ordering
 /// compare the serialisation.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone)]
 pub struct Key {
     text: Arc<str>,
     /// Byte offset of the name (just after `--`).
@@ -55,6 +55,35 @@ pub struct Key {
     mtime: Option<u64>,
     chunk_size: Option<u64>,
     chunk_num: Option<u64>,
+}
+
+// Every field but the text is derived from the text: equality, order and
+// hashing look at the text alone (and equality first at whether the text
+// is the same shared string, which clones of a key are).
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        Arc::ptr_eq(&self.text, &other.text) || self.text == other.text
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
 }
 
 /// The parts of a key, for building one.
