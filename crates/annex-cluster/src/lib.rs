@@ -1,3 +1,3 @@
-//! git-annex clusters: membership, node selection and preferred content.
+//! git-annex clusters: membership, node selection, fan-out.
 //!
 //! Not implemented yet: this crate is empty.
