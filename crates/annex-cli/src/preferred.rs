@@ -58,6 +58,31 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Key information from the branch, with this repository's own content
+    /// checked on disk when it can be opened.
+    pub(crate) fn keys<'a>(
+        &self,
+        here: &'a Here,
+        local: Option<&'a annex_repo::LocalRepository>,
+    ) -> BranchKeys<'a> {
+        let keys = BranchKeys::new(&here.branch, self.facts.clusters.clone())
+            .with_unused(self.unused.clone());
+        match local {
+            Some(repo) => keys.with_local_content(move |k| repo.has_content(k)),
+            None => keys,
+        }
+    }
+
+    /// A decider over these facts and sizes, reading keys from `keys`.
+    pub(crate) fn decider<'a>(&'a self, keys: &'a BranchKeys<'_>) -> Decider<'a> {
+        Decider {
+            facts: &self.facts,
+            keys,
+            sizes: Some(&self.sizes),
+            settings: &self.settings,
+        }
+    }
+
     pub(crate) fn load(here: &Here, rebalance: bool) -> anyhow::Result<Context> {
         let facts = Facts::load(&here.branch)?;
         let sizes = LiveSizes::from_branch(&here.branch, &facts)?;
@@ -98,18 +123,8 @@ pub fn matchexpression(args: MatchexpressionArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let local = annex_repo::LocalRepository::open(&here.work).ok();
-    let keys =
-        BranchKeys::new(&here.branch, ctx.facts.clusters.clone()).with_unused(ctx.unused.clone());
-    let keys = match &local {
-        Some(repo) => keys.with_local_content(|k| repo.has_content(k)),
-        None => keys,
-    };
-    let decider = Decider {
-        facts: &ctx.facts,
-        keys: &keys,
-        sizes: Some(&ctx.sizes),
-        settings: &ctx.settings,
-    };
+    let keys = ctx.keys(&here, local.as_ref());
+    let decider = ctx.decider(&keys);
     // A key that has a size gives it, over --size (as git-annex does).
     let size = args
         .key
@@ -230,18 +245,8 @@ pub fn placement(args: PlacementArgs) -> anyhow::Result<ExitCode> {
             .collect()
     };
     let local = annex_repo::LocalRepository::open(&here.work).ok();
-    let keys =
-        BranchKeys::new(&here.branch, ctx.facts.clusters.clone()).with_unused(ctx.unused.clone());
-    let keys = match &local {
-        Some(repo) => keys.with_local_content(|k| repo.has_content(k)),
-        None => keys,
-    };
-    let decider = Decider {
-        facts: &ctx.facts,
-        keys: &keys,
-        sizes: Some(&ctx.sizes),
-        settings: &ctx.settings,
-    };
+    let keys = ctx.keys(&here, local.as_ref());
+    let decider = ctx.decider(&keys);
     let mut status = ExitCode::SUCCESS;
     for item in &args.items {
         let (key, file) = match Key::parse(item) {

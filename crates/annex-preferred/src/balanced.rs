@@ -70,37 +70,30 @@ impl Picker {
 
     /// Whether `u` is among the `count` picked.
     pub fn picks(&self, candidates: &[Uuid], key: &Key, count: i64, u: &Uuid) -> bool {
-        if candidates.is_empty() || count <= 0 {
-            return false;
+        match candidates.binary_search(u) {
+            Ok(idx) => self.covers(candidates.len(), idx, key, count),
+            Err(_) => false,
         }
-        let Ok(idx) = candidates.binary_search(u) else {
-            return false;
-        };
-        let m = candidates.len();
-        if count as u64 >= m as u64 {
-            return true;
-        }
-        let start = self.position(key, m);
-        // Positions start, start+1, ... start+count-1 (mod m).
-        let offset = (idx + m - start) % m;
-        (offset as u64) < count as u64
     }
-}
 
-impl Picker {
     /// [`Picker::picks`] with the candidates given as sorted positions in
     /// the group's member list, and `me` a position there.
     pub fn picks_among(&self, candidates: &[u32], key: &Key, count: i64, me: u32) -> bool {
-        if candidates.is_empty() || count <= 0 {
+        match candidates.binary_search(&me) {
+            Ok(idx) => self.covers(candidates.len(), idx, key, count),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the candidate at `idx` of `m` is among the `count` picked.
+    fn covers(&self, m: usize, idx: usize, key: &Key, count: i64) -> bool {
+        if m == 0 || count <= 0 {
             return false;
         }
-        let Ok(idx) = candidates.binary_search(&me) else {
-            return false;
-        };
-        let m = candidates.len();
         if count as u64 >= m as u64 {
             return true;
         }
+        // Positions start, start+1, ... start+count-1 (mod m).
         let start = self.position(key, m);
         let offset = (idx + m - start) % m;
         (offset as u64) < count as u64

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
-use std::process::Command;
 
 use annex_protocol::Uuid;
 
@@ -122,18 +121,7 @@ pub struct GitRemotes {
 impl GitRemotes {
     /// Reads the config that applies in `git_dir`.
     pub fn read(git_dir: &Path) -> io::Result<GitRemotes> {
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(git_dir)
-            .args(["config", "--list", "-z"])
-            .output()?;
-        if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "git config failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(GitRemotes::parse_z(&out.stdout))
+        Ok(GitRemotes::parse_z(&annex_repo::config::list_z(git_dir)?))
     }
 
     /// Parses `git config --list -z` output.

@@ -8,6 +8,23 @@ use std::process::Command;
 /// git-annex's default annex.diskreserve: 100 megabytes.
 pub const DEFAULT_DISK_RESERVE: u64 = 100_000_000;
 
+/// `git config --list -z` in `git_dir`: the config that applies there
+/// (system, global and the repository's own), names as git writes them.
+pub fn list_z(git_dir: &Path) -> io::Result<Vec<u8>> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", "--list", "-z"])
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "git config failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
+}
+
 /// The git config of a repository, as `git config --list` shows it (last
 /// value wins).
 #[derive(Debug, Clone, Default)]
@@ -19,18 +36,7 @@ impl GitConfig {
     /// Reads the config that applies in `git_dir` (system, global and the
     /// repository's own).
     pub fn read(git_dir: &Path) -> io::Result<GitConfig> {
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(git_dir)
-            .args(["config", "--list", "-z"])
-            .output()?;
-        if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "git config failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(Self::parse_z(&out.stdout))
+        Ok(Self::parse_z(&list_z(git_dir)?))
     }
 
     /// Parses `git config --list -z` output.
