@@ -245,10 +245,13 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     // git-annex-shell commits what the session recorded when it ends, so
     // that a fetch from here sees it; so does the git-annex-shell a
     // gateway runs for a node.
-    commit_journal(repo.git_dir());
-    if let Some(d) = node_git_dir {
-        commit_journal(&d);
-    }
+    // (The two repositories are independent: both at once.)
+    std::thread::scope(|s| {
+        if let Some(d) = &node_git_dir {
+            s.spawn(move || commit_journal(d));
+        }
+        commit_journal(repo.git_dir());
+    });
     match end {
         Ok(ServeEnd::Closed) | Ok(ServeEnd::PeerError(_)) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(anyhow!("p2pstdio: {e}")),
