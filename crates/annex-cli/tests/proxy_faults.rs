@@ -224,9 +224,10 @@ fn p2phttp_follows_proxy_configuration_changes() {
             std::thread::sleep(Duration::from_millis(100));
         }
     };
-    // No longer allowed by git config: no longer served.
+    // No longer allowed by git config: no longer served, refused as
+    // git-annex's gateway refuses it (502, naming the repository).
     env.git(&gw, &["config", "remote.node.annex-proxy", "false"]);
-    wait_for(404);
+    wait_for(502);
     env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
     wait_for(200);
 }

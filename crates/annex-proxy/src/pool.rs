@@ -311,6 +311,8 @@ pub struct GatewayRepositories {
     connections: usize,
     branch: Arc<Mutex<Branch>>,
     nodes: Mutex<HashMap<Uuid, ServedNode>>,
+    /// The configuration last read, for refusals.
+    gateway: Mutex<Option<Gateway>>,
 }
 
 impl GatewayRepositories {
@@ -330,6 +332,7 @@ impl GatewayRepositories {
             connections,
             branch: Arc::new(Mutex::new(branch)),
             nodes: Mutex::new(HashMap::new()),
+            gateway: Mutex::new(None),
         };
         g.reload();
         Ok(g)
@@ -384,6 +387,7 @@ impl GatewayRepositories {
         };
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         let allowed = gateway.proxied_uuids();
+        *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway.clone());
         nodes.retain(|u, _| allowed.contains(u));
         for u in allowed {
             let Ok(Some(p)) = gateway.resolve(u.as_str()) else {
@@ -476,6 +480,21 @@ impl Repositories for GatewayRepositories {
     fn rescan_and_lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
         self.reload();
         self.lookup(uuid)
+    }
+
+    fn refusal(&self, uuid: &Uuid) -> Option<String> {
+        // Listed in proxy.log but not allowed by git config, as
+        // git-annex's p2phttp words it.
+        let g = self.gateway.lock().unwrap_or_else(|p| p.into_inner());
+        let g = g.as_ref()?;
+        if !g.listed.contains_key(uuid) {
+            return None;
+        }
+        match g.resolve(uuid.as_str()) {
+            Err(e @ crate::gateway::ProxyError::NotConfigured(_)) => Some(e.to_string()),
+            Err(_) => Some("unknown uuid".into()),
+            Ok(_) => None,
+        }
     }
 
     fn uuids(&self) -> Vec<Uuid> {

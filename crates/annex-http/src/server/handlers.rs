@@ -214,8 +214,16 @@ async fn route(
                 .flatten()
         }
         None => None,
-    }
-    .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "not found"))?;
+    };
+    let repo = match repo {
+        Some(r) => r,
+        None => {
+            return Err(match shared.repos.refusal(&route.server_uuid) {
+                Some(why) => Failure::new(StatusCode::BAD_GATEWAY, why),
+                None => Failure::new(StatusCode::NOT_FOUND, "not found"),
+            })
+        }
+    };
     let credentials = credentials
         .as_ref()
         .map(|(user, password)| (user.as_str(), password.as_str()));

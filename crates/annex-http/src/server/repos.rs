@@ -32,6 +32,14 @@ pub trait Repositories: Send + Sync + 'static {
 
     /// The UUIDs served now (for logs).
     fn uuids(&self) -> Vec<Uuid>;
+
+    /// Why a UUID this server knows of, but does not serve, is refused:
+    /// answered 502 Bad Gateway with this text, as git-annex's gateway
+    /// answers for a repository it is not configured to proxy. `None` (the
+    /// default) answers 404.
+    fn refusal(&self, _uuid: &Uuid) -> Option<String> {
+        None
+    }
 }
 
 /// Serves exactly one repository.
