@@ -231,3 +231,131 @@ fn p2phttp_follows_proxy_configuration_changes() {
     env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
     wait_for(200);
 }
+
+/// The process ids whose command line holds `needle` (processes this test
+/// started: the needle is a path in its own temporary directory).
+fn pids_with(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) && cmd.contains("p2pstdio") && !cmd.contains("bash") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_node_dying_mid_upload_leaves_the_gateway_serving_and_the_retry_resumes() {
+    let env = Env::new();
+    let (node, node_uuid) = env.init("node");
+    let (gw, _) = env.init("gw");
+    // The node is reached over ssh, served by the real git-annex-shell.
+    env.proxy(
+        &gw,
+        "node",
+        &format!("localhost:{}", node.display()),
+        &node_uuid,
+    );
+    env.git(
+        &gw,
+        &[
+            "config",
+            "remote.node.annex-shell",
+            &annex_test_support::proxy::real_git_annex_shell(),
+        ],
+    );
+    let log = env.tmp.path().join("p2phttp.log");
+    let mut cmd = command(&gw, env!("CARGO_BIN_EXE_annex"), &[]);
+    cmd.args([
+        "p2phttp",
+        "--wideopen",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ])
+    .env("PATH", &env.path);
+    let (_server, port) = annex_test_support::spawn_annex_p2phttp(cmd, &log);
+    let client = env.clone_client(&gw, "client");
+    env.git(
+        &client,
+        &["config", "annex.security.allowed-ip-addresses", "all"],
+    );
+    env.git(
+        &client,
+        &[
+            "config",
+            "remote.origin.annexUrl",
+            &format!("annex+http://127.0.0.1:{port}/git-annex/"),
+        ],
+    );
+    std::fs::write(client.join("big.bin"), pseudo_random(32 << 20, 5)).unwrap();
+    env.git(&client, &["annex", "add", "--quiet", "big.bin"]);
+    let mut child = Command::new("git")
+        .current_dir(&client)
+        .args([
+            "-c",
+            "annex.stalldetection=false",
+            "-c",
+            "annex.bwlimit=8MiB",
+        ])
+        .args(["annex", "copy", "--to", "origin-node", "big.bin"])
+        .env("PATH", &env.path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tmp_size(&node) < (4 << 20) {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached the node"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The node's git-annex-shell dies in the middle of the DATA.
+    let node_path = node.display().to_string();
+    let pids = pids_with(&node_path);
+    assert!(!pids.is_empty(), "no node process found");
+    for pid in pids {
+        // SAFETY: signalling a process this test started (through the
+        // gateway it started), found by its own temporary path.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    // git-annex retries a transfer that made progress by itself; either
+    // way, the gateway still serves and the upload completes.
+    let _ = child.wait().unwrap();
+    let out = command(
+        &client,
+        "git",
+        &["annex", "copy", "--to", "origin-node", "big.bin"],
+    )
+    .env("PATH", &env.path)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The retry resumed from what the node had: a PUT at a non-zero offset.
+    let served = annex_test_support::read_log(&log);
+    let resumed = served.lines().any(|l| {
+        l.contains("/v4/put")
+            && l.split(['?', '&', '"'])
+                .any(|p| p.strip_prefix("offset=").is_some_and(|o| o != "0"))
+    });
+    assert!(resumed, "no resumed PUT in the log:\n{served}");
+    let w = env.whereis_uuids(&client, "big.bin");
+    assert!(w.contains(&node_uuid), "{w:?}");
+    env.git(&node, &["annex", "fsck", "--quiet", "--all"]);
+}
