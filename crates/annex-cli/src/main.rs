@@ -107,7 +107,8 @@ enum Command {
     Updateproxy(proxycmd::UpdateproxyArgs),
     /// Serve git-annex repositories over HTTP, as `git annex p2phttp`.
     ///
-    /// Serves the repository it is run in, or with --directory every
+    /// Serves the repository it is run in and the remotes it proxies
+    /// (see `annex updateproxy`), or with --directory every
     /// repository in a directory, over git-annex's P2P HTTP API. Clients
     /// use it through a remote's `annexUrl`, `annex+http://HOST:PORT/git-annex/`.
     /// Some access must be given: --wideopen, --unauth-readonly,
