@@ -605,7 +605,13 @@ fn run_table(pair: &Pair, cases: &[Case]) -> (Vec<Difference>, Vec<String>) {
     for case in cases {
         let timeout = case.timeout.unwrap_or(ANSWER_TIMEOUT);
         let started = Instant::now();
-        let ga = exchange(pair.git_annex.port, &case.bytes(&lock_ids.0), timeout);
+        let mut ga = exchange(pair.git_annex.port, &case.bytes(&lock_ids.0), timeout);
+        // git-annex's server now and then leaves a request unanswered when
+        // the machine is busy (other tests run beside this one); a GET
+        // changes nothing, so it is asked once more before that counts.
+        if case.method == "GET" && ga.problem.as_deref() == Some("no answer in time") {
+            ga = exchange(pair.git_annex.port, &case.bytes(&lock_ids.0), timeout);
+        }
         let ga_time = started.elapsed();
         let started = Instant::now();
         let ours = exchange(pair.ours.port, &case.bytes(&lock_ids.1), timeout);
