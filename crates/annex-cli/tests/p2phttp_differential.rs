@@ -74,29 +74,6 @@ const TIMESTAMP_TOLERANCE: i64 = 5;
 /// Differences in answers to valid requests (extra or repeated query
 /// parameters included) are not acceptable and are not listed here.
 const ALLOWED: &[(&str, &str)] = &[
-    // --- Absent content ---------------------------------------------------
-    //
-    // For a key whose content is absent, git-annex's P2P server answers GET
-    // with `DATA 0` and `INVALID` (P2P/Protocol.hs sendContent: "Content
-    // not available to send"), and serveGet (P2P/Http/Server.hs) serves
-    // those 0 bytes as a successful empty answer ("we've successfully
-    // served an empty key"): 200 with data length 0. The design document
-    // says "When the key is not present on the server, it will respond with
-    // 404 Not Found", which is what we do. A git-annex client fails the
-    // download either way (0 bytes do not verify as the key's content).
-    (
-        "get * absent",
-        "git-annex answers 200 with 0 bytes for absent content; the design document and we say 404",
-    ),
-    (
-        "get v4 removed content",
-        "git-annex answers 200 with 0 bytes for absent content; the design document and we say 404",
-    ),
-    (
-        "path traversal key in a key",
-        "a key naming `x/../../config` is just an absent key to both: git-annex 200 with 0 bytes, \
-         we 404 (see absent content)",
-    ),
     // --- Versions an endpoint does not have, wrong methods -----------------
     //
     // servant tries every alternative of the API; the version is a capture

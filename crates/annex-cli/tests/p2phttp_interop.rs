@@ -452,3 +452,32 @@ fn git_annex_client_against_a_directory_of_repositories() {
         "{log}"
     );
 }
+
+#[test]
+fn a_get_of_absent_content_fails_at_once_as_with_git_annex() {
+    let s = Setup::new(false);
+    let key = s.add("gone", &pseudo_random(10_000, 8));
+    let server = s.serve(&["--wideopen"], &[]);
+    s.annex_ok(&["copy", "--to", "srv", "gone"]);
+    // The server loses the content behind the client's back: the client
+    // still believes it is there.
+    let out = output(&mut command(
+        &s.served,
+        "git",
+        &["annex", "drop", "--force", "--key", &key],
+    ));
+    assert!(out.status.success());
+    s.annex_ok(&["drop", "--force", "gone"]);
+    let gets_before = server.requests("key");
+    let out = s.annex(&["get", "--from", "srv", "gone"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("verification of content failed"), "{err}");
+    // One GET, not one per older API version.
+    assert_eq!(
+        server.requests("key") - gets_before,
+        1,
+        "{}",
+        server.log_text()
+    );
+}

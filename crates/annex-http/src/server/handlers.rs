@@ -438,7 +438,20 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
             headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(len));
             Ok(resp)
         }
-        Ok(GetStart::NotPresent) => Err(Failure::new(StatusCode::NOT_FOUND, "key not present")),
+        // Content not here: as git-annex's server answers, a successful
+        // answer of no bytes, which a client fails to verify as the key's
+        // content at once (a 404 has git-annex's client try every older
+        // API version first).
+        Ok(GetStart::NotPresent) => {
+            let mut resp = Response::new(full(Bytes::new()));
+            let headers = resp.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(0u64));
+            Ok(resp)
+        }
         Ok(GetStart::Failed(e)) => Err(Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
         Err(_) => Err(Failure::new(StatusCode::NOT_FOUND, "key not present")),
     }
