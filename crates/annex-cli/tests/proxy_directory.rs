@@ -20,7 +20,7 @@ use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::repository::{ByteStream, PutData, PutOutcome, PutSource, Validity};
 use annex_protocol::{AssociatedFile, BytesSource, Key, RepoError, Repository};
 use annex_test_support::proxy::ProxyEnv as Env;
-use annex_test_support::{command, files_under, pseudo_random, sha256e_key, spawn_annex_p2phttp};
+use annex_test_support::{files_under, pseudo_random, sha256e_key};
 
 /// A directory special remote of the gateway.
 struct Special {
@@ -238,41 +238,8 @@ fn git_annex_client_over_ssh_uses_directory_remotes_through_the_gateway() {
 fn git_annex_client_over_http_uses_directory_remotes_through_the_gateway() {
     let s = setup();
     let env = &s.env;
-    let log = env.dir("gw-p2phttp.log");
-    let mut cmd = command(&s.gw, env!("CARGO_BIN_EXE_annex"), &[]);
-    cmd.args([
-        "p2phttp",
-        "--wideopen",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ])
-    .env("PATH", &env.path);
-    let (mut server, port) = spawn_annex_p2phttp(cmd, &log);
-    env.git(
-        env.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            &format!("localhost:{}", s.gw.display()),
-            "hclient",
-        ],
-    );
-    let client = env.dir("hclient");
-    for (k, v) in [
-        ("user.name", "t"),
-        ("user.email", "t@example.invalid"),
-        ("annex.sshcaching", "false"),
-        ("annex.security.allowed-ip-addresses", "all"),
-        (
-            "remote.origin.annexUrl",
-            &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-        ),
-    ] {
-        env.git(&client, &["config", k, v]);
-    }
-    env.git(&client, &["annex", "init", "-q", "hclient"]);
+    let (mut server, port) = env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
+    let client = env.clone_http_client(&s.gw, "hclient", port);
     // Content recorded by the server reaches the gateway's branch when it
     // stops: the checks in the gateway come after.
     let mut keys = Vec::new();

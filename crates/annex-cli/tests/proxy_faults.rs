@@ -2,9 +2,7 @@
 //! client over ssh: an upload killed halfway resumes where it stopped,
 //! and two gateways that proxy each other serve without looping.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use annex_test_support::proxy::ProxyEnv;
@@ -66,21 +64,7 @@ fn an_upload_killed_halfway_resumes_through_the_gateway() {
     std::fs::write(client.join("big.bin"), &content).unwrap();
     env.git(&client, &["annex", "add", "--quiet", "big.bin"]);
     // Slow the first upload down so that it can be caught halfway.
-    let mut child = Command::new("git")
-        .current_dir(&client)
-        .args([
-            "-c",
-            "annex.stalldetection=false",
-            "-c",
-            "annex.bwlimit=8MiB",
-        ])
-        .args(["annex", "copy", "--to", "origin-node", "big.bin"])
-        .env("PATH", &env.path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut child = env.slow_copy(&client, "origin-node", "big.bin", "8MiB");
     let deadline = Instant::now() + Duration::from_secs(60);
     while tmp_size(&node) < (8 << 20) {
         assert!(Instant::now() < deadline, "the upload never started");
@@ -200,17 +184,7 @@ fn p2phttp_follows_proxy_configuration_changes() {
     let (node, node_uuid) = env.init("node");
     let (gw, _) = env.init("gw");
     env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
-    let log = env.tmp.path().join("p2phttp.log");
-    let mut cmd = command(&gw, env!("CARGO_BIN_EXE_annex"), &[]);
-    cmd.args([
-        "p2phttp",
-        "--wideopen",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ]);
-    let (_server, port) = annex_test_support::spawn_annex_p2phttp(cmd, &log);
+    let (_server, port) = env.serve_p2phttp(&gw, "p2phttp.log");
     let key = "SHA256E-s1--0000000000000000000000000000000000000000000000000000000000000000";
     assert_eq!(checkpresent_status(port, &node_uuid, key), 200);
     let wait_for = |want: u16| {
@@ -271,47 +245,12 @@ fn a_node_dying_mid_upload_leaves_the_gateway_serving_and_the_retry_resumes() {
             &annex_test_support::proxy::real_git_annex_shell(),
         ],
     );
-    let log = env.tmp.path().join("p2phttp.log");
-    let mut cmd = command(&gw, env!("CARGO_BIN_EXE_annex"), &[]);
-    cmd.args([
-        "p2phttp",
-        "--wideopen",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ])
-    .env("PATH", &env.path);
-    let (_server, port) = annex_test_support::spawn_annex_p2phttp(cmd, &log);
-    let client = env.clone_client(&gw, "client");
-    env.git(
-        &client,
-        &["config", "annex.security.allowed-ip-addresses", "all"],
-    );
-    env.git(
-        &client,
-        &[
-            "config",
-            "remote.origin.annexUrl",
-            &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-        ],
-    );
+    let (_server, port) = env.serve_p2phttp(&gw, "p2phttp.log");
+    let log = env.dir("p2phttp.log");
+    let client = env.clone_http_client(&gw, "client", port);
     std::fs::write(client.join("big.bin"), pseudo_random(32 << 20, 5)).unwrap();
     env.git(&client, &["annex", "add", "--quiet", "big.bin"]);
-    let mut child = Command::new("git")
-        .current_dir(&client)
-        .args([
-            "-c",
-            "annex.stalldetection=false",
-            "-c",
-            "annex.bwlimit=8MiB",
-        ])
-        .args(["annex", "copy", "--to", "origin-node", "big.bin"])
-        .env("PATH", &env.path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.slow_copy(&client, "origin-node", "big.bin", "8MiB");
     let deadline = Instant::now() + Duration::from_secs(60);
     while tmp_size(&node) < (4 << 20) {
         assert!(

@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{
-    command, free_port, git_annex_p2phttp, pseudo_random, spawn_annex_p2phttp, wait_for_port,
-    KillOnDrop,
-};
+use annex_test_support::{free_port, git_annex_p2phttp, pseudo_random, wait_for_port, KillOnDrop};
 
 struct Setup {
     env: Env,
@@ -149,20 +146,7 @@ fn check_nodes_and_gateway(s: &Setup, files: &[(&str, &str)]) {
 fn git_annex_client_over_ssh_reaches_every_node_through_the_gateway() {
     let s = setup();
     let env = &s.env;
-    let client = env.dir("client");
-    env.git(
-        env.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            &format!("localhost:{}", s.gw.display()),
-            "client",
-        ],
-    );
-    env.git(&client, &["config", "user.name", "t"]);
-    env.git(&client, &["config", "user.email", "t@example.invalid"]);
-    env.git(&client, &["config", "annex.sshcaching", "false"]);
-    env.git(&client, &["annex", "init", "-q", "client"]);
+    let client = env.clone_client(&s.gw, "client");
     let info = env.git(&client, &["annex", "info", "origin"]);
     let proxying = info
         .lines()
@@ -195,44 +179,8 @@ fn git_annex_client_over_ssh_reaches_every_node_through_the_gateway() {
 fn git_annex_client_over_http_reaches_every_node_through_the_gateway() {
     let s = setup();
     let env = &s.env;
-    let log = env.dir("gw-p2phttp.log");
-    let mut cmd = command(&s.gw, env!("CARGO_BIN_EXE_annex"), &[]);
-    cmd.args([
-        "p2phttp",
-        "--wideopen",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ])
-    .env("PATH", &env.path);
-    let (server, port) = spawn_annex_p2phttp(cmd, &log);
-    let client = env.dir("hclient");
-    env.git(
-        env.tmp.path(),
-        &[
-            "clone",
-            "-q",
-            &format!("localhost:{}", s.gw.display()),
-            "hclient",
-        ],
-    );
-    env.git(&client, &["config", "user.name", "t"]);
-    env.git(&client, &["config", "user.email", "t@example.invalid"]);
-    env.git(&client, &["config", "annex.sshcaching", "false"]);
-    env.git(
-        &client,
-        &["config", "annex.security.allowed-ip-addresses", "all"],
-    );
-    env.git(
-        &client,
-        &[
-            "config",
-            "remote.origin.annexUrl",
-            &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-        ],
-    );
-    env.git(&client, &["annex", "init", "-q", "hclient"]);
+    let (server, port) = env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
+    let client = env.clone_http_client(&s.gw, "hclient", port);
     let mut files = Vec::new();
     for (i, (name, _, uuid)) in s.nodes.iter().enumerate() {
         let file = format!("http-{name}.bin");

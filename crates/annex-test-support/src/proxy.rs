@@ -118,6 +118,66 @@ impl ProxyEnv {
         c
     }
 
+    /// Our `annex p2phttp --wideopen` serving `dir` (and what it proxies)
+    /// on a free port of 127.0.0.1, logging to `log` under the temporary
+    /// directory; stopped when the guard is dropped.
+    pub fn serve_p2phttp(&self, dir: &Path, log: &str) -> (crate::KillOnDrop, u16) {
+        let mut cmd = command(dir, &self.annex, &[]);
+        cmd.args([
+            "p2phttp",
+            "--wideopen",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .env("PATH", &self.path);
+        crate::spawn_annex_p2phttp(cmd, &self.dir(log))
+    }
+
+    /// A clone `name` of the gateway `gw` (as [`ProxyEnv::clone_client`])
+    /// whose `origin` is reached over p2phttp on `port`.
+    pub fn clone_http_client(&self, gw: &Path, name: &str, port: u16) -> PathBuf {
+        let c = self.clone_client(gw, name);
+        self.git(
+            &c,
+            &["config", "annex.security.allowed-ip-addresses", "all"],
+        );
+        self.git(
+            &c,
+            &[
+                "config",
+                "remote.origin.annexUrl",
+                &format!("annex+http://127.0.0.1:{port}/git-annex/"),
+            ],
+        );
+        c
+    }
+
+    /// `git annex copy --to REMOTE FILE` in `client`, slowed down to
+    /// `bwlimit` so that it can be interrupted, started in a process group
+    /// of its own (signal `-pid` to stop all of it).
+    pub fn slow_copy(
+        &self,
+        client: &Path,
+        remote: &str,
+        file: &str,
+        bwlimit: &str,
+    ) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("git")
+            .current_dir(client)
+            .args(["-c", "annex.stalldetection=false", "-c"])
+            .arg(format!("annex.bwlimit={bwlimit}"))
+            .args(["annex", "copy", "--to", remote, file])
+            .env("PATH", &self.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
     /// The UUIDs `git annex whereis` lists for `file` in `dir`.
     pub fn whereis_uuids(&self, dir: &Path, file: &str) -> Vec<String> {
         let out = self.git(dir, &["annex", "whereis", "--json", file]);
