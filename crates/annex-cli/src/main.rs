@@ -1,4 +1,4 @@
-//! `annex`: a git-annex compatible P2P server and client.
+//! `annex`: a git-annex compatible server, gateway and toolkit.
 
 mod branchcmd;
 mod configcmd;
@@ -24,10 +24,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A git-annex compatible P2P protocol client and git-annex-shell.
+/// A git-annex compatible server, gateway and toolkit.
 ///
-/// Speaks git-annex's P2P protocol (versions 0 to 4) to any git-annex
-/// repository reachable over ssh or as a local path.
+/// Serves git-annex repositories over HTTP (p2phttp) and ssh (in place of
+/// git-annex-shell), stands in front of the remotes a repository proxies,
+/// decides preferred content as git-annex does, and speaks git-annex's P2P
+/// protocol (versions 0 to 4) to any repository as a client.
 #[derive(Parser)]
 #[command(name = "annex", version, propagate_version = true)]
 struct Cli {
