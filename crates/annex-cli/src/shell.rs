@@ -261,13 +261,8 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
 /// Commits the journal of the repository at `git_dir`, if it has one;
 /// a failure is reported and otherwise left for the next commit.
 fn commit_journal(git_dir: &Path) {
-    match Branch::open(git_dir) {
-        Ok(b) => {
-            if let Err(e) = b.commit("update") {
-                eprintln!("git-annex-shell: committing the git-annex branch: {e}");
-            }
-        }
-        Err(e) => eprintln!("git-annex-shell: opening the git-annex branch: {e}"),
+    if let Err(e) = annex_proxy::commit_journal(git_dir) {
+        eprintln!("git-annex-shell: committing the git-annex branch: {e}");
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::syntax::{generate, words, Matcher, Token};
+use crate::syntax::{generate, words, Matcher};
 use crate::term::{parse_word, Word};
 
 /// An expression git-annex would refuse, with git-annex's words for why:
@@ -84,9 +84,6 @@ impl fmt::Display for Expression {
 pub fn check_expression(source: &str) -> Result<(), ParseError> {
     Expression::parse(source).map(|_| ())
 }
-
-#[allow(dead_code)]
-fn _token_is_used(_: Token<Word>) {}
 
 #[cfg(test)]
 mod tests {

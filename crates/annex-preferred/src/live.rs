@@ -167,11 +167,6 @@ impl LiveSizes {
         });
         (answer, reservation)
     }
-
-    /// A view for a decision made outside [`LiveSizes::decide`].
-    pub fn view(&self) -> SizeView<'_> {
-        SizeView { state: self.lock() }
-    }
 }
 
 #[cfg(test)]

@@ -248,17 +248,6 @@ impl<Op> Matcher<Op> {
         }
     }
 
-    /// The same tree with each term mapped.
-    pub fn map<B>(self, f: &mut impl FnMut(Op) -> B) -> Matcher<B> {
-        match self {
-            Matcher::Any => Matcher::Any,
-            Matcher::And(a, b) => Matcher::And(Box::new(a.map(f)), Box::new(b.map(f))),
-            Matcher::Or(a, b) => Matcher::Or(Box::new(a.map(f)), Box::new(b.map(f))),
-            Matcher::Not(a) => Matcher::Not(Box::new(a.map(f))),
-            Matcher::Op(o) => Matcher::Op(f(o)),
-        }
-    }
-
     /// Evaluates with short-circuits, as git-annex does, calling `run` for
     /// each term reached.
     pub fn eval<E>(&self, run: &mut impl FnMut(&Op) -> Result<bool, E>) -> Result<bool, E> {

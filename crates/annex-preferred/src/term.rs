@@ -159,20 +159,6 @@ impl Word {
         }
     }
 
-    /// Whether evaluating the term looks at the key (not only the file).
-    pub fn needs_key(&self) -> bool {
-        !matches!(
-            self.term,
-            Term::Anything
-                | Term::Nothing
-                | Term::Include(_)
-                | Term::Exclude(_)
-                | Term::InPreferredDir
-                | Term::Standard
-                | Term::GroupWanted
-        )
-    }
-
     /// Whether `not TERM` cannot be used in preferred content: git-annex
     /// refuses to act on an expression with `present`, or a term built on
     /// it, under a `not` (its answer would flip once acted on).

@@ -7,11 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use annex_branch::locations::location_log_path;
 use annex_branch::logs::paths::REMOTE_LOG;
-use annex_branch::logs::presence::{self, Status};
 use annex_branch::logs::remote_config;
-use annex_branch::{Branch, VectorClock};
+use annex_branch::Branch;
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
@@ -228,6 +226,13 @@ pub async fn connect(
     Ok(node)
 }
 
+/// Commits the journal of the repository at `git_dir` (the gateway's, or a
+/// node's used in this process) to its git-annex branch, as a
+/// git-annex-shell session does when it ends.
+pub fn commit_journal(git_dir: &Path) -> Result<(), annex_branch::BranchError> {
+    Branch::open(git_dir)?.commit("update").map(|_| ())
+}
+
 /// A proxied node whose changes are also recorded in the gateway's
 /// branch: content stored there (with any further repositories it
 /// names) is logged present after the store, content removed is logged
@@ -248,16 +253,10 @@ impl Recorded {
         let key = key.clone();
         tokio::task::spawn_blocking(move || {
             let b = branch.lock().unwrap_or_else(|p| p.into_inner());
-            let status = if present {
-                Status::Present
-            } else {
-                Status::Missing
-            };
-            for u in uuids.iter().filter(|u| !u.is_cluster()) {
-                b.change(&location_log_path(&key), |old| {
-                    presence::change(old, u.as_str().as_bytes(), status, VectorClock::now())
-                })
-                .map_err(|e| RepoError::Other(format!("recording the location: {e}")))?;
+            // (Cluster UUIDs are never recorded: set_location skips them.)
+            for u in &uuids {
+                b.set_location(&key, u, present)
+                    .map_err(|e| RepoError::Other(format!("recording the location: {e}")))?;
             }
             Ok(())
         })

@@ -448,13 +448,8 @@ impl GatewayRepositories {
             .filter_map(|(p, _)| p.local_git_dir())
             .collect();
         for d in dirs {
-            match Branch::open(&d) {
-                Ok(b) => {
-                    if let Err(e) = b.commit("update") {
-                        errors.push(e.to_string());
-                    }
-                }
-                Err(e) => errors.push(e.to_string()),
+            if let Err(e) = crate::node::commit_journal(&d) {
+                errors.push(e.to_string());
             }
         }
         errors
