@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use annex_branch::logs::paths::{PROXY_LOG, UUID_LOG};
+use annex_branch::logs::cluster::Clusters;
 use annex_branch::logs::proxy::{self, Proxy};
 use annex_branch::logs::uuid_log;
 use annex_branch::{Branch, BranchError, VectorClock};
@@ -136,27 +137,74 @@ pub struct Gateway {
     /// The repositories proxy.log lists for this gateway, by UUID, with
     /// the remote name there.
     pub listed: BTreeMap<Uuid, String>,
-    /// The remotes and clusters of git config.
+    /// The remotes and clusters of git config, with the remotes proxied
+    /// through them (see [`GitRemotes::with_proxied`]).
     pub remotes: GitRemotes,
+    /// cluster.log, without dead nodes.
+    pub clusters: Clusters,
+    /// What proxy.log says every gateway proxies.
+    pub proxies: BTreeMap<Uuid, BTreeSet<Proxy>>,
     descriptions: BTreeMap<Uuid, String>,
 }
 
 impl Gateway {
-    /// Loads proxy.log and uuid.log from the branch.
+    /// Loads proxy.log, cluster.log and uuid.log from the branch.
     pub fn load(branch: &Branch, uuid: Uuid, remotes: GitRemotes) -> Result<Gateway, BranchError> {
-        let listed = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?))
-            .remove(&uuid)
+        let proxies = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?));
+        let listed = proxies
+            .get(&uuid)
+            .cloned()
             .unwrap_or_default()
             .into_iter()
             .map(|p| (p.uuid, p.name))
             .collect();
         let descriptions = uuid_log::descriptions(&uuid_log::parse(&branch.read(UUID_LOG)?));
+        let clusters = branch.clusters()?;
+        let remotes = remotes.with_proxied(&proxies, |u| {
+            clusters.clusters_of(u).cloned().unwrap_or_default()
+        });
         Ok(Gateway {
             uuid,
             listed,
             remotes,
+            clusters,
+            proxies,
             descriptions,
         })
+    }
+
+    /// Whether git config allows proxying for the remote, as git-annex
+    /// decides: `annex-proxy`, a node of one of this repository's
+    /// clusters, or a remote proxied by a remote that is a gateway of a
+    /// cluster (`annex-cluster-gateway`).
+    pub fn proxy_configured(&self, r: &Remote) -> bool {
+        if r.proxy {
+            return true;
+        }
+        if r.cluster_node
+            .iter()
+            .any(|n| self.remotes.clusters.contains_key(n))
+        {
+            return true;
+        }
+        match &r.proxied_by {
+            Some(gw) => self
+                .remotes
+                .remotes
+                .iter()
+                .any(|p| p.uuid.as_ref() == Some(gw) && !p.cluster_gateway.is_empty()),
+            None => false,
+        }
+    }
+
+    /// The cluster to serve for `wanted`, when it is a cluster UUID that
+    /// proxy.log lists for this gateway and cluster.log knows. A cluster
+    /// UUID listed but unknown to cluster.log is refused by
+    /// [`Gateway::resolve`].
+    pub fn resolve_cluster(&self, wanted: &str) -> Option<Uuid> {
+        let u = Uuid::parse(wanted).ok()?;
+        (u.is_cluster() && self.listed.contains_key(&u) && self.clusters.nodes.contains_key(&u))
+            .then_some(u)
     }
 
     /// The remote to serve `wanted` through, as git-annex decides: listed
@@ -179,23 +227,21 @@ impl Gateway {
         let Some(name) = self.listed.get(&u) else {
             return Err(unexpected());
         };
-        let mut candidates: Vec<&Remote> = self
+        if u.is_cluster() {
+            // Served as a cluster (see resolve_cluster), or refused.
+            return Err(not_configured());
+        }
+        let candidates: Vec<&Remote> = self
             .remotes
-            .remotes
-            .iter()
+            .by_cost()
+            .into_iter()
             .filter(|r| {
                 r.uuid.as_ref() == Some(&u)
                     && &r.name == name
-                    && (r.proxy || !r.cluster_node.is_empty())
+                    && self.proxy_configured(r)
                     && !r.ignore
             })
             .collect();
-        candidates.sort_by(|a, b| {
-            a.cost
-                .unwrap_or(100.0)
-                .partial_cmp(&b.cost.unwrap_or(100.0))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
         match candidates.first() {
             Some(r) => Ok(Some(Proxied {
                 uuid: u,
@@ -206,11 +252,21 @@ impl Gateway {
     }
 
     /// The UUIDs this gateway serves as proxies: listed in proxy.log and
-    /// allowed by git config.
+    /// allowed by git config (clusters not included).
     pub fn proxied_uuids(&self) -> Vec<Uuid> {
         self.listed
             .keys()
             .filter(|u| matches!(self.resolve(u.as_str()), Ok(Some(_))))
+            .cloned()
+            .collect()
+    }
+
+    /// The clusters this gateway serves: listed in proxy.log and known
+    /// to cluster.log.
+    pub fn served_clusters(&self) -> Vec<Uuid> {
+        self.listed
+            .keys()
+            .filter(|u| self.resolve_cluster(u.as_str()).is_some())
             .cloned()
             .collect()
     }

@@ -3,10 +3,11 @@
 //! `annexUrl`, `annex-cost`, `annex-ignore`), and its clusters
 //! (`annex.cluster.NAME`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
 
+use annex_branch::logs::proxy::Proxy;
 use annex_protocol::Uuid;
 
 /// One remote.
@@ -32,6 +33,13 @@ pub struct Remote {
     pub proxied_by: Option<Uuid>,
     /// `remote.NAME.annex-shell`: the git-annex-shell program to run over ssh.
     pub shell: Option<String>,
+    /// `remote.NAME.annex-cluster-gateway`: the clusters that the
+    /// repository behind this remote is a gateway for (set by
+    /// `extendcluster`).
+    pub cluster_gateway: Vec<Uuid>,
+    /// Made from another remote's proxy.log entry (`GATEWAY-NAME`), not
+    /// configured in git config.
+    pub synthesized: bool,
 }
 
 /// Where a remote's repository is.
@@ -61,7 +69,37 @@ fn truthy(v: &str) -> bool {
     )
 }
 
+/// git-annex's cost of a remote on this machine.
+pub const CHEAP_REMOTE_COST: f64 = 100.0;
+/// git-annex's cost of a remote reached over a network.
+pub const EXPENSIVE_REMOTE_COST: f64 = 200.0;
+
 impl Remote {
+    /// The cost git-annex gives the remote when `annex-cost` is not set:
+    /// cheap on this machine, expensive over a network.
+    pub fn default_cost(&self) -> f64 {
+        match self.location() {
+            Location::Local(_) => CHEAP_REMOTE_COST,
+            _ => EXPENSIVE_REMOTE_COST,
+        }
+    }
+
+    /// The remote's cost: `annex-cost`, or its default.
+    pub fn effective_cost(&self) -> f64 {
+        self.cost.unwrap_or_else(|| self.default_cost())
+    }
+
+    /// Whether git-annex makes proxied remotes (`NAME-PROXIED`) of the
+    /// repositories this remote's proxy.log entry lists: a p2phttp remote
+    /// or an ssh remote, not a local path.
+    pub fn can_list_proxied(&self) -> bool {
+        match self.location() {
+            Location::Http(_) => true,
+            Location::Ssh { .. } => true,
+            Location::Local(_) | Location::Other => false,
+        }
+    }
+
     /// Where the repository is.
     pub fn location(&self) -> Location {
         if let Some(u) = &self.annex_url {
@@ -169,6 +207,13 @@ impl GitRemotes {
                 "annex-cost" => r.cost = v.trim().parse().ok(),
                 "annex-proxied-by" => r.proxied_by = Uuid::parse(v.trim()).ok(),
                 "annex-shell" => r.shell = Some(v.to_owned()),
+                "annex-cluster-gateway" => {
+                    r.cluster_gateway = v
+                        .split_whitespace()
+                        .filter_map(|u| Uuid::parse(u).ok())
+                        .filter(Uuid::is_cluster)
+                        .collect()
+                }
                 _ => {}
             }
         }
@@ -184,6 +229,73 @@ impl GitRemotes {
     /// The remote of that name.
     pub fn by_name(&self, name: &str) -> Option<&Remote> {
         self.remotes.iter().find(|r| r.name == name)
+    }
+
+    /// These remotes and, as git-annex lists them, the remotes proxied
+    /// through them: for each ssh or p2phttp remote whose repository
+    /// proxy.log (`proxies`, by gateway UUID) lists as proxying others, a
+    /// remote `REMOTE-NAME` for each, reached through the gateway with its
+    /// settings, `proxied_by` the gateway. A node of a cluster that the
+    /// same gateway proxies costs a little more than the gateway by
+    /// default (`cluster_nodes`: a node's clusters). A name that git
+    /// config already configures is left to git config.
+    pub fn with_proxied(
+        &self,
+        proxies: &BTreeMap<Uuid, BTreeSet<Proxy>>,
+        cluster_nodes: impl Fn(&Uuid) -> BTreeSet<Uuid>,
+    ) -> GitRemotes {
+        let mut out = self.clone();
+        for r in &self.remotes {
+            let Some(gw) = &r.uuid else { continue };
+            if !r.can_list_proxied() {
+                continue;
+            }
+            let Some(listed) = proxies.get(gw) else {
+                continue;
+            };
+            let proxied_uuids: BTreeSet<&Uuid> = listed.iter().map(|p| &p.uuid).collect();
+            for p in listed {
+                let name = format!("{}-{}", r.name, p.name);
+                if self.by_name(&name).is_some() || out.by_name(&name).is_some() {
+                    continue;
+                }
+                let with_its_cluster = cluster_nodes(&p.uuid)
+                    .iter()
+                    .any(|c| proxied_uuids.contains(c));
+                let cost = if with_its_cluster {
+                    Some(r.default_cost() + 0.1)
+                } else {
+                    r.cost
+                };
+                out.remotes.push(Remote {
+                    name,
+                    url: r.url.clone(),
+                    annex_url: r.annex_url.clone(),
+                    uuid: Some(p.uuid.clone()),
+                    proxy: r.proxy,
+                    cluster_node: Vec::new(),
+                    ignore: r.ignore,
+                    cost,
+                    proxied_by: Some(gw.clone()),
+                    shell: r.shell.clone(),
+                    cluster_gateway: Vec::new(),
+                    synthesized: true,
+                });
+            }
+        }
+        out
+    }
+
+    /// The remotes sorted by cost, cheapest first (stable: git's order
+    /// among equal costs), as git-annex orders them.
+    pub fn by_cost(&self) -> Vec<&Remote> {
+        let mut v: Vec<&Remote> = self.remotes.iter().collect();
+        v.sort_by(|a, b| {
+            a.effective_cost()
+                .partial_cmp(&b.effective_cost())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        v
     }
 }
 
