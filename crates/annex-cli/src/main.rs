@@ -10,6 +10,7 @@ mod progress;
 mod proxycmd;
 mod remote;
 mod shell;
+mod sim;
 mod stdio;
 mod units;
 
@@ -116,6 +117,13 @@ enum Command {
     /// Some access must be given: --wideopen, --unauth-readonly,
     /// --unauth-appendonly, or credentials (--authenv, --users-file).
     P2phttp(p2phttp::P2phttpArgs),
+    /// Simulate a network of repositories, as `git annex sim` does.
+    ///
+    /// `annex sim start [FILE]`, `annex sim COMMAND...`, `annex sim show`,
+    /// `annex sim end`, or `annex sim run FILE` (start, run, report, end).
+    /// Sim files are git-annex's; failed assertions are named with their
+    /// line and make the exit status non-zero.
+    Sim(sim::SimArgs),
     /// Serve a repository over ssh in place of git-annex-shell.
     ///
     /// Takes git-annex-shell's arguments: `configlist DIR`, `p2pstdio DIR
@@ -172,6 +180,7 @@ fn main() -> ExitCode {
         Command::Placement(args) => preferred::placement(args),
         Command::Updateproxy(args) => proxycmd::updateproxy(args),
         Command::P2phttp(args) => p2phttp::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::Shell { args } => shell::run(args),
     };
     finish(result, "annex")
