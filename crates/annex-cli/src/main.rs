@@ -1,6 +1,7 @@
 //! `annex`: a git-annex compatible server, gateway and toolkit.
 
 mod branchcmd;
+mod clustercmd;
 mod configcmd;
 mod examine;
 mod logviews;
@@ -108,6 +109,19 @@ enum Command {
     /// `git annex updateproxy` does; clients that fetch from here then
     /// reach them through it.
     Updateproxy(proxycmd::UpdateproxyArgs),
+    /// Make a new cluster that this repository is a gateway for, as
+    /// `git annex initcluster` does: a cluster UUID in
+    /// `annex.cluster.NAME` and its description (default `cluster NAME`).
+    #[command(override_usage = "annex initcluster NAME [DESCRIPTION]")]
+    Initcluster(clustercmd::InitclusterArgs),
+    /// Record the nodes of this repository's clusters (the remotes with
+    /// `remote.NAME.annex-cluster-node` naming one) in the git-annex
+    /// branch, and what it proxies, as `git annex updatecluster` does.
+    Updatecluster(clustercmd::UpdateclusterArgs),
+    /// Make this repository another gateway of the cluster NAME that the
+    /// remote GATEWAY serves, as `git annex extendcluster` does.
+    #[command(override_usage = "annex extendcluster GATEWAY NAME")]
+    Extendcluster(clustercmd::ExtendclusterArgs),
     /// Serve git-annex repositories over HTTP, as `git annex p2phttp`.
     ///
     /// Serves the repository it is run in and the remotes it proxies
@@ -179,6 +193,9 @@ fn main() -> ExitCode {
         Command::Matchexpression(args) => preferred::matchexpression(args),
         Command::Placement(args) => preferred::placement(args),
         Command::Updateproxy(args) => proxycmd::updateproxy(args),
+        Command::Initcluster(args) => clustercmd::initcluster(args),
+        Command::Updatecluster(args) => clustercmd::updatecluster(args),
+        Command::Extendcluster(args) => clustercmd::extendcluster(args),
         Command::P2phttp(args) => p2phttp::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Shell { args } => shell::run(args),

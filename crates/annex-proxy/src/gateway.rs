@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use annex_branch::logs::paths::{PROXY_LOG, UUID_LOG};
-use annex_branch::logs::cluster::Clusters;
+use annex_branch::logs::cluster::{self, Clusters};
+use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, UUID_LOG};
 use annex_branch::logs::proxy::{self, Proxy};
 use annex_branch::logs::uuid_log;
 use annex_branch::{Branch, BranchError, VectorClock};
@@ -55,13 +55,108 @@ pub struct ProxyUpdate {
     pub warnings: Vec<String>,
 }
 
-/// The remotes git config says to proxy: those with `annex-proxy` or
-/// `annex-cluster-node` and a known UUID, and this repository's clusters.
-pub fn configured_proxies(remotes: &GitRemotes) -> (BTreeSet<Proxy>, Vec<String>) {
+/// The remotes in the order git-annex lists them (its `remoteList`): the
+/// remotes proxied through a remote (`GATEWAY-NAME`, see
+/// [`GitRemotes::with_proxied`]) first, each gateway's in proxy.log's
+/// order, then the git remotes sorted by their `remote.NAME.url` key, then
+/// the remotes with a UUID and no URL (special remotes) by name. A remote
+/// with neither a URL nor a UUID is no remote for git-annex.
+pub fn annex_remote_list(remotes: &GitRemotes) -> Vec<&Remote> {
+    let mut git: Vec<&Remote> = remotes
+        .remotes
+        .iter()
+        .filter(|r| !r.synthesized && r.url.is_some())
+        .collect();
+    git.sort_by_key(|r| format!("remote.{}.url", r.name).into_bytes());
+    let mut special: Vec<&Remote> = remotes
+        .remotes
+        .iter()
+        .filter(|r| !r.synthesized && r.url.is_none() && r.uuid.is_some())
+        .collect();
+    special.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for g in &git {
+        let Some(gu) = &g.uuid else { continue };
+        let prefix = format!("{}-", g.name);
+        out.extend(remotes.remotes.iter().filter(|r| {
+            r.synthesized && r.proxied_by.as_ref() == Some(gu) && r.name.starts_with(&prefix)
+        }));
+    }
+    out.extend(git);
+    out.extend(special);
+    out
+}
+
+/// The UUIDs git config marks private (`annex.private` for this
+/// repository, `remote.NAME.annex-private` for a remote with a known
+/// UUID), which git-annex keeps out of proxy.log and cluster.log; from
+/// `git config --list -z` output.
+pub fn private_uuids(config_z: &[u8], here: &Uuid, remotes: &GitRemotes) -> BTreeSet<Uuid> {
+    let truthy = |v: &str| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "true" | "yes" | "on" | "1" | ""
+        )
+    };
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    for entry in config_z.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8_lossy(entry);
+        let (k, v) = entry.split_once('\n').unwrap_or((entry.as_ref(), ""));
+        last.insert(k.to_owned(), v.to_owned());
+    }
+    let mut out = BTreeSet::new();
+    for (k, v) in &last {
+        if !truthy(v) {
+            continue;
+        }
+        if k == "annex.private" {
+            out.insert(here.clone());
+        } else if let Some(name) = k
+            .strip_prefix("remote.")
+            .and_then(|r| r.strip_suffix(".annex-private"))
+        {
+            if let Some(u) = remotes.by_name(name).and_then(|r| r.uuid.clone()) {
+                out.insert(u);
+            }
+        }
+    }
+    out
+}
+
+/// The cluster names of a remote's `annex-cluster-node` that git-annex
+/// takes (legal remote names).
+fn cluster_node_names(r: &Remote) -> impl Iterator<Item = &String> {
+    r.cluster_node
+        .iter()
+        .filter(|n| proxy::is_legal_remote_name(n))
+}
+
+/// The clusters this repository is a gateway for, as git-annex takes
+/// them from `annex.cluster.NAME`: legal names and cluster UUIDs.
+fn my_clusters(remotes: &GitRemotes) -> impl Iterator<Item = (&String, &Uuid)> {
+    remotes
+        .clusters
+        .iter()
+        .filter(|(n, u)| proxy::is_legal_remote_name(n) && u.is_cluster())
+}
+
+/// What this repository should proxy, as git-annex's `updateproxy`
+/// decides: the remotes (those proxied through other gateways included,
+/// see [`GitRemotes::with_proxied`]) with `annex-proxy` or
+/// `annex-cluster-node` set and a known UUID; this repository's clusters
+/// (`annex.cluster.NAME`); and the nodes of those clusters that are
+/// reached through another gateway, unless already proxied directly.
+/// `clusters` is cluster.log without dead nodes. Also returns a warning
+/// for each remote that is configured to be proxied but cannot be.
+pub fn configured_proxies(
+    remotes: &GitRemotes,
+    clusters: &Clusters,
+) -> (BTreeSet<Proxy>, Vec<String>) {
+    let list = annex_remote_list(remotes);
     let mut out = BTreeSet::new();
     let mut warnings = Vec::new();
-    for r in &remotes.remotes {
-        if !r.proxy && r.cluster_node.is_empty() {
+    for r in &list {
+        if !r.proxy && cluster_node_names(r).next().is_none() {
             continue;
         }
         match &r.uuid {
@@ -77,26 +172,56 @@ pub fn configured_proxies(remotes: &GitRemotes) -> (BTreeSet<Proxy>, Vec<String>
             )),
         }
     }
-    for (name, cu) in &remotes.clusters {
+    let mine: BTreeSet<&Uuid> = my_clusters(remotes).map(|(_, u)| u).collect();
+    let proxied_here: BTreeSet<Uuid> = out
+        .iter()
+        .map(|p| p.uuid.clone())
+        .chain(mine.iter().map(|u| (*u).clone()))
+        .collect();
+    for (name, cu) in my_clusters(remotes) {
         out.insert(Proxy {
             uuid: cu.clone(),
             name: name.clone(),
         });
     }
+    // Nodes of these clusters behind other gateways; those proxied here
+    // directly are left out, so that no cycle is made.
+    for r in &list {
+        let Some(u) = &r.uuid else { continue };
+        if r.proxied_by.is_none() || proxied_here.contains(u) {
+            continue;
+        }
+        let of_mine = clusters
+            .clusters_of(u)
+            .is_some_and(|cs| cs.iter().any(|c| mine.contains(c)));
+        if of_mine {
+            out.insert(Proxy {
+                uuid: u.clone(),
+                name: r.name.clone(),
+            });
+        }
+    }
     (out, warnings)
 }
 
 /// Records in proxy.log what this repository (`gateway`) proxies, as
-/// `git annex updateproxy` does.
+/// `git annex updateproxy` does (see [`configured_proxies`]); `remotes`
+/// as git config lists them, the remotes proxied through them are added
+/// from proxy.log. Private repositories (see [`private_uuids`]) are kept
+/// out of the log.
 pub fn update_proxy(
     branch: &Branch,
     gateway: &Uuid,
     remotes: &GitRemotes,
 ) -> Result<ProxyUpdate, BranchError> {
-    let (wanted, warnings) = configured_proxies(remotes);
-    let current = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?))
-        .remove(gateway)
-        .unwrap_or_default();
+    let proxies = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?));
+    let clusters = branch.clusters()?;
+    let all_nodes = Clusters::from_log(&cluster::parse(&branch.read(CLUSTER_LOG)?));
+    let full = remotes.with_proxied(&proxies, |u| {
+        all_nodes.clusters_of(u).cloned().unwrap_or_default()
+    });
+    let (wanted, warnings) = configured_proxies(&full, &clusters);
+    let current = proxies.get(gateway).cloned().unwrap_or_default();
     let mut update = ProxyUpdate {
         changes: Vec::new(),
         warnings,
@@ -111,10 +236,20 @@ pub fn update_proxy(
             _ => {}
         }
     }
+    let config =
+        annex_repo::config::list_z(branch.git_dir()).map_err(|source| BranchError::Io {
+            context: "reading git config".into(),
+            source,
+        })?;
+    let private = private_uuids(&config, gateway, remotes);
+    let recorded: BTreeSet<Proxy> = wanted
+        .into_iter()
+        .filter(|p| !private.contains(&p.uuid))
+        .collect();
     let gateway = gateway.clone();
     branch.change(PROXY_LOG, |old| {
         let mut log = proxy::parse(old);
-        proxy::record(&mut log, gateway, wanted, VectorClock::now()).ok()?;
+        proxy::record(&mut log, gateway, recorded, VectorClock::now()).ok()?;
         Some(proxy::write(&log))
     })?;
     Ok(update)

@@ -1,0 +1,426 @@
+//! Cluster configuration, kept as git-annex keeps it: a gateway's
+//! clusters in git config (`annex.cluster.NAME = CLUSTER-UUID`), its nodes
+//! as remotes with `remote.NODE.annex-cluster-node = NAME...`, further
+//! gateways as `remote.GATEWAY.annex-cluster-gateway = CLUSTER-UUID`, and
+//! in the git-annex branch the cluster's description (uuid.log), its nodes
+//! (cluster.log) and what each gateway proxies (proxy.log).
+//!
+//! - [`init_cluster`]: `git annex initcluster NAME [DESCRIPTION]`.
+//! - [`update_clusters`]: the cluster.log part of `git annex
+//!   updatecluster` (the proxy.log part is [`annex_proxy::update_proxy`]).
+//! - [`extend_cluster`]: `git annex extendcluster GATEWAY NAME`.
+//! - [`discover_local_uuids`]: the UUIDs of remotes on this machine, read
+//!   from their repositories as git-annex reads them when it lists
+//!   remotes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use annex_branch::logs::cluster::{self, Clusters};
+use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, UUID_LOG};
+use annex_branch::logs::uuid_based::ValueError;
+use annex_branch::logs::{proxy, uuid_log};
+use annex_branch::{Branch, BranchError, VectorClock};
+use annex_protocol::Uuid;
+use annex_proxy::gateway::{annex_remote_list, private_uuids};
+use annex_proxy::{GitRemotes, Location, Remote};
+
+/// Why a cluster command refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `initcluster` with a name git would not take as a remote name.
+    #[error("That cluster name is not a valid git remote name.")]
+    BadName,
+    /// No remote of that name (or UUID).
+    #[error("there is no available git remote named \"{0}\"")]
+    NoRemote(String),
+    /// `extendcluster`: `GATEWAY-NAME` is a remote, but not of a cluster.
+    #[error("{0} is not a cluster remote.")]
+    NotClusterRemote(String),
+    /// The description cannot be logged.
+    #[error("{0}")]
+    Value(#[from] ValueError),
+    /// The git-annex branch could not be read or written.
+    #[error(transparent)]
+    Branch(#[from] BranchError),
+    /// git config could not be read or written.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Whether git-annex takes `name` as a remote (and cluster) name: not
+/// empty, only letters, digits, `_`, `-` and `.`, not starting with `-`
+/// or `.` (git-annex's `isLegalName`).
+pub fn is_legal_name(name: &str) -> bool {
+    proxy::is_legal_remote_name(name)
+}
+
+/// `git config KEY VALUE` in the repository at `git_dir`.
+pub fn set_git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["config", key, value])
+        .output()
+        .map_err(|e| ConfigError::Config(format!("running git config: {e}")))?;
+    if !out.status.success() {
+        return Err(ConfigError::Config(format!(
+            "git config {key}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+fn read_config(git_dir: &Path) -> Result<Vec<u8>, ConfigError> {
+    annex_repo::config::list_z(git_dir).map_err(|e| ConfigError::Config(e.to_string()))
+}
+
+/// Where the git directory of the repository at `path` is: `path/.git`
+/// (a directory, or a file naming one), or `path` itself when it is a
+/// bare repository. `None` when there is no repository there.
+fn git_dir_of(path: &Path) -> Option<PathBuf> {
+    let dotgit = path.join(".git");
+    if dotgit.is_dir() {
+        return Some(dotgit);
+    }
+    if dotgit.is_file() {
+        let text = std::fs::read_to_string(&dotgit).ok()?;
+        let target = text.trim().strip_prefix("gitdir:")?.trim();
+        return Some(path.join(target));
+    }
+    (path.join("config").is_file() && path.join("objects").is_dir()).then(|| path.to_path_buf())
+}
+
+/// Reads the UUIDs of the remotes on this machine from their repositories
+/// and records a new or changed one as `remote.NAME.annex-uuid`, as
+/// git-annex does whenever it lists remotes (unless `annex-ignore` or
+/// `annex-checkuuid=false`). `work` is the directory relative remote paths
+/// start from (the work tree, or the git directory of a bare
+/// repository). Returns git-annex's warning for each remote whose
+/// repository cannot be reached and whose UUID is not known.
+pub fn discover_local_uuids(
+    work: &Path,
+    git_dir: &Path,
+    remotes: &mut GitRemotes,
+) -> Result<Vec<String>, ConfigError> {
+    let config = annex_repo::config::GitConfig::parse_z(&read_config(git_dir)?);
+    let mut warnings = Vec::new();
+    let mut order: Vec<usize> = (0..remotes.remotes.len()).collect();
+    order.sort_by_key(|&i| format!("remote.{}.url", remotes.remotes[i].name).into_bytes());
+    for i in order {
+        let r = &mut remotes.remotes[i];
+        if r.synthesized || r.ignore || r.url.is_none() || r.annex_url.is_some() {
+            continue;
+        }
+        let check = config
+            .get(&format!("remote.{}.annex-checkuuid", r.name))
+            .map(|v| v.trim().to_ascii_lowercase());
+        if matches!(check.as_deref(), Some("false" | "no" | "off" | "0")) {
+            continue;
+        }
+        let Location::Local(path) = r.location() else {
+            continue;
+        };
+        let path = work.join(path);
+        let Some(dir) = git_dir_of(&path) else {
+            if r.uuid.is_none() {
+                warnings.push(format!("Remote {} cannot currently be accessed.", r.name));
+            }
+            continue;
+        };
+        let found = Command::new("git")
+            .arg("config")
+            .arg("--file")
+            .arg(dir.join("config"))
+            .args(["--get", "annex.uuid"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| Uuid::parse(String::from_utf8_lossy(&o.stdout).trim()).ok());
+        if let Some(u) = found {
+            if r.uuid.as_ref() != Some(&u) {
+                set_git_config(
+                    git_dir,
+                    &format!("remote.{}.annex-uuid", r.name),
+                    u.as_str(),
+                )?;
+                r.uuid = Some(u);
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// `git annex initcluster NAME DESCRIPTION`: unless this repository
+/// already has a cluster of that name (as git config lists it, names in
+/// lower case), a new cluster UUID as `annex.cluster.NAME` and its
+/// description in uuid.log. Returns the new cluster's UUID, or `None` when
+/// the name was taken. The journal is left for the caller to commit.
+pub fn init_cluster(
+    branch: &Branch,
+    remotes: &GitRemotes,
+    name: &str,
+    description: &str,
+) -> Result<Option<Uuid>, ConfigError> {
+    if !is_legal_name(name) {
+        return Err(ConfigError::BadName);
+    }
+    if remotes.clusters.contains_key(name) {
+        return Ok(None);
+    }
+    let cu = Uuid::new_cluster();
+    // Checked before anything is written.
+    uuid_log::escape_description(description)?;
+    set_git_config(
+        branch.git_dir(),
+        &format!("annex.cluster.{name}"),
+        cu.as_str(),
+    )?;
+    let mut err = None;
+    branch.change(UUID_LOG, |old| {
+        let mut log = uuid_log::parse(old);
+        match uuid_log::describe(&mut log, cu.clone(), description, VectorClock::now()) {
+            Ok(_) => Some(uuid_log::write(&log)),
+            Err(e) => {
+                err = Some(e);
+                None
+            }
+        }
+    })?;
+    match err {
+        Some(e) => Err(e.into()),
+        None => Ok(Some(cu)),
+    }
+}
+
+/// What [`update_clusters`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterUpdate {
+    /// What git-annex says, in its order: for each cluster (by name),
+    /// `No cluster node changes for cluster: NAME`, or `Added node REMOTE
+    /// to cluster: NAME` and `Removed node DESCRIPTION from cluster: NAME`
+    /// lines.
+    pub messages: Vec<String>,
+    /// Remotes configured as nodes that cannot be.
+    pub warnings: Vec<String>,
+}
+
+/// git-annex's names for repositories in messages: uuid.log's
+/// descriptions (this repository's included, empty when it has none)
+/// with the names of the remotes added (`DESC [NAME]`, or `[NAME]`).
+fn descriptions(
+    branch: &Branch,
+    here: &Uuid,
+    list: &[&Remote],
+) -> Result<BTreeMap<Uuid, String>, BranchError> {
+    let mut descs = uuid_log::descriptions(&uuid_log::parse(&branch.read(UUID_LOG)?));
+    descs.entry(here.clone()).or_default();
+    let names: BTreeMap<Uuid, String> = list
+        .iter()
+        .filter_map(|r| Some((r.uuid.clone()?, r.name.clone())))
+        .collect();
+    for (u, n) in names {
+        match descs.get_mut(&u) {
+            Some(d) if d.is_empty() || *d == n => *d = format!("[{n}]"),
+            Some(d) => *d = format!("{d} [{n}]"),
+            None => {
+                descs.insert(u, n);
+            }
+        }
+    }
+    Ok(descs)
+}
+
+/// The remotes and clusters of git config with the remotes proxied
+/// through other gateways added from proxy.log, as git-annex lists them.
+pub fn remotes_with_proxied(
+    branch: &Branch,
+    remotes: &GitRemotes,
+) -> Result<GitRemotes, BranchError> {
+    let proxies = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?));
+    let all_nodes = Clusters::from_log(&cluster::parse(&branch.read(CLUSTER_LOG)?));
+    Ok(remotes.with_proxied(&proxies, |u| {
+        all_nodes.clusters_of(u).cloned().unwrap_or_default()
+    }))
+}
+
+/// Records in cluster.log the nodes of each of this repository's clusters
+/// (`annex.cluster.NAME`), as `git annex updatecluster` does: the remotes
+/// whose `annex-cluster-node` names the cluster, and the nodes already
+/// recorded that are reached through another gateway. Dead nodes are
+/// dropped; private repositories are kept out of the log. `here` is this
+/// repository's UUID, `remotes` its git config's remotes. The journal is
+/// left for the caller to commit.
+pub fn update_clusters(
+    branch: &Branch,
+    here: &Uuid,
+    remotes: &GitRemotes,
+) -> Result<ClusterUpdate, ConfigError> {
+    let full = remotes_with_proxied(branch, remotes)?;
+    let list = annex_remote_list(&full);
+    let mut update = ClusterUpdate::default();
+    // Each cluster's nodes among the remotes, ordered as git-annex orders
+    // remotes in a set: by cost, then UUID.
+    type CostKey = (u64, Uuid);
+    let cost_key = |r: &Remote, u: &Uuid| -> CostKey {
+        // Costs are not negative; their bits order as the numbers do.
+        (r.effective_cost().max(0.0).to_bits(), u.clone())
+    };
+    let mut my_nodes: BTreeMap<&str, BTreeMap<CostKey, &Remote>> = BTreeMap::new();
+    for r in &list {
+        let names: Vec<&String> = r.cluster_node.iter().filter(|n| is_legal_name(n)).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let Some(u) = &r.uuid else {
+            update.warnings.push(format!(
+                "{} is a git remote without a known annex-uuid. Cannot use this remote as a cluster node.",
+                r.name
+            ));
+            continue;
+        };
+        for n in names {
+            let set = my_nodes.entry(n.as_str()).or_default();
+            if !set.values().any(|o| o.uuid.as_ref() == Some(u)) {
+                set.insert(cost_key(r, u), r);
+            }
+        }
+    }
+    let recorded = branch.clusters()?;
+    let descs = descriptions(branch, here, &list)?;
+    let config = read_config(branch.git_dir())?;
+    let private = private_uuids(&config, here, remotes);
+    for (name, cu) in &remotes.clusters {
+        if !is_legal_name(name) || !cu.is_cluster() {
+            continue;
+        }
+        let mine = my_nodes.remove(name.as_str()).unwrap_or_default();
+        let old = recorded.nodes_of(cu).cloned().unwrap_or_default();
+        let proxied = list.iter().filter_map(|r| {
+            let u = r.uuid.as_ref()?;
+            (old.contains(u) && r.proxied_by.is_some()).then(|| u.clone())
+        });
+        let all: BTreeSet<Uuid> = mine
+            .values()
+            .filter_map(|r| r.uuid.clone())
+            .chain(proxied)
+            .collect();
+        if all == old {
+            update
+                .messages
+                .push(format!("No cluster node changes for cluster: {name}"));
+            continue;
+        }
+        for r in mine.values() {
+            if r.uuid.as_ref().is_some_and(|u| !old.contains(u)) {
+                update
+                    .messages
+                    .push(format!("Added node {} to cluster: {name}", r.name));
+            }
+        }
+        for n in old.difference(&all) {
+            let d = descs.get(n).cloned().unwrap_or_else(|| n.to_string());
+            update
+                .messages
+                .push(format!("Removed node {d} from cluster: {name}"));
+        }
+        let nodes: BTreeSet<Uuid> = all.difference(&private).cloned().collect();
+        let cu = cu.clone();
+        let mut err = None;
+        branch.change(CLUSTER_LOG, |old| {
+            let mut log = cluster::parse(old);
+            match cluster::record(&mut log, cu, nodes, VectorClock::now()) {
+                Ok(_) => Some(cluster::write(&log)),
+                Err(e) => {
+                    err = Some(e);
+                    None
+                }
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+    }
+    Ok(update)
+}
+
+/// The remote git-annex finds by `name`: the first in its order whose
+/// name, or else whose UUID, is `name` (git-annex's `byName`).
+fn by_name<'a>(list: &[&'a Remote], name: &str) -> Result<&'a Remote, ConfigError> {
+    list.iter()
+        .find(|r| r.name == name || r.uuid.as_ref().is_some_and(|u| u.as_str() == name))
+        .copied()
+        .ok_or_else(|| ConfigError::NoRemote(name.to_owned()))
+}
+
+/// `git annex extendcluster GATEWAY NAME`: this repository becomes a
+/// gateway of the cluster that the remote `GATEWAY` serves as its
+/// cluster `NAME`, found as the remote `GATEWAY-NAME` that proxy.log makes
+/// (after a `git fetch` from the gateway). Sets `annex.cluster.NAME`
+/// (unless this repository already has a cluster of that name) and
+/// `remote.GATEWAY.annex-cluster-gateway`; returns the cluster's UUID.
+/// [`update_clusters`] and [`annex_proxy::update_proxy`] are to be run
+/// after it, as git-annex does.
+pub fn extend_cluster(
+    branch: &Branch,
+    remotes: &GitRemotes,
+    gateway: &str,
+    name: &str,
+) -> Result<Uuid, ConfigError> {
+    let full = remotes_with_proxied(branch, remotes)?;
+    let list = annex_remote_list(&full);
+    let cluster_remote = format!("{gateway}-{name}");
+    let c = by_name(&list, &cluster_remote)?;
+    let g = by_name(&list, gateway)?;
+    let cu = c
+        .uuid
+        .clone()
+        .filter(Uuid::is_cluster)
+        .ok_or_else(|| ConfigError::NotClusterRemote(cluster_remote.clone()))?;
+    let mine = remotes
+        .clusters
+        .iter()
+        .any(|(n, u)| n == name && is_legal_name(n) && u.is_cluster());
+    if !mine {
+        set_git_config(
+            branch.git_dir(),
+            &format!("annex.cluster.{name}"),
+            cu.as_str(),
+        )?;
+    }
+    set_git_config(
+        branch.git_dir(),
+        &format!("remote.{}.annex-cluster-gateway", g.name),
+        cu.as_str(),
+    )?;
+    Ok(cu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legal_names() {
+        for ok in ["c", "my-cluster", "a.b_c", "Ünï", "x-"] {
+            assert!(is_legal_name(ok), "{ok}");
+        }
+        for bad in ["", "bad name", "-c", ".c", "a/b", "a:b", "a\nb"] {
+            assert!(!is_legal_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn git_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path();
+        assert_eq!(git_dir_of(p), None);
+        std::fs::create_dir(p.join("objects")).unwrap();
+        std::fs::write(p.join("config"), "").unwrap();
+        assert_eq!(git_dir_of(p), Some(p.to_path_buf()));
+        std::fs::create_dir(p.join(".git")).unwrap();
+        assert_eq!(git_dir_of(p), Some(p.join(".git")));
+    }
+}
