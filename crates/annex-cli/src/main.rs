@@ -33,7 +33,14 @@ use clap::{Parser, Subcommand};
 /// decides preferred content as git-annex does, and speaks git-annex's P2P
 /// protocol (versions 0 to 4) to any repository as a client.
 #[derive(Parser)]
-#[command(name = "annex", version, propagate_version = true)]
+// Commands are listed in the order a newcomer needs them: those given a
+// display_order first, the others after them as declared.
+#[command(
+    name = "annex",
+    version,
+    propagate_version = true,
+    next_display_order = 10
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,6 +55,7 @@ enum Command {
     /// path`), or a p2phttp URL `annex+http(s)://host[:port]/git-annex/`
     /// (with --uuid, or the UUID after `/git-annex/`). The other end is the
     /// real git-annex or this program's own server.
+    #[command(display_order = 4)]
     Remote(remote::RemoteArgs),
     /// Show what a git-annex key is made of: backend, size, fields, and
     /// where git-annex stores its content.
@@ -55,6 +63,7 @@ enum Command {
     /// Make the git repository here a git-annex repository (annex.uuid,
     /// annex.version 10, a git-annex branch with a description), as
     /// `git annex init` does.
+    #[command(display_order = 3)]
     Init(branchcmd::InitArgs),
     /// Show or set the maximum size of repositories, as
     /// `git annex maxsize` does; without arguments, list every
@@ -130,6 +139,7 @@ enum Command {
     /// use it through a remote's `annexUrl`, `annex+http://HOST:PORT/git-annex/`.
     /// Some access must be given: --wideopen, --unauth-readonly,
     /// --unauth-appendonly, or credentials (--authenv, --users-file).
+    #[command(display_order = 1)]
     P2phttp(p2phttp::P2phttpArgs),
     /// Simulate a network of repositories, as `git annex sim` does.
     ///
@@ -143,7 +153,7 @@ enum Command {
     /// Takes git-annex-shell's arguments: `configlist DIR`, `p2pstdio DIR
     /// UUID [--uuid UUID]`, or a git command. Install this binary as
     /// `git-annex-shell` (a symlink named so) to have ssh clients use it.
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, display_order = 2)]
     Shell {
         /// git-annex-shell's arguments.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

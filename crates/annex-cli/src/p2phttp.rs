@@ -1,6 +1,6 @@
 //! `annex p2phttp`: serve repositories over git-annex's P2P HTTP API.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +19,10 @@ use tracing_subscriber::EnvFilter;
 
 #[derive(Args)]
 pub struct P2phttpArgs {
+    /// The git-annex repository to serve (default: the one the current
+    /// directory is in).
+    #[arg(value_name = "REPOSITORY", conflicts_with = "directory")]
+    repository: Option<PathBuf>,
     /// Port to listen on (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = DEFAULT_PORT, value_name = "NUMBER")]
     port: u16,
@@ -113,7 +117,51 @@ fn find_repository(start: &Path) -> anyhow::Result<(LocalRepository, PathBuf)> {
         }
         dir = d.parent();
     }
-    bail!("not in a git repository: run inside a git-annex repository, or use --directory")
+    bail!(
+        "{} is not in a git-annex repository: give one (annex p2phttp PATH), run this inside one, \
+         or serve every repository below a directory (--directory DIR); to make one: \
+         git init PATH && cd PATH && annex init",
+        start.display()
+    )
+}
+
+/// The repository named on the command line: exactly that directory.
+fn open_repository(path: &Path) -> anyhow::Result<(LocalRepository, PathBuf)> {
+    if !annex_repo::looks_like_repository(path) {
+        bail!(
+            "{} is not a git-annex repository: to make it one, git init {0} && cd {0} && annex init",
+            path.display()
+        );
+    }
+    let top = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    Ok((LocalRepository::open(&top)?, top))
+}
+
+/// The URL clients put in `remote.NAME.annexUrl` to reach a server
+/// listening on `addr`.
+fn annex_url(scheme: &str, addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        host_name().unwrap_or_else(|| "localhost".into())
+    } else {
+        match addr.ip() {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        }
+    };
+    format!("annex+{scheme}://{host}:{}/git-annex/", addr.port())
+}
+
+/// This machine's host name, as other machines would reach it by.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..end]).ok()?;
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 fn addresses(bind: Option<&str>, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
@@ -188,9 +236,16 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
 
     let mut gateway = None;
     let repos: Arc<dyn Repositories> = if args.directory.is_empty() {
-        // The repository here, and the remotes it proxies.
-        let here = std::env::current_dir()?;
-        let (repo, top) = find_repository(&here)?;
+        // The repository given or here, and the remotes it proxies.
+        let (repo, top) = match &args.repository {
+            Some(path) => open_repository(path)?,
+            None => find_repository(&std::env::current_dir()?)?,
+        };
+        eprintln!(
+            "annex p2phttp: serving {} ({})",
+            top.display(),
+            annex_protocol::Repository::uuid(&repo)
+        );
         let git_dir = repo.git_dir().to_owned();
         let g = Arc::new(GatewayRepositories::new(
             Arc::new(repo),
@@ -249,6 +304,13 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         for l in std_listeners {
             let addr = l.local_addr()?;
             eprintln!("annex p2phttp: listening on {scheme}://{addr}/");
+            // On standard output, for a script to read: what a client
+            // sets to use this server.
+            let _ = writeln!(
+                std::io::stdout(),
+                "git config remote.NAME.annexUrl {}",
+                annex_url(scheme, addr)
+            );
             listeners.push(tokio::net::TcpListener::from_std(l)?);
         }
         let uuids: Vec<String> = repos.uuids().iter().map(ToString::to_string).collect();
