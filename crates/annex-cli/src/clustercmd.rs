@@ -112,7 +112,7 @@ fn work_dir(here: &Here) -> std::path::PathBuf {
 fn remotes(here: &Here) -> anyhow::Result<(GitRemotes, Vec<String>)> {
     let mut remotes = GitRemotes::read(here.branch.git_dir())?;
     let warnings =
-        cluster_config::discover_local_uuids(&work_dir(here), here.branch.git_dir(), &mut remotes)?;
+        cluster_config::discover_uuids(&work_dir(here), here.branch.git_dir(), &mut remotes)?;
     Ok((remotes, warnings))
 }
 

@@ -118,7 +118,18 @@ impl Area {
             .0
             .run(dir, "git", &["show", &format!("git-annex:{file}")]);
         let text = normalize(&String::from_utf8_lossy(&o.stdout), &cluster_names(dir));
-        let mut lines: Vec<&str> = text.lines().collect();
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                // The repositories of a proxy.log or cluster.log line, in
+                // UUID order, likewise.
+                let mut w: Vec<&str> = l.split(' ').collect();
+                if ["proxy.log", "cluster.log"].contains(&file) && w.len() > 2 {
+                    w[2..].sort();
+                }
+                w.join(" ")
+            })
+            .collect();
         lines.sort();
         lines.iter().map(|l| format!("{l}\n")).collect()
     }
@@ -395,8 +406,8 @@ fn extendcluster_as_git_annex() {
     let gw1_url = format!("localhost:{}", gw1.display());
     let g = SIDES.map(|s| {
         let g = a.repo(&format!("{}-gw2", s.name()), GW2);
+        // Its UUID is asked for over ssh (git-annex-shell configlist).
         a.git(&g, &["remote", "add", "gw1", &gw1_url]);
-        a.git(&g, &["config", "remote.gw1.annex-uuid", GW]);
         a.git(&g, &["remote", "add", "n3", "../n3"]);
         a.git(&g, &["config", "remote.n3.annex-cluster-node", "c"]);
         a.git(&g, &["fetch", "-q", "gw1"]);
@@ -420,6 +431,10 @@ fn extendcluster_as_git_annex() {
         format!("T CLUSTER-c {N1} {N2} {N3}\n")
     );
     assert_eq!(a.config(d[1], "cluster"), a.config(d[0], "cluster"));
+    assert_eq!(a.config(d[1], "annex-uuid"), a.config(d[0], "annex-uuid"));
+    assert!(a
+        .config(d[1], "annex-uuid")
+        .contains(&format!("remote.gw1.annex-uuid {GW}")));
     assert_eq!(
         a.config(d[1], "cluster"),
         "remote.gw1.annex-cluster-gateway CLUSTER-c\nremote.n3.annex-cluster-node c\nannex.cluster.c CLUSTER-c\n"

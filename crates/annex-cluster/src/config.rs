@@ -9,9 +9,9 @@
 //! - [`update_clusters`]: the cluster.log part of `git annex
 //!   updatecluster` (the proxy.log part is [`annex_proxy::update_proxy`]).
 //! - [`extend_cluster`]: `git annex extendcluster GATEWAY NAME`.
-//! - [`discover_local_uuids`]: the UUIDs of remotes on this machine, read
-//!   from their repositories as git-annex reads them when it lists
-//!   remotes.
+//! - [`discover_uuids`]: the UUIDs of remotes, read from their
+//!   repositories (on this machine, or over ssh) as git-annex reads them
+//!   when it lists remotes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -96,11 +96,12 @@ fn git_dir_of(path: &Path) -> Option<PathBuf> {
 /// Reads the UUIDs of the remotes on this machine from their repositories
 /// and records a new or changed one as `remote.NAME.annex-uuid`, as
 /// git-annex does whenever it lists remotes (unless `annex-ignore` or
-/// `annex-checkuuid=false`). `work` is the directory relative remote paths
+/// `annex-checkuuid=false`); asks an ssh remote whose UUID is not known
+/// (see [`ssh_uuid`]). `work` is the directory relative remote paths
 /// start from (the work tree, or the git directory of a bare
-/// repository). Returns git-annex's warning for each remote whose
+/// repository). Returns git-annex's warnings for the remotes whose
 /// repository cannot be reached and whose UUID is not known.
-pub fn discover_local_uuids(
+pub fn discover_uuids(
     work: &Path,
     git_dir: &Path,
     remotes: &mut GitRemotes,
@@ -114,16 +115,25 @@ pub fn discover_local_uuids(
         if r.synthesized || r.ignore || r.url.is_none() || r.annex_url.is_some() {
             continue;
         }
+        let path = match r.location() {
+            Location::Local(path) => work.join(path),
+            Location::Ssh { host, port, path } => {
+                if r.uuid.is_none() {
+                    if let Some(w) = ssh_uuid(git_dir, r, &host, port, &path)? {
+                        warnings.extend(w);
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        // A remote on this machine is read each time, unless told not to.
         let check = config
             .get(&format!("remote.{}.annex-checkuuid", r.name))
             .map(|v| v.trim().to_ascii_lowercase());
         if matches!(check.as_deref(), Some("false" | "no" | "off" | "0")) {
             continue;
         }
-        let Location::Local(path) = r.location() else {
-            continue;
-        };
-        let path = work.join(path);
         let Some(dir) = git_dir_of(&path) else {
             if r.uuid.is_none() {
                 warnings.push(format!("Remote {} cannot currently be accessed.", r.name));
@@ -151,6 +161,79 @@ pub fn discover_local_uuids(
         }
     }
     Ok(warnings)
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Asks the repository of an ssh remote for its UUID with
+/// `git-annex-shell configlist`, as git-annex does for a remote whose UUID
+/// it does not know, and records it as `remote.NAME.annex-uuid`. When ssh
+/// cannot connect, git-annex's warning; when the remote answers without a
+/// UUID, git-annex's warnings, and the remote is set to be ignored
+/// (`annex-ignore`) as git-annex sets it.
+fn ssh_uuid(
+    git_dir: &Path,
+    r: &mut Remote,
+    host: &str,
+    port: Option<u16>,
+    path: &str,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let shell = r.shell.clone().unwrap_or_else(|| "git-annex-shell".into());
+    let mut cmd = Command::new("ssh");
+    if let Some(p) = port {
+        cmd.arg("-p").arg(p.to_string());
+    }
+    cmd.arg(host).arg("-T").arg(format!(
+        "{shell} {} {}",
+        shell_quote("configlist"),
+        shell_quote(path)
+    ));
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| ConfigError::Config(format!("running ssh: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found = text
+        .lines()
+        .find_map(|l| l.strip_prefix("annex.uuid="))
+        .and_then(|u| Uuid::parse(u.trim()).ok());
+    if let (true, Some(u)) = (out.status.success(), found) {
+        set_git_config(
+            git_dir,
+            &format!("remote.{}.annex-uuid", r.name),
+            u.as_str(),
+        )?;
+        r.uuid = Some(u);
+        return Ok(None);
+    }
+    let describe = match port {
+        Some(p) => format!("ssh://{host}:{p}{}", slash_path(path)),
+        None => format!("ssh://{host}{}", slash_path(path)),
+    };
+    if out.status.code() == Some(255) {
+        return Ok(Some(vec![format!(
+            "Unable to connect to repository {describe} to get its annex.uuid configuration."
+        )]));
+    }
+    let n = &r.name;
+    set_git_config(git_dir, &format!("remote.{n}.annex-ignore"), "true")?;
+    r.ignore = true;
+    Ok(Some(vec![
+        format!("Remote {n} does not have git-annex installed; setting annex-ignore"),
+        format!("This could be a problem with the git-annex installation on the remote. Please make sure that git-annex-shell is available in PATH when you ssh into the remote. Once you have fixed the git-annex installation, run: git annex enableremote {n}"),
+    ]))
+}
+
+/// An ssh remote's path as git-annex writes it in a URL.
+fn slash_path(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/~/{path}")
+    }
 }
 
 /// `git annex initcluster NAME DESCRIPTION`: unless this repository

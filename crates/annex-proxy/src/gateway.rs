@@ -406,3 +406,86 @@ impl Gateway {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U1: &str = "11111111-1111-4111-8111-111111111111";
+    const U3: &str = "33333333-3333-4333-8333-333333333333";
+    const G: &str = "99999999-9999-4999-8999-999999999999";
+    const CU: &str = "ac000000-0000-8000-8000-000000000000";
+
+    fn u(s: &str) -> Uuid {
+        Uuid::parse(s).unwrap()
+    }
+
+    fn p(uuid: &str, name: &str) -> Proxy {
+        Proxy {
+            uuid: u(uuid),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn remotes_in_git_annex_order() {
+        let cfg = format!(
+            "remote.a.url\n../a\0remote.b.url\nhost:/b\0remote.b.annex-uuid\n{G}\0remote.a-b.url\n../ab\0remote.s.annex-uuid\n{U3}\0remote.nothing.annex-cost\n5\0"
+        );
+        let remotes = GitRemotes::parse_z(cfg.as_bytes());
+        let proxies = BTreeMap::from([(u(G), BTreeSet::from([p(U1, "x")]))]);
+        let full = remotes.with_proxied(&proxies, |_| BTreeSet::new());
+        let names: Vec<&str> = annex_remote_list(&full)
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        // `remote.a-b.url` sorts before `remote.a.url`.
+        assert_eq!(names, ["b-x", "a-b", "a", "b", "s"]);
+    }
+
+    #[test]
+    fn cluster_proxies() {
+        let cfg = format!(
+            "remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0remote.n1.annex-cluster-node\nc\0remote.n2.url\n../n2\0remote.n2.annex-proxy\ntrue\0remote.gw.url\nhost:/gw\0remote.gw.annex-uuid\n{G}\0annex.cluster.c\n{CU}\0annex.cluster.bad name\n{CU}\0"
+        );
+        let remotes = GitRemotes::parse_z(cfg.as_bytes());
+        // The other gateway proxies the cluster, n1 and another node.
+        let proxies =
+            BTreeMap::from([(u(G), BTreeSet::from([p(U1, "n1"), p(U3, "x"), p(CU, "c")]))]);
+        let clusters = Clusters {
+            nodes: BTreeMap::from([(u(CU), BTreeSet::from([u(U1), u(U3)]))]),
+            clusters_of_node: BTreeMap::from([
+                (u(U1), BTreeSet::from([u(CU)])),
+                (u(U3), BTreeSet::from([u(CU)])),
+            ]),
+        };
+        let full = remotes.with_proxied(&proxies, |n| {
+            clusters.clusters_of(n).cloned().unwrap_or_default()
+        });
+        let (wanted, warnings) = configured_proxies(&full, &clusters);
+        // n1 directly (not again as gw-n1), the cluster, and the node
+        // behind the other gateway; not gw-c, which is no node.
+        assert_eq!(
+            wanted,
+            BTreeSet::from([p(U1, "n1"), p(U3, "gw-x"), p(CU, "c")])
+        );
+        assert_eq!(
+            warnings,
+            ["n2 is a git remote without a known annex-uuid. Cannot proxy to this remote."]
+        );
+    }
+
+    #[test]
+    fn private_repositories() {
+        let remotes = GitRemotes::parse_z(
+            format!("remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0").as_bytes(),
+        );
+        let cfg =
+            "annex.private\ntrue\0remote.n1.annex-private\ntrue\0remote.zz.annex-private\ntrue\0";
+        assert_eq!(
+            private_uuids(cfg.as_bytes(), &u(G), &remotes),
+            BTreeSet::from([u(G), u(U1)])
+        );
+        assert!(private_uuids(b"annex.private\nfalse\0", &u(G), &remotes).is_empty());
+    }
+}
