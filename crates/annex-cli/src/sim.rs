@@ -283,12 +283,21 @@ fn end(dir: &Path, host: &mut CliHost) -> anyhow::Result<()> {
 /// `annex sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let dir = git_dir()?.join("annex").join("sim");
+    // `--json` may come after `run` too.
+    let run_json =
+        args.args.first().is_some_and(|a| a == "run") && args.args.iter().any(|a| a == "--json");
+    let json = args.json || run_json;
     let mut host = CliHost {
         dir: dir.clone(),
-        json: args.json,
+        json,
         here: None,
     };
-    let words: Vec<&str> = args.args.iter().map(String::as_str).collect();
+    let words: Vec<&str> = args
+        .args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !(run_json && *a == "--json"))
+        .collect();
     match words.as_slice() {
         ["start"] | ["start", _] => {
             let sim = start(&dir, words.get(1).copied(), &mut host)?;
@@ -311,17 +320,17 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             let sim = start(&dir, Some(file), &mut host)?;
             end(&dir, &mut host)?;
             let rep = report::report(&sim);
-            if args.json {
+            if json {
                 println!("{}", serde_json::to_string_pretty(&rep)?);
             }
             if sim.failed() {
-                if !args.json {
+                if !json {
                     print!("{}", sim.show());
                 }
                 print_failures(&sim, Some(file));
                 bail!("Simulation shown above had errors.");
             }
-            if !args.json {
+            if !json {
                 print!("{}", rep.to_text());
             }
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,165 @@
+//! `annex sim run` against the real `git annex sim run` on the same sim
+//! files, in the same repository: the repositories come in with `use` and
+//! the files with `addtree`, so that UUIDs and keys are the same in both,
+//! and the sims are ones whose outcome does not depend on the order of
+//! random choices. Each ends with `visit main git-annex whereis --json`:
+//! every file must end in the same repositories in both (untrusted ones
+//! included).
+//!
+//! Globs with a directory (`include=sub/*`) are left out: git-annex's sim
+//! matches them against the file's path from inside the simulated
+//! repository's directory (`../../../../sub/x`), so they never match
+//! there; ours matches the file's path in the work tree.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use annex_test_support::{command, git, init_annex_repo, output, run_ok};
+
+fn annex_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_annex"))
+}
+
+/// A repository `main` with annexed files, two clones known to it as
+/// remotes (`r1`, `r2`, r2 trusted) and a directory special remote `s`.
+fn setup(tmp: &Path) -> PathBuf {
+    let (main, _) = init_annex_repo(tmp, "main", "main");
+    let files: &[(&str, usize)] = &[
+        ("a.txt", 10),
+        ("b.txt", 2000),
+        ("c.jpg", 3000),
+        ("d.jpg", 40),
+        ("e.bin", 5000),
+        ("f.bin", 60),
+        ("sub/g.jpg", 700),
+        ("sub/h.txt", 8000),
+        ("sub/i.bin", 900),
+        ("j.mp3", 1000),
+        ("k.mp3", 11000),
+        ("l.bin", 1200),
+    ];
+    for (i, (f, n)) in files.iter().enumerate() {
+        let p = main.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let content: Vec<u8> = (0..*n).map(|j| (i * 31 + j * 7) as u8).collect();
+        std::fs::write(p, content).unwrap();
+    }
+    run_ok(&mut command(
+        &main,
+        "git",
+        &["annex", "add", "--quiet", "."],
+    ));
+    git(&main, &["commit", "-q", "-m", "files"]);
+    for r in ["r1", "r2"] {
+        git(tmp, &["clone", "-q", "main", r]);
+        run_ok(&mut command(
+            &tmp.join(r),
+            "git",
+            &["annex", "init", "-q", r],
+        ));
+        git(&main, &["remote", "add", r, &format!("../{r}")]);
+        git(&main, &["fetch", "-q", r]);
+    }
+    let sdir = tmp.join("sdir");
+    std::fs::create_dir(&sdir).unwrap();
+    run_ok(&mut command(
+        &main,
+        "git",
+        &[
+            "annex",
+            "initremote",
+            "-q",
+            "s",
+            "type=directory",
+            &format!("directory={}", sdir.display()),
+            "encryption=none",
+        ],
+    ));
+    let cfg: &[&[&str]] = &[
+        &["merge"],
+        &["group", "r1", "g"],
+        &["group", "r2", "g"],
+        &["wanted", "r1", "balanced=g:1"],
+        &["wanted", "r2", "balanced=g:1"],
+        &["wanted", "s", "include=*.jpg or include=*.mp3"],
+        &["wanted", "here", "include=*.txt"],
+        &["trust", "r2", "--force"],
+    ];
+    for c in cfg {
+        let mut args = vec!["annex"];
+        args.extend_from_slice(c);
+        args.push("--quiet");
+        run_ok(&mut command(&main, "git", &args));
+    }
+    main
+}
+
+/// Each file's repositories from `whereis --json` lines in `out`.
+fn whereis(out: &str) -> BTreeMap<String, Vec<String>> {
+    let mut m = BTreeMap::new();
+    for l in out.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let file = v["file"].as_str().unwrap().to_owned();
+        let mut us: Vec<String> = ["whereis", "untrusted"]
+            .iter()
+            .flat_map(|f| v[*f].as_array().unwrap().iter())
+            .map(|w| w["uuid"].as_str().unwrap().to_owned())
+            .collect();
+        us.sort();
+        m.insert(file, us);
+    }
+    m
+}
+
+fn compare(main: &Path, name: &str, sim: &str) {
+    let file = main.join(format!("{name}.sim"));
+    std::fs::write(&file, sim).unwrap();
+    let theirs = output(command(main, "git", &["annex", "sim", "run"]).arg(&file));
+    let ours = output(command(main, annex_bin(), &["sim", "run"]).arg(&file));
+    let theirs_out = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    let ours_out = String::from_utf8_lossy(&ours.stdout).into_owned();
+    assert_eq!(
+        theirs.status.success(),
+        ours.status.success(),
+        "exit status differs for {name}:\ngit-annex: {theirs_out}{}\nours: {ours_out}{}",
+        String::from_utf8_lossy(&theirs.stderr),
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let (a, b) = (whereis(&theirs_out), whereis(&ours_out));
+    assert!(
+        a.len() >= 12,
+        "git-annex's sim listed too few files: {theirs_out}"
+    );
+    assert_eq!(a, b, "{name}: the files ended in different repositories");
+    assert!(
+        !main.join(".git/annex/sim").exists(),
+        "the simulation was left behind"
+    );
+}
+
+#[test]
+fn sim_matches_git_annex_on_deterministic_sims() {
+    let tmp = tempfile::tempdir().unwrap();
+    let main = setup(tmp.path());
+    compare(
+        &main,
+        "star",
+        "seed 1\nuse main here\nuse r1 r1\nuse r2 r2\nuse s s\n\
+         connect main <-> r1\nconnect main <-> r2\nconnect main -> s\n\
+         addtree main include=*\nnumcopies 2\nstepstable 200\n\
+         visit main git-annex whereis --json\n",
+    );
+    compare(
+        &main,
+        "configured",
+        "seed 2\nuse main here\nuse r1 r1\nuse r2 r2\nuse s s\n\
+         connect main <-> r1\nconnect r1 <-> r2\nconnect r1 -> s\n\
+         addtree main exclude=*.bin\naddtree r2 include=*.bin\n\
+         numcopies 2\nmincopies 1\nrequired r2 include=*h.txt\n\
+         wanted r2 include=*.bin\ngroupwanted g include=*.mp3 or largerthan=4kb\n\
+         wanted r1 groupwanted\ntrustlevel r1 untrusted\n\
+         wanted main include=*.txt\nmetadata k.mp3 tag=keep\n\
+         wanted s metadata=tag=keep\nstepstable 300\n\
+         visit main git-annex whereis --json\n",
+    );
+}
