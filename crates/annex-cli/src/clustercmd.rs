@@ -116,10 +116,21 @@ fn remotes(here: &Here) -> anyhow::Result<(GitRemotes, Vec<String>)> {
     Ok((remotes, warnings))
 }
 
-fn warn(warnings: &[String]) {
+/// Shows warnings as git-annex does. A command that announces itself
+/// (`make_way`) first ends the line on standard output, as git-annex
+/// does, so that a warning never follows an announcement on one line.
+fn warn_with(warnings: &[String], make_way: bool) {
     for w in warnings {
+        if make_way {
+            println!();
+            let _ = std::io::stdout().flush();
+        }
         eprintln!("  {w}");
     }
+}
+
+fn warn(warnings: &[String]) {
+    warn_with(warnings, false);
 }
 
 /// `annex initcluster NAME [DESCRIPTION]`.
@@ -208,13 +219,14 @@ pub fn extendcluster(args: ExtendclusterArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (remotes, warnings) = remotes(&here)?;
-    warn(&warnings);
+    warn_with(&warnings, !args.quiet);
     cluster_config::extend_cluster(&here.branch, &remotes, gateway, name)?;
     if !args.quiet {
         println!("extendcluster {name} ok");
     }
     // annex.cluster.NAME may be new.
     let remotes = GitRemotes::read(here.branch.git_dir())?;
+    // updatecluster's own warnings make no way, even here.
     update(&here, &uuid, &remotes)?;
     Ok(ExitCode::SUCCESS)
 }

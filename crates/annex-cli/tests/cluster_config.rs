@@ -442,6 +442,19 @@ fn extendcluster_as_git_annex() {
     // Again: nothing more to do.
     a.same(d, &["extendcluster", "gw1", "c"]);
     a.same(d, &["updatecluster"]);
+    // Warnings, with and without --quiet: a missing remote named as a
+    // node, and errors after them.
+    for dir in d {
+        a.git(dir, &["remote", "add", "gone", "../nonexistent"]);
+        a.git(dir, &["config", "remote.gone.annex-cluster-node", "c"]);
+    }
+    a.same(d, &["extendcluster", "nosuch", "c"]);
+    a.same(d, &["extendcluster", "gw1", "c"]);
+    let out = a.same(d, &["extendcluster", "-q", "gw1", "c"]);
+    assert_eq!(
+        out,
+        "No cluster node changes for cluster: c\nNo proxy changes to record.\n"
+    );
 }
 
 #[test]
