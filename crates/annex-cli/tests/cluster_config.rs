@@ -117,7 +117,11 @@ impl Area {
         let o = self
             .0
             .run(dir, "git", &["show", &format!("git-annex:{file}")]);
-        let text = normalize(&String::from_utf8_lossy(&o.stdout), &cluster_names(dir));
+        let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if ["proxy.log", "cluster.log"].contains(&file) {
+            text = newest_lines(&text);
+        }
+        let text = normalize(&text, &cluster_names(dir));
         let mut lines: Vec<String> = text
             .lines()
             .map(|l| {
@@ -157,6 +161,24 @@ fn cluster_names(dir: &Path) -> BTreeMap<String, String> {
             Some((v.to_owned(), format!("CLUSTER-{name}")))
         })
         .collect()
+}
+
+/// A UUID-based log (`CLOCK UUID VALUE`) as git-annex reads it: the
+/// newest line of each UUID. (git-annex's union merge of its index can
+/// leave an older line beside a newer one, which readers ignore.)
+fn newest_lines(text: &str) -> String {
+    let mut newest: BTreeMap<&str, (f64, &str)> = BTreeMap::new();
+    for line in text.lines() {
+        let mut w = line.splitn(3, ' ');
+        let (Some(clock), Some(uuid)) = (w.next(), w.next()) else {
+            continue;
+        };
+        let t: f64 = clock.trim_end_matches('s').parse().unwrap_or(0.0);
+        if newest.get(uuid).is_none_or(|(old, _)| t >= *old) {
+            newest.insert(uuid, (t, line));
+        }
+    }
+    newest.values().map(|(_, l)| format!("{l}\n")).collect()
 }
 
 fn is_timestamp(w: &str) -> bool {
@@ -525,5 +547,85 @@ fn client_sees_the_cluster_through_our_gateway() {
     let list = shown(1, &["annex", "list"]);
     for r in ["origin-n1", "origin-n2", "origin-c"] {
         assert!(list.contains(r), "{list}");
+    }
+}
+
+/// The first gateway made a gateway of the second one's view of the
+/// cluster in turn, as git-annex's documentation has it: the node behind
+/// the second gateway is proxied through it.
+#[test]
+fn first_gateway_extended_back_as_git_annex() {
+    let a = Area::new();
+    a.repo("n1", N1);
+    a.repo("n2", N2);
+    a.repo("n3", N3);
+    let gw1 = SIDES.map(|s| {
+        let n = s.name();
+        let gw1 = a.repo(&format!("{n}-gw1"), GW);
+        a.git(&gw1, &["remote", "add", "n1", "../n1"]);
+        a.git(&gw1, &["remote", "add", "n2", "../n2"]);
+        a.git(&gw1, &["annex", "initcluster", "c"]);
+        a.git(&gw1, &["config", "remote.n1.annex-cluster-node", "c"]);
+        a.git(&gw1, &["config", "remote.n2.annex-cluster-node", "c"]);
+        a.git(&gw1, &["annex", "updatecluster"]);
+        let gw2 = a.repo(&format!("{n}-gw2"), GW2);
+        a.git(
+            &gw2,
+            &[
+                "remote",
+                "add",
+                "gw1",
+                &format!("localhost:{}", gw1.display()),
+            ],
+        );
+        a.git(&gw2, &["remote", "add", "n3", "../n3"]);
+        a.git(&gw2, &["config", "remote.n3.annex-cluster-node", "c"]);
+        a.git(&gw2, &["fetch", "-q", "gw1"]);
+        a.git(&gw2, &["annex", "extendcluster", "gw1", "c"]);
+        a.git(
+            &gw1,
+            &[
+                "remote",
+                "add",
+                "gw2",
+                &format!("localhost:{}", gw2.display()),
+            ],
+        );
+        a.git(&gw1, &["fetch", "-q", "gw2"]);
+        gw1
+    });
+    let d = [gw1[0].as_path(), gw1[1].as_path()];
+    let out = a.same(d, &["extendcluster", "gw2", "c"]);
+    assert!(
+        out.ends_with("extendcluster c ok\nNo cluster node changes for cluster: c\nStarted proxying for gw2-n3\n"),
+        "{out}"
+    );
+    for file in ["cluster.log", "proxy.log"] {
+        assert_eq!(a.log(d[1], file), a.log(d[0], file), "{file}");
+    }
+    assert_eq!(a.config(d[1], "cluster"), a.config(d[0], "cluster"));
+    a.same(d, &["updatecluster"]);
+    a.same(d, &["updateproxy"]);
+    // n3 taken out at the second gateway: the first one drops it too.
+    for dir in d {
+        let gw2 = dir.with_file_name(format!(
+            "{}-gw2",
+            dir.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim_end_matches("-gw1")
+        ));
+        a.git(&gw2, &["config", "--unset", "remote.n3.annex-cluster-node"]);
+        a.git(&gw2, &["annex", "updatecluster"]);
+        a.git(dir, &["fetch", "-q", "gw2"]);
+    }
+    let out = a.same(d, &["updatecluster"]);
+    assert_eq!(
+        out,
+        "No cluster node changes for cluster: c\nStopped proxying for gw2-n3\n"
+    );
+    for file in ["cluster.log", "proxy.log"] {
+        assert_eq!(a.log(d[1], file), a.log(d[0], file), "{file}");
     }
 }
