@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use annex_branch::Branch;
-use annex_protocol::{serve_split, ServeEnd, ServerMode, ServerOptions};
+use annex_protocol::{serve_split, serve_split_with_output, ServeEnd, ServerMode, ServerOptions};
 use annex_repo::LocalRepository;
 use anyhow::{anyhow, bail, Context};
 
@@ -220,7 +220,11 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     let mut node_git_dir = None;
     let end = rt.block_on(async {
         match proxied {
-            None => serve_split(crate::stdio::stdin(), crate::stdio::stdout(), &repo, &opts).await,
+            None => {
+                let (stdin, stdout) = (crate::stdio::stdin(), crate::stdio::stdout());
+                let output = crate::stdio::stdout_file_output();
+                serve_split_with_output(stdin, stdout, output, &repo, &opts).await
+            }
             Some((p, branch)) => {
                 let branch = std::sync::Arc::new(std::sync::Mutex::new(branch));
                 let node = annex_proxy::connect(&p, &work, repo.uuid(), opts.max_version, &branch)

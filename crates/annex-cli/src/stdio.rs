@@ -26,6 +26,19 @@ pub fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
     Box::new(tokio::io::stdout())
 }
 
+/// Standard output as a [`FileOutput`], for content moved into it by the
+/// kernel: when it is a pipe or a socket already made non-blocking (by
+/// [`stdout`]). Call it after `stdout`.
+pub fn stdout_file_output() -> Option<annex_protocol::FileOutput> {
+    let fd = fd_again(1)?;
+    // SAFETY: F_GETFL reads the descriptor's status flags.
+    let flags = unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_NONBLOCK == 0 {
+        return None;
+    }
+    annex_protocol::FileOutput::new(fd)
+}
+
 fn direct_reader(fd: OwnedFd) -> Option<Box<dyn AsyncRead + Send + Unpin>> {
     grow_pipe(&fd);
     let fd = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {

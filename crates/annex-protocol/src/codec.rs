@@ -300,6 +300,170 @@ impl<W: AsyncWrite + Unpin> ProtocolWriter<W> {
     }
 }
 
+impl<W: AsyncWrite + Unpin> ProtocolWriter<W> {
+    /// Writes `DATA len` followed by `len` bytes of `file` from `offset`,
+    /// moved by the kernel from the file into `out`, the descriptor this
+    /// writer writes to (see [`FileOutput`]). The line goes through the
+    /// writer and is flushed first, so the payload follows it.
+    pub async fn send_data_file(
+        &mut self,
+        out: &FileOutput,
+        len: u64,
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<(), CodecError> {
+        self.line.clear();
+        Message::Data(len).write_line(&mut self.line);
+        self.line.push(b'\n');
+        self.inner.write_all(&self.line).await?;
+        self.inner.flush().await?;
+        let sent = out.send_file(file, offset, len).await?;
+        if sent < len {
+            return Err(CodecError::ShortData {
+                missing: len - sent,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An output (a pipe or a socket) that content can be moved into from a
+/// file by the kernel, `splice` into a pipe and `sendfile` into a socket,
+/// without passing through this process. Linux only: elsewhere
+/// [`FileOutput::new`] answers `None` and content is copied as usual.
+///
+/// It is a second descriptor of an output that a writer already writes
+/// to: whoever uses it flushes that writer first.
+pub struct FileOutput {
+    #[cfg(target_os = "linux")]
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+    #[cfg(target_os = "linux")]
+    pipe: bool,
+}
+
+impl std::fmt::Debug for FileOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileOutput")
+    }
+}
+
+impl FileOutput {
+    /// An output over `fd` (a duplicate of the output's descriptor, which
+    /// must be non-blocking) when it is a pipe or a socket; `None` for
+    /// anything else (a terminal, a regular file), on other platforms, or
+    /// outside a tokio runtime.
+    pub fn new(fd: std::os::fd::OwnedFd) -> Option<FileOutput> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: fstat writes into the zeroed struct it is given.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+                return None;
+            }
+            let pipe = match st.st_mode & libc::S_IFMT {
+                libc::S_IFIFO => true,
+                libc::S_IFSOCK => false,
+                _ => return None,
+            };
+            tokio::runtime::Handle::try_current().ok()?;
+            // SAFETY: the descriptor is owned by the AsyncFd, and neither
+            // replaced nor closed while registered.
+            let fd = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::WRITABLE)
+            }
+            .ok()?;
+            Some(FileOutput { fd, pipe })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = fd;
+            None
+        }
+    }
+
+    /// Moves `len` bytes of `file` from `offset` into the output, waiting
+    /// whenever it is full. Returns how many bytes were moved: fewer than
+    /// `len` only when the file ends first.
+    pub async fn send_file(&self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<u64> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsFd;
+            let mut offset = offset;
+            let mut sent = 0u64;
+            while sent < len {
+                let mut guard = self.fd.writable().await?;
+                let want = (len - sent).min(1 << 30) as usize;
+                match guard.try_io(|fd| {
+                    send_file_once(fd.get_ref().as_fd(), self.pipe, file, &mut offset, want)
+                }) {
+                    Ok(Ok(0)) => break,
+                    Ok(Ok(n)) => sent += n as u64,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_would_block) => continue,
+                }
+            }
+            Ok(sent)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (file, offset, len);
+            Err(io::Error::from(io::ErrorKind::Unsupported))
+        }
+    }
+}
+
+/// Moves at most `len` bytes of `file` from `*offset` into `out` inside
+/// the kernel (`splice` when `out_is_pipe`, `sendfile` otherwise), without
+/// blocking, and advances `*offset`. Returns how many bytes moved (0 at the
+/// end of the file); `WouldBlock` when `out` is full. Linux only:
+/// elsewhere it fails with `Unsupported`.
+pub fn send_file_once(
+    out: std::os::fd::BorrowedFd<'_>,
+    out_is_pipe: bool,
+    file: &std::fs::File,
+    offset: &mut u64,
+    len: usize,
+) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let mut off = i64::try_from(*offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        loop {
+            // SAFETY: both descriptors are open for the call, and `off` is
+            // a valid loff_t/off_t the kernel reads and advances.
+            let n = unsafe {
+                if out_is_pipe {
+                    libc::splice(
+                        file.as_raw_fd(),
+                        &mut off,
+                        out.as_raw_fd(),
+                        std::ptr::null_mut(),
+                        len,
+                        libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+                    )
+                } else {
+                    libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, len)
+                }
+            };
+            if n >= 0 {
+                *offset = off as u64;
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (out, out_is_pipe, file, offset, len);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
 /// Copies with a large buffer (tokio's `copy` uses 8 KiB).
 pub(crate) async fn copy_large<R, W>(src: &mut R, dst: &mut W) -> io::Result<u64>
 where

@@ -24,6 +24,7 @@ pub mod server;
 pub mod uuid;
 
 pub use client::{Client, ClientOptions};
+pub use codec::FileOutput;
 pub use content::{BytesSource, VecSink};
 pub use hashdirs::HashDirs;
 pub use key::{Key, KeyError, KeyVariety};
@@ -34,6 +35,7 @@ pub use repository::{
     PutOutcome, PutSource, RemoveOutcome, RepoError, Repository, StreamData, Validity,
 };
 pub use server::{
-    serve, serve_split, Authentication, ServeEnd, ServeError, ServerMode, ServerOptions,
+    serve, serve_split, serve_split_with_output, Authentication, ServeEnd, ServeError, ServerMode,
+    ServerOptions,
 };
 pub use uuid::{Uuid, UuidError};

@@ -259,6 +259,23 @@ pub trait GetSink: Send {
         self.data(len, &mut reader).await
     }
 
+    /// Receives `len` bytes of content that is in `file` on this machine,
+    /// from `offset`, when the sink can have the kernel move them to where
+    /// they go (`sendfile`, `splice`) without copying them through this
+    /// process; like [`data`](Self::data), it then moves exactly `len`
+    /// bytes or fails. Returns `Ok(false)`, having read nothing, when it
+    /// cannot: the repository sends the content with `data` or
+    /// [`data_chunks`](Self::data_chunks) instead. The default cannot.
+    async fn data_file(
+        &mut self,
+        len: u64,
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<bool, RepoError> {
+        let _ = (len, file, offset);
+        Ok(false)
+    }
+
     /// After the data: the sender's word on whether the content was
     /// unchanged while sent (`None` when the protocol version cannot say).
     /// Returns whether the receiver accepts the content.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::codec::{CodecError, ProtocolReader, ProtocolWriter, DEFAULT_MAX_LINE};
+use crate::codec::{CodecError, FileOutput, ProtocolReader, ProtocolWriter, DEFAULT_MAX_LINE};
 use crate::message::{AuthToken, Message, ProtocolVersion, MAX_PROTOCOL_VERSION};
 use crate::repository::{
     ByteStream, GetOutcome, GetSink, PutData, PutOutcome, PutSource, RepoError, Repository,
@@ -127,9 +127,28 @@ where
     R: AsyncRead + Send + Unpin,
     W: AsyncWrite + Send + Unpin,
 {
+    serve_split_with_output(reader, writer, None, repo, opts).await
+}
+
+/// [`serve_split`], where `output` is a second descriptor of what `writer`
+/// writes to (standard output, when it is a pipe or a socket): content that
+/// a repository has in a file ([`GetSink::data_file`]) is then moved into
+/// it by the kernel instead of being copied through this process.
+pub async fn serve_split_with_output<R, W>(
+    reader: R,
+    writer: W,
+    output: Option<FileOutput>,
+    repo: &dyn Repository,
+    opts: &ServerOptions,
+) -> Result<ServeEnd, ServeError>
+where
+    R: AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin,
+{
     let mut conn = Conn {
         r: ProtocolReader::with_max_line(reader, opts.max_line),
         w: ProtocolWriter::new(writer),
+        out: output,
         version: ProtocolVersion::V0,
     };
     let result = run(&mut conn, repo, opts).await;
@@ -145,6 +164,8 @@ where
 struct Conn<R, W> {
     r: ProtocolReader<R>,
     w: ProtocolWriter<W>,
+    /// Where file content can be moved by the kernel, if anywhere.
+    out: Option<FileOutput>,
     version: ProtocolVersion,
 }
 
@@ -393,6 +414,25 @@ where
         self.c.w.send_data(len, stream).await?;
         self.state = SinkState::DataSent;
         Ok(())
+    }
+
+    async fn data_file(
+        &mut self,
+        len: u64,
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<bool, RepoError> {
+        let Some(out) = self.c.out.as_ref() else {
+            return Ok(false);
+        };
+        if self.state != SinkState::Idle {
+            self.state = SinkState::Failed;
+            return Err(RepoError::Protocol("content sent twice".into()));
+        }
+        self.state = SinkState::Failed;
+        self.c.w.send_data_file(out, len, file, offset).await?;
+        self.state = SinkState::DataSent;
+        Ok(true)
     }
 
     async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError> {

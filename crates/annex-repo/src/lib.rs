@@ -417,13 +417,17 @@ impl Repository for LocalRepository {
         let before = file.metadata()?;
         let size = before.len();
         let start = offset.min(size);
-        let mut reader = {
-            use std::io::Seek;
-            let mut file = file;
-            file.seek(io::SeekFrom::Start(start))?;
-            read::FileStream::start(file, size - start)
-        };
-        sink.data_chunks(size - start, &mut reader).await?;
+        // Moved by the kernel where the sink can have it so; read ahead on
+        // a blocking thread otherwise.
+        if !sink.data_file(size - start, &file, start).await? {
+            let mut reader = {
+                use std::io::Seek;
+                let mut file = file;
+                file.seek(io::SeekFrom::Start(start))?;
+                read::FileStream::start(file, size - start)
+            };
+            sink.data_chunks(size - start, &mut reader).await?;
+        }
         // The content is valid if the file did not change while it was
         // being sent.
         let after = tokio::fs::metadata(&path).await.ok();
