@@ -17,6 +17,12 @@ use tokio::sync::mpsc;
 /// The body type of every response.
 pub type ResponseBody = BoxBody<Bytes, io::Error>;
 
+/// Any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of a request, whatever server or framework it came from.
+pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
 /// A response body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
     Full::new(bytes.into())
@@ -24,16 +30,16 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed()
 }
 
-/// A request body read as a byte stream.
-pub struct IncomingReader {
-    body: Incoming,
+/// A request or response body read as a byte stream.
+pub struct IncomingReader<B = Incoming> {
+    body: B,
     chunk: Bytes,
     done: bool,
 }
 
-impl IncomingReader {
+impl<B> IncomingReader<B> {
     /// Reads `body`.
-    pub fn new(body: Incoming) -> IncomingReader {
+    pub fn new(body: B) -> IncomingReader<B> {
         IncomingReader {
             body,
             chunk: Bytes::new(),
@@ -42,7 +48,11 @@ impl IncomingReader {
     }
 }
 
-impl IncomingReader {
+impl<B> IncomingReader<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     /// Reads at most `max` bytes into `buf`.
     pub fn poll_read_max(
         &mut self,
@@ -86,7 +96,7 @@ impl IncomingReader {
                 }
                 Some(Err(e)) => {
                     self.done = true;
-                    return Poll::Ready(Err(io::Error::other(e)));
+                    return Poll::Ready(Err(io::Error::other(e.into())));
                 }
                 None => self.done = true,
             }
@@ -94,7 +104,11 @@ impl IncomingReader {
     }
 }
 
-impl AsyncRead for IncomingReader {
+impl<B> AsyncRead for IncomingReader<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -13,14 +13,14 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::auth::{parse_basic, ActionClass, Decision};
-use super::body::{full, next_chunk, ChannelBody, IncomingReader, ResponseBody};
-use super::Shared;
+use super::body::{full, next_chunk, ChannelBody, IncomingReader, RequestBody, ResponseBody};
+use super::service::{Access, Gate, Secure, Shared};
+use super::zero_copy::{self, SpliceSlot};
 use crate::wire::{
     self, ApiVersion, Endpoint, GetTimestampResult, LockResult, Params, PutOffsetResult, PutResult,
     RemoveResult, UnlockRequest, WireError, DATA_LENGTH_HEADER,
@@ -95,6 +95,7 @@ struct Call {
     params: Params,
     key: Option<Key>,
     repo: Arc<dyn Repository>,
+    splice: Option<SpliceSlot>,
 }
 
 impl Call {
@@ -123,10 +124,9 @@ fn action_class(endpoint: Endpoint) -> ActionClass {
 /// Answers one request.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
-    secure: bool,
+    req: Request<RequestBody>,
 ) -> Response<ResponseBody> {
-    match route(&shared, req, secure).await {
+    match route(&shared, req).await {
         Ok(resp) => resp,
         Err(f) => failure_response(f),
     }
@@ -134,10 +134,16 @@ pub(crate) async fn handle(
 
 async fn route(
     shared: &Arc<Shared>,
-    req: Request<Incoming>,
-    secure: bool,
+    req: Request<RequestBody>,
 ) -> Result<Response<ResponseBody>, Failure> {
-    let route = wire::parse_path(req.uri().path())?;
+    // Mounted under /git-annex by a router that takes the prefix off, the
+    // path starts at the UUID.
+    let path = req.uri().path();
+    let route = if path.starts_with("/git-annex/") {
+        wire::parse_path(path)?
+    } else {
+        wire::parse_path(&format!("/git-annex{path}"))?
+    };
     let method_ok = if route.endpoint.is_get() {
         req.method() == Method::GET
     } else {
@@ -194,15 +200,19 @@ async fn route(
             "header X-git-annex-data-length",
         )));
     }
-    // A header that is not basic authentication is a bad request, whoever
-    // may do what, as in git-annex.
-    let credentials =
-        match req.headers().get(http::header::AUTHORIZATION) {
-            Some(header) => Some(parse_basic(header.as_bytes()).ok_or_else(|| {
+    // Under git-annex's rules, a header that is not basic authentication
+    // is a bad request, whoever may do what, as in git-annex.
+    let credentials = match (
+        &shared.access,
+        req.headers().get(http::header::AUTHORIZATION),
+    ) {
+        (Gate::Policy(_), Some(header)) => {
+            Some(parse_basic(header.as_bytes()).ok_or_else(|| {
                 Failure::new(StatusCode::BAD_REQUEST, "invalid basic auth header")
-            })?),
-            None => None,
-        };
+            })?)
+        }
+        _ => None,
+    };
     let repo = match shared.repos.lookup(&route.server_uuid) {
         Some(repo) => Some(repo),
         None if shared.repos.rescans() => {
@@ -224,13 +234,22 @@ async fn route(
             })
         }
     };
-    let credentials = credentials
-        .as_ref()
-        .map(|(user, password)| (user.as_str(), password.as_str()));
-    match shared
-        .policy
-        .decide_credentials(credentials, secure, action_class(route.endpoint))
-    {
+    let (parts, body) = req.into_parts();
+    let decision = match &shared.access {
+        Gate::Policy(policy) => {
+            let credentials = credentials
+                .as_ref()
+                .map(|(user, password)| (user.as_str(), password.as_str()));
+            let secure = parts.extensions.get::<Secure>().is_some();
+            policy.decide_credentials(credentials, secure, action_class(route.endpoint))
+        }
+        Gate::Custom(authorizer) => authorizer.authorize(&Access {
+            request: &parts,
+            repository: repo.uuid(),
+            action: action_class(route.endpoint),
+        }),
+    };
+    match decision {
         Decision::Allowed => {}
         Decision::AuthRequired => {
             return Err(Failure::new(
@@ -248,12 +267,19 @@ async fn route(
         Some(r) => Arc::from(r),
         None => repo,
     };
+    // The connection can take content straight from a file (plain HTTP/1.1
+    // served by Server): see zero_copy.
+    let splice = match parts.version {
+        http::Version::HTTP_11 => parts.extensions.get::<SpliceSlot>().cloned(),
+        _ => None,
+    };
     let call = Call {
         version: route.version,
         endpoint: route.endpoint,
         params,
         key: route.key,
         repo,
+        splice,
     };
     match call.endpoint {
         Endpoint::Key => get(shared, call).await,
@@ -290,16 +316,18 @@ async fn route(
             let timestamp = call.repo.get_timestamp().await.map_err(Failure::repo)?;
             Ok(json(&GetTimestampResult { timestamp }))
         }
-        Endpoint::Put => put(req.into_body(), data_length, call).await,
+        Endpoint::Put => put(body, data_length, call).await,
         Endpoint::PutOffset => put_offset(call).await,
         Endpoint::LockContent => lock_content(shared, call).await,
-        Endpoint::KeepLocked => keep_locked(shared, call, req.into_body()).await,
+        Endpoint::KeepLocked => keep_locked(shared, call, body).await,
     }
 }
 
 /// What a GET's worker tells the handler before any content.
 enum GetStart {
     Sending(u64),
+    /// Content sent from a file by the connection (see zero_copy).
+    SendingFile(u64, zero_copy::SplicedBody),
     NotPresent,
     Failed(String),
 }
@@ -312,6 +340,8 @@ struct ResponseSink {
     tx: mpsc::Sender<Result<Bytes, io::Error>>,
     held: Option<Bytes>,
     signal_invalid: bool,
+    /// The connection's slot for content sent from a file, if it has one.
+    splice: Option<SpliceSlot>,
 }
 
 impl ResponseSink {
@@ -342,6 +372,38 @@ impl ResponseSink {
 
 #[async_trait]
 impl GetSink for ResponseSink {
+    async fn data_file(
+        &mut self,
+        len: u64,
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<bool, RepoError> {
+        // The last byte goes as an ordinary chunk, once the content is
+        // known to be valid.
+        let Some(slot) = self.splice.clone().filter(|_| len >= 2) else {
+            return Ok(false);
+        };
+        let Some(start) = self.start.take() else {
+            return Ok(false);
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        let job = zero_copy::Job::new(file.try_clone()?, offset, len - 1, done_tx);
+        let (tx, rest) = mpsc::channel(1);
+        self.tx = tx;
+        let body = zero_copy::SplicedBody::new(slot, job, rest);
+        let _ = start.send(GetStart::SendingFile(len, body));
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "client went away");
+        match done_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(RepoError::Io(io::Error::other(e))),
+            Err(_) => return Err(RepoError::Io(gone())),
+        }
+        let mut last = [0u8; 1];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut last, offset + len - 1)?;
+        self.held = Some(Bytes::copy_from_slice(&last));
+        Ok(true)
+    }
+
     async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
         self.announce(len);
         let mut remaining = len;
@@ -387,7 +449,9 @@ impl GetSink for ResponseSink {
             if self.signal_invalid && validity == Some(Validity::Invalid) {
                 last.truncate(last.len() - 1);
             }
-            self.send(last).await?;
+            if !last.is_empty() {
+                self.send(last).await?;
+            }
         }
         Ok(true)
     }
@@ -402,12 +466,14 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
     let (start_tx, start_rx) = oneshot::channel();
     let (tx, body) = ChannelBody::new(4);
     let repo = call.repo.clone();
+    let splice = call.splice.clone();
     tokio::spawn(async move {
         let mut sink = ResponseSink {
             start: Some(start_tx),
             tx: tx.clone(),
             held: None,
             signal_invalid,
+            splice,
         };
         let result = repo.get(&key, &file, offset, &mut sink).await;
         let start = sink.start.take();
@@ -422,14 +488,21 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
                 // Cut the response short: the client sees less than the
                 // data length and discards it.
                 tracing::warn!(key = %key, error = %e, "GET failed while sending");
-                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                let _ = sink.tx.send(Err(io::Error::other(e.to_string()))).await;
             }
             _ => {}
         }
     });
     match start_rx.await {
-        Ok(GetStart::Sending(len)) => {
-            let mut resp = Response::new(http_body_util::BodyExt::boxed(body));
+        Ok(start @ (GetStart::Sending(_) | GetStart::SendingFile(..))) => {
+            let (len, body) = match start {
+                GetStart::SendingFile(len, spliced) => {
+                    (len, http_body_util::BodyExt::boxed(spliced))
+                }
+                GetStart::Sending(len) => (len, http_body_util::BodyExt::boxed(body)),
+                _ => unreachable!("matched above"),
+            };
+            let mut resp = Response::new(body);
             let headers = resp.headers_mut();
             headers.insert(
                 CONTENT_TYPE,
@@ -462,7 +535,7 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
 /// end there: a body longer than declared fails the read, so the
 /// repository never completes content the client did not vouch for.
 struct LimitedBody {
-    reader: IncomingReader,
+    reader: IncomingReader<RequestBody>,
     limit: u64,
     read: u64,
     strict: bool,
@@ -623,7 +696,7 @@ impl PutSource for BodySource {
 }
 
 async fn put(
-    body: Incoming,
+    body: RequestBody,
     data_length: Option<u64>,
     call: Call,
 ) -> Result<Response<ResponseBody>, Failure> {
@@ -739,7 +812,7 @@ const MAX_UNLOCK_LINE: usize = 1024;
 async fn keep_locked(
     shared: &Arc<Shared>,
     call: Call,
-    body: Incoming,
+    body: RequestBody,
 ) -> Result<Response<ResponseBody>, Failure> {
     let id = call.params.lock_id.clone().unwrap_or_default();
     shared.locks.keep(&id);

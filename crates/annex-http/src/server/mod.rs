@@ -1,11 +1,21 @@
 //! The p2phttp server: git-annex's HTTP API over any
 //! [`Repository`](annex_protocol::Repository), streaming content both ways.
 //!
-//! [`Server::run`] accepts connections on any number of listeners (plain or
-//! TLS), answers each request by calling the repository it names (see
-//! [`Repositories`]), enforces the access rules of [`AccessPolicy`], logs
-//! every request with `tracing`, and on shutdown stops accepting and lets
-//! requests in flight finish up to a deadline.
+//! Two ways to serve it:
+//!
+//! - [`P2pHttp`]: the API as a `tower` service, for an application's own
+//!   HTTP server or router (`axum::Router::nest_service("/git-annex",
+//!   service)`), with the application's own authentication deciding each
+//!   request ([`Authorize`]).
+//! - [`Server`]: a whole server around that service, as `annex p2phttp`
+//!   runs it: it accepts connections on any number of listeners (plain or
+//!   TLS), enforces the access rules of [`AccessPolicy`], bounds
+//!   connections and slow clients, sends stored content over plain HTTP
+//!   with `sendfile`, and on shutdown stops accepting and lets requests in
+//!   flight finish up to a deadline.
+//!
+//! Either answers each request by calling the repository it names (see
+//! [`Repositories`]) and logs it with `tracing`.
 
 pub mod auth;
 pub(crate) mod body;
@@ -13,13 +23,15 @@ mod handlers;
 pub mod listen;
 pub mod locks;
 pub mod repos;
+mod service;
 pub mod tls;
+mod zero_copy;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -33,10 +45,11 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub use auth::{AccessPolicy, ActionClass, Decision};
+pub use body::{BoxError, ResponseBody};
 pub use locks::LockTable;
 pub use repos::{DirectoryRepositories, Repositories, SingleRepository};
-
-use body::ResponseBody;
+pub use service::{Access, Authorize, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES};
+use zero_copy::SpliceStream;
 
 /// Settings of a server.
 #[derive(Debug)]
@@ -72,16 +85,9 @@ impl Default for ServerSettings {
     }
 }
 
-/// What every request handler shares.
-pub(crate) struct Shared {
-    repos: Arc<dyn Repositories>,
-    policy: AccessPolicy,
-    locks: Arc<LockTable>,
-}
-
-/// A p2phttp server.
+/// A p2phttp server: a [`P2pHttp`] service behind listeners.
 pub struct Server {
-    shared: Arc<Shared>,
+    service: P2pHttp,
     tls: Option<TlsAcceptor>,
     max_connections: usize,
     header_timeout: Duration,
@@ -91,13 +97,17 @@ pub struct Server {
 
 impl Server {
     /// A server of `repos`.
-    pub fn new(repos: Arc<dyn Repositories>, settings: ServerSettings) -> Server {
+    pub fn new(repos: Arc<dyn Repositories>, mut settings: ServerSettings) -> Server {
+        let policy = std::mem::take(&mut settings.policy);
+        let service = P2pHttp::new(repos, policy).max_locked_files(settings.max_locked_files);
+        Server::with_service(service, settings)
+    }
+
+    /// A server of `service`, which decides who may do what: the policy
+    /// of `settings` is not used.
+    pub fn with_service(service: P2pHttp, settings: ServerSettings) -> Server {
         Server {
-            shared: Arc::new(Shared {
-                repos,
-                policy: settings.policy,
-                locks: LockTable::new(settings.max_locked_files, locks::LOCK_LIFETIME),
-            }),
+            service,
             tls: settings.tls.map(TlsAcceptor::from),
             max_connections: settings.max_connections.max(1),
             header_timeout: settings.header_timeout,
@@ -190,13 +200,18 @@ impl Server {
         graceful: &GracefulShutdown,
         slots: Arc<Semaphore>,
     ) {
-        let shared = self.shared.clone();
+        let service = self.service.clone();
         let header_timeout = self.header_timeout;
         let watcher = graceful.watcher();
         match &self.tls {
             None => {
                 tokio::spawn(async move {
-                    serve_connection(stream, shared, false, header_timeout, watcher).await;
+                    // Plain HTTP: stored content may go by sendfile.
+                    let (stream, slot) = SpliceStream::new(stream);
+                    let extend = move |req: &mut Request<Incoming>| {
+                        req.extensions_mut().insert(slot.clone());
+                    };
+                    serve_connection(stream, service, extend, header_timeout, watcher).await;
                     slots.add_permits(1);
                 });
             }
@@ -206,7 +221,10 @@ impl Server {
                 tokio::spawn(async move {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            serve_connection(tls, shared, true, header_timeout, watcher).await
+                            let extend = |req: &mut Request<Incoming>| {
+                                req.extensions_mut().insert(Secure);
+                            };
+                            serve_connection(tls, service, extend, header_timeout, watcher).await
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -218,18 +236,22 @@ impl Server {
     }
 }
 
+/// Serves one connection with `service`, `extend` adding what the
+/// connection tells each request.
 async fn serve_connection<I>(
     io: I,
-    shared: Arc<Shared>,
-    secure: bool,
+    service: P2pHttp,
+    extend: impl Fn(&mut Request<Incoming>) + Send + Sync + 'static,
     header_timeout: Duration,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req: Request<Incoming>| {
-        let shared = shared.clone();
-        async move { Ok::<Response<ResponseBody>, Infallible>(logged(shared, req, secure).await) }
+    let extend = Arc::new(extend);
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let service = service.clone();
+        extend(&mut req);
+        async move { Ok::<Response<ResponseBody>, Infallible>(service.call(req).await) }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -241,34 +263,4 @@ async fn serve_connection<I>(
     if let Err(e) = watcher.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
-}
-
-async fn logged(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-    secure: bool,
-) -> Response<ResponseBody> {
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return handlers::handle(shared, req, secure).await;
-    }
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
-    let resp = handlers::handle(shared, req, secure).await;
-    let data_length = resp
-        .headers()
-        .get(crate::wire::DATA_LENGTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    tracing::info!(
-        %method,
-        path,
-        query,
-        status = resp.status().as_u16(),
-        data_length,
-        micros = start.elapsed().as_micros() as u64,
-        "request"
-    );
-    resp
 }

@@ -1,0 +1,219 @@
+//! The p2phttp API as a [`tower_service::Service`], for mounting in any
+//! HTTP server or router (hyper 1, axum, a tower stack).
+//!
+//! [`P2pHttp`] answers `http::Request`s whose path is git-annex's
+//! (`/git-annex/UUID/v4/...`), or that path with `/git-annex` already taken
+//! off by a router that mounted it there (axum's `nest_service`). It does
+//! not listen or accept connections: [`Server`](super::Server) does that
+//! around it. Who may do what is decided for each request by an
+//! [`Authorize`]: git-annex's rules ([`AccessPolicy`]), or the embedding
+//! application's own.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use annex_protocol::Uuid;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+
+use super::auth::{AccessPolicy, ActionClass, Decision};
+use super::body::{BoxError, RequestBody, ResponseBody};
+use super::handlers;
+use super::locks::{self, LockTable};
+use super::repos::Repositories;
+
+/// What an [`Authorize`] is asked: may this request do this to this
+/// repository?
+#[derive(Debug)]
+pub struct Access<'a> {
+    /// The request's method, URI, headers and extensions (where an
+    /// application's own authentication layer leaves who the user is).
+    pub request: &'a http::request::Parts,
+    /// The repository asked for (it is served).
+    pub repository: &'a Uuid,
+    /// What the request does.
+    pub action: ActionClass,
+}
+
+/// Decides, for each request, whether it may go on.
+///
+/// Called after the repository is found and before anything is done to
+/// it, on the server's async threads: it must not block. An application
+/// whose authentication is itself asynchronous runs it in a layer in
+/// front of the service and leaves its answer in the request's extensions
+/// for `authorize` to read.
+pub trait Authorize: Send + Sync + 'static {
+    /// The decision for `access`: [`Decision::AuthRequired`] is answered
+    /// 401 with a basic-auth challenge (git-annex's client then asks for
+    /// credentials), [`Decision::Forbidden`] 403.
+    fn authorize(&self, access: &Access<'_>) -> Decision;
+}
+
+impl<F> Authorize for F
+where
+    F: Fn(&Access<'_>) -> Decision + Send + Sync + 'static,
+{
+    fn authorize(&self, access: &Access<'_>) -> Decision {
+        self(access)
+    }
+}
+
+/// A request extension saying that the request came over https: the
+/// [`AccessPolicy`] accepts some credentials only then (`--authenv`).
+/// [`Server`](super::Server) adds it to requests over TLS; an application
+/// terminating TLS itself adds it in a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secure;
+
+/// How requests are authorised.
+pub(crate) enum Gate {
+    /// git-annex's rules; a malformed basic-auth header is refused before
+    /// anything else, as git-annex refuses it.
+    Policy(AccessPolicy),
+    /// The application's.
+    Custom(Arc<dyn Authorize>),
+}
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    pub(crate) repos: Arc<dyn Repositories>,
+    pub(crate) access: Gate,
+    pub(crate) locks: Arc<LockTable>,
+}
+
+/// git-annex's p2phttp API over any [`Repositories`], as a
+/// [`tower_service::Service`] of `http::Request<B>` for any body `B`.
+///
+/// Cheap to clone: clones share the repositories and the content locks
+/// clients hold. Its future is `Send`, never fails (errors are HTTP
+/// answers), and its response body streams content in bounded memory.
+///
+/// ```
+/// use std::sync::Arc;
+/// use annex_http::server::{AccessPolicy, P2pHttp, SingleRepository};
+/// use annex_protocol::{MemoryRepository, Uuid};
+///
+/// let repo = Arc::new(MemoryRepository::new(Uuid::new_v4()));
+/// let policy = AccessPolicy { unauth_read_only: true, ..Default::default() };
+/// let service = P2pHttp::new(Arc::new(SingleRepository::new(repo)), policy);
+/// // Mount it: axum::Router::new().nest_service("/git-annex", service)
+/// # let _ = service;
+/// ```
+#[derive(Clone)]
+pub struct P2pHttp {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for P2pHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P2pHttp")
+            .field("uuids", &self.shared.repos.uuids())
+            .finish()
+    }
+}
+
+/// The most content locks a service holds at once unless told otherwise
+/// (git-annex's `--lockedfiles` default).
+pub const DEFAULT_MAX_LOCKED_FILES: usize = 100;
+
+impl P2pHttp {
+    /// Serves `repos` with git-annex's access rules.
+    pub fn new(repos: Arc<dyn Repositories>, policy: AccessPolicy) -> P2pHttp {
+        P2pHttp::build(repos, Gate::Policy(policy))
+    }
+
+    /// Serves `repos`, asking `authorizer` about every request.
+    pub fn with_authorizer(repos: Arc<dyn Repositories>, authorizer: impl Authorize) -> P2pHttp {
+        P2pHttp::build(repos, Gate::Custom(Arc::new(authorizer)))
+    }
+
+    fn build(repos: Arc<dyn Repositories>, access: Gate) -> P2pHttp {
+        P2pHttp {
+            shared: Arc::new(Shared {
+                repos,
+                access,
+                locks: LockTable::new(DEFAULT_MAX_LOCKED_FILES, locks::LOCK_LIFETIME),
+            }),
+        }
+    }
+
+    /// Holds at most `max` content locks at once (git-annex's
+    /// `--lockedfiles`); past that, `lockcontent` answers not locked. Call
+    /// it before the service is cloned or used.
+    pub fn max_locked_files(self, max: usize) -> P2pHttp {
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => P2pHttp {
+                shared: Arc::new(Shared {
+                    locks: LockTable::new(max, locks::LOCK_LIFETIME),
+                    ..shared
+                }),
+            },
+            Err(shared) => P2pHttp { shared },
+        }
+    }
+
+    /// The repositories served.
+    pub fn repositories(&self) -> &Arc<dyn Repositories> {
+        &self.shared.repos
+    }
+
+    /// Answers one request.
+    pub async fn call<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+        logged(self.shared.clone(), req).await
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for P2pHttp
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(P2pHttp::call(&this, req).await) })
+    }
+}
+
+async fn logged(shared: Arc<Shared>, req: Request<RequestBody>) -> Response<ResponseBody> {
+    if !tracing::enabled!(tracing::Level::INFO) {
+        return handlers::handle(shared, req).await;
+    }
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let resp = handlers::handle(shared, req).await;
+    let data_length = resp
+        .headers()
+        .get(crate::wire::DATA_LENGTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    tracing::info!(
+        %method,
+        path,
+        query,
+        status = resp.status().as_u16(),
+        data_length,
+        micros = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
