@@ -240,6 +240,11 @@ fn initcluster_as_git_annex() {
     a.same(d, &["initcluster"]);
     a.same(d, &["initcluster", "a", "b", "c"]);
     a.same(d, &["initcluster", "d", "the d cluster"]);
+    // A value that is no cluster UUID does not take the name.
+    for dir in d {
+        a.git(dir, &["config", "annex.cluster.e", N1]);
+    }
+    a.same(d, &["initcluster", "e"]);
     a.same(d, &["initcluster", "-q", "quiet"]);
     // git config lists names in lower case: an upper-case name is never
     // found taken, and each run makes a new cluster, as with git-annex.
@@ -247,11 +252,7 @@ fn initcluster_as_git_annex() {
     a.same(d, &["initcluster", "Up"]);
     for dir in d {
         let clusters = cluster_names(dir);
-        assert_eq!(
-            clusters.values().cloned().collect::<Vec<_>>().len(),
-            4,
-            "{clusters:?}"
-        );
+        assert_eq!(clusters.len(), 5, "{clusters:?}");
         assert!(clusters.keys().all(|u| is_cluster_uuid(u)), "{clusters:?}");
     }
     assert_eq!(

@@ -250,7 +250,8 @@ pub fn init_cluster(
     if !is_legal_name(name) {
         return Err(ConfigError::BadName);
     }
-    if remotes.clusters.contains_key(name) {
+    // Taken only by a cluster UUID: git-annex ignores any other value.
+    if remotes.clusters.get(name).is_some_and(Uuid::is_cluster) {
         return Ok(None);
     }
     let cu = Uuid::new_cluster();
