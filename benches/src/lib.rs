@@ -1,5 +1,12 @@
 //! Benchmarks of the annex crates. The criterion benchmarks are under
 //! `benches/benches/`; run them with `cargo bench -p annex-benches`.
+//!
+//! ```
+//! assert_eq!(
+//!     annex_benches::split_url("http://127.0.0.1:9417/git-annex/"),
+//!     Some(("127.0.0.1:9417", "/git-annex/"))
+//! );
+//! ```
 
 /// The authority (`host:port`) and path of an `http://` URL, for the
 /// load-generating binaries.

@@ -5,7 +5,8 @@
 //! credentials leave a [`ForgeUser`] in the request's extensions, wrong
 //! ones are refused. The p2phttp service ([`P2pHttp`]) is mounted at
 //! `/git-annex` over every git-annex repository below a directory, and
-//! asks the forge about each request through its [`Authorize`] hook:
+//! asks the forge about each request through its
+//! [`Authorize`](annex_http::server::Authorize) hook:
 //! anyone may read, signed-in users may also store, lock and remove.
 //!
 //! A git-annex client uses it with `git config remote.NAME.annexUrl

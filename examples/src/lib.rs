@@ -18,5 +18,7 @@
 //! # let _ = app;
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod forge_http;
 pub mod forge_ssh;

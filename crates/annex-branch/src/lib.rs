@@ -1,5 +1,15 @@
 //! The git-annex branch: its logs, read and written as git-annex 10 does.
 //!
+//! ```
+//! use annex_branch::logs::group;
+//!
+//! // A log of the branch read and written back byte for byte, as
+//! // git-annex writes it.
+//! let text = b"5b7d8c3e-0f55-4f3a-9e3b-6b2d1c0a9f00 archive backup timestamp=1700000000s\n";
+//! let log = group::parse(text);
+//! assert_eq!(group::write(&log), text);
+//! ```
+//!
 //! - [`clock`]: the timestamps on log lines.
 //! - [`logs`]: every log on the branch as pure parse and serialise
 //!   functions, with git-annex's rules for which line wins.

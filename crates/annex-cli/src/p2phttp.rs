@@ -48,8 +48,8 @@ pub struct P2phttpArgs {
     #[arg(long)]
     unauth_nolocking: bool,
     /// Authenticate users from the environment over https:
-    /// GIT_ANNEX_P2PHTTP_PASSWORD_<user>=<password>, and optionally
-    /// GIT_ANNEX_P2PHTTP_PERMISSIONS_<user>=readonly|appendonly.
+    /// GIT_ANNEX_P2PHTTP_PASSWORD_USER=PASSWORD, and optionally
+    /// GIT_ANNEX_P2PHTTP_PERMISSIONS_USER=readonly|appendonly.
     #[arg(long)]
     authenv: bool,
     /// As --authenv, over http too (the password crosses the network in

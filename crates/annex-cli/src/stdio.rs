@@ -26,7 +26,7 @@ pub fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
     Box::new(tokio::io::stdout())
 }
 
-/// Standard output as a [`FileOutput`], for content moved into it by the
+/// Standard output as a [`FileOutput`](annex_protocol::FileOutput), for content moved into it by the
 /// kernel: when it is a pipe or a socket already made non-blocking (by
 /// [`stdout`]). Call it after `stdout`.
 pub fn stdout_file_output() -> Option<annex_protocol::FileOutput> {

@@ -2,6 +2,14 @@
 //! compiled once and evaluated for any repository over the git-annex
 //! branch, with balanced placement identical to git-annex 10.20250416's.
 //!
+//! ```
+//! use annex_preferred::Expression;
+//!
+//! // Expressions are read as git-annex reads them.
+//! assert!(Expression::parse("include=*.jpg and (copies=backup:2 or largerthan=1GB)").is_ok());
+//! assert!(Expression::parse("copies=notanumber").is_err());
+//! ```
+//!
 //! - [`Expression`]: parse and check an expression as `git annex wanted`
 //!   does.
 //! - [`Facts`]: what decisions read about the repositories (groups, trust,

@@ -1,5 +1,27 @@
 //! The git-annex P2P protocol.
 //!
+//! ```
+//! use annex_protocol::{serve, Client, ClientOptions, Key, MemoryRepository, Repository};
+//! use annex_protocol::{ServerOptions, Uuid};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = Key::parse("SHA256E-s6--5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03.txt")?;
+//! // A repository served over a byte stream, as git-annex-shell p2pstdio
+//! // serves one over ssh; the client is a Repository too.
+//! let served = MemoryRepository::new(Uuid::new_v4());
+//! served.insert(key.clone(), &b"hello\n"[..]);
+//! let (ours, theirs) = tokio::io::duplex(64 * 1024);
+//! let server = served.clone();
+//! tokio::spawn(async move { serve(theirs, &server, &ServerOptions::default()).await });
+//! let (r, w) = tokio::io::split(ours);
+//! let client = Client::connect(r, w, &ClientOptions::default()).await?;
+//! assert_eq!(client.uuid(), served.uuid());
+//! assert!(client.check_present(&key).await?);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! - [`Key`] and [`Uuid`]: git-annex keys and repository UUIDs, parsed and
 //!   formatted exactly as git-annex does.
 //! - [`Message`]: every message of protocol versions 0 to 4, with its line
@@ -9,6 +31,8 @@
 //! - [`Repository`]: the one trait for "a repository this program can
 //!   reach"; [`serve`] answers a peer by calling it, and [`Client`]
 //!   implements it by talking to a peer.
+
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod codec;

@@ -1,6 +1,28 @@
 //! A local git-annex repository (annex.version 10), as a
 //! [`Repository`].
 //!
+//! ```
+//! use annex_protocol::{Key, Repository};
+//! use annex_repo::LocalRepository;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path();
+//! # let git = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(path).output();
+//! # git(&["init", "-q"])?;
+//! # git(&["config", "annex.uuid", "5b7d8c3e-0f55-4f3a-9e3b-6b2d1c0a9f00"])?;
+//! # git(&["config", "annex.version", "10"])?;
+//! // A git-annex repository on disk (here a fresh one): where it keeps a
+//! // key's content, and whether it has it.
+//! let repo = LocalRepository::open(path)?;
+//! let key = Key::parse("SHA256E-s6--5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03.txt")?;
+//! assert!(repo.object_path(&key).ends_with(key.to_string()));
+//! let present = tokio::runtime::Runtime::new()?.block_on(repo.check_present(&key))?;
+//! assert!(!present);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Objects are where git-annex keeps them (`.git/annex/objects/Xx/Yy/KEY/KEY`
 //! with a work tree, `annex/objects/xxx/yyy/KEY/KEY` in a bare repository,
 //! and found under the other layout too). Received content goes to
@@ -8,6 +30,8 @@
 //! moved into place only when complete and valid; an interrupted transfer
 //! resumes from the temporary file. Content locks are compatible with
 //! git-annex's own, so both programs can serve one repository at once.
+
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod location;

@@ -2,10 +2,20 @@
 //! git-annex, making repositories with git-annex, starting and stopping
 //! servers, test content, and reading HTTP responses from raw sockets.
 //!
+//! ```
+//! // Deterministic test content and its git-annex key.
+//! let content = annex_test_support::pseudo_random(1000, 7);
+//! assert_eq!(content, annex_test_support::pseudo_random(1000, 7));
+//! let key = annex_test_support::sha256e_key(&content, ".bin");
+//! assert!(key.starts_with("SHA256E-s1000--") && key.ends_with(".bin"));
+//! ```
+//!
 //! A helper that fails fails the test: it panics, saying what went wrong.
 //!
 //! [`proxy`]: a scratch area of repositories reached over a fake ssh, for
 //! tests of gateways with the real git-annex as the client.
+
+#![warn(missing_docs)]
 
 use std::ffi::OsStr;
 use std::io::{self, BufRead, Write};

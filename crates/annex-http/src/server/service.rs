@@ -99,7 +99,8 @@ pub(crate) struct Shared {
 /// use annex_protocol::{MemoryRepository, Uuid};
 ///
 /// let repo = Arc::new(MemoryRepository::new(Uuid::new_v4()));
-/// let policy = AccessPolicy { unauth_read_only: true, ..Default::default() };
+/// let mut policy = AccessPolicy::default();
+/// policy.unauth_read_only = true;
 /// let service = P2pHttp::new(Arc::new(SingleRepository::new(repo)), policy);
 /// // Mount it: axum::Router::new().nest_service("/git-annex", service)
 /// # let _ = service;
