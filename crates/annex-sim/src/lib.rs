@@ -4,7 +4,7 @@
 //! and maxsize, connected as remotes, run forward in time until nothing is
 //! left to transfer or drop, with assertions about where files end up.
 //!
-//! - [`file`]: the sim file language, with git-annex's error messages.
+//! - [`file`](mod@file): the sim file language, with git-annex's error messages.
 //! - [`Sim`]: the simulation's state; [`Sim::apply`] runs one command.
 //!   Every preferred content decision is made by annex-preferred.
 //! - [`run`]: runs a whole sim file, naming the line of each error and
