@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use annex_branch::logs::metadata::{CurrentField, ModMeta};
 use annex_branch::logs::trust::TrustLevel;
-use annex_preferred::{check_expression, Facts, LiveSizes, Policies, Settings};
+use annex_preferred::{check_expression, Facts, LiveSizes, Settings};
 use annex_protocol::{Key, Uuid};
 use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
@@ -127,6 +127,12 @@ impl RepoState {
             .is_some_and(|l| l.iter().any(|x| x.0 == r && x.2))
     }
 
+    /// Which of the first 64 repositories the log of key `k` says are
+    /// present, as bits.
+    pub(crate) fn bits_of(&self, k: u32) -> u64 {
+        self.locs.get(k as usize).map_or(0, |l| loc_bits(l))
+    }
+
     /// The repositories this repository's location log says have key `k`.
     pub fn present(&self, k: u32) -> impl Iterator<Item = u32> + '_ {
         self.locs
@@ -146,6 +152,13 @@ impl RepoState {
     }
 }
 
+/// The repositories (of the first 64) a key's log says are present.
+pub(crate) fn loc_bits(l: &[Loc]) -> u64 {
+    l.iter()
+        .filter(|x| x.2 && x.0 < 64)
+        .fold(0, |b, x| b | 1 << x.0)
+}
+
 /// A failed expectation: a `present` or `notpresent` that did not hold,
 /// or a `stepstable` that did not stabilise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,8 +172,12 @@ pub struct Failure {
 /// Compiled configuration, rebuilt when the configuration changes.
 pub(crate) struct Compiled {
     pub(crate) facts: Facts,
-    pub(crate) policies: Policies,
     pub(crate) settings: Settings,
+    /// For each repository (by index): `None` when it has no preferred
+    /// content (or an empty one), else whether its decisions read sizes.
+    pub(crate) kinds: Vec<Option<bool>>,
+    /// Each repository's preferred content policy, by index.
+    pub(crate) by_index: Vec<Option<annex_preferred::Policy>>,
 }
 
 /// A simulation.
@@ -208,6 +225,29 @@ pub struct Sim {
     pub(crate) live: Vec<(LiveSizes, bool)>,
     #[serde(skip)]
     pub(crate) key_files: Option<HashMap<u32, Vec<String>>>,
+    #[serde(skip)]
+    pub(crate) scratch: Vec<Uuid>,
+    /// Presence bits of every key in every repository's log, at
+    /// `key * pres_stride + repository`: what every action checks first,
+    /// the repositories' views of one key side by side. Valid while
+    /// `pres_stride` is the number of repositories and it covers every
+    /// key; otherwise the logs are read.
+    #[serde(skip)]
+    pub(crate) pres: Vec<u64>,
+    #[serde(skip)]
+    pub(crate) pres_stride: usize,
+    /// While steps run: each repository's remotes, the trusted ones and
+    /// the special remotes, as bit masks (when there are at most 64).
+    #[serde(skip)]
+    pub(crate) masks: Option<Masks>,
+}
+
+/// Repositories as bit masks of their indices.
+#[derive(Debug, Clone)]
+pub(crate) struct Masks {
+    pub(crate) remotes: Vec<u64>,
+    pub(crate) trusted: u64,
+    pub(crate) special: u64,
 }
 
 /// Why a saved simulation could not be read back.
@@ -289,6 +329,10 @@ impl Sim {
             compiled: None,
             live: Vec::new(),
             key_files: None,
+            scratch: Vec::new(),
+            pres: Vec::new(),
+            pres_stride: 0,
+            masks: None,
         }
     }
 
@@ -582,6 +626,8 @@ impl Sim {
             }
             None => l.push(Loc(r, clock, present)),
         }
+        let bits = loc_bits(l);
+        self.write_pres(viewer, k, bits);
         self.mark_sizes(viewer);
     }
 
@@ -597,6 +643,50 @@ impl Sim {
             for c in others {
                 self.set_present_in(present, r, k, c);
             }
+        }
+    }
+
+    fn write_pres(&mut self, viewer: u32, k: usize, bits: u64) {
+        let i = k * self.pres_stride + viewer as usize;
+        if self.pres_stride == self.uuids.len() && i < self.pres.len() {
+            self.pres[i] = bits;
+        }
+    }
+
+    /// Makes the presence bits cover every repository and key.
+    pub(crate) fn ensure_pres(&mut self) {
+        let n = self.uuids.len();
+        if self.pres_stride == n && self.pres.len() == n * self.keys.len() {
+            return;
+        }
+        self.pres_stride = n;
+        self.pres = vec![0; n * self.keys.len()];
+        for (v, st) in self.states.iter().enumerate() {
+            for k in 0..st.locs.len().min(self.keys.len()) {
+                self.pres[k * n + v] = loc_bits(&st.locs[k]);
+            }
+        }
+    }
+
+    /// Which of the first 64 repositories `viewer`'s log of key `k` says
+    /// are present.
+    #[inline]
+    pub(crate) fn bits(&self, viewer: u32, k: u32) -> u64 {
+        let i = k as usize * self.pres_stride + viewer as usize;
+        if self.pres_stride == self.uuids.len() && i < self.pres.len() {
+            self.pres[i]
+        } else {
+            self.states[viewer as usize].bits_of(k)
+        }
+    }
+
+    /// Whether `viewer`'s log says `r` has key `k`.
+    #[inline]
+    pub(crate) fn has_in(&self, viewer: u32, k: u32, r: u32) -> bool {
+        if r < 64 {
+            self.bits(viewer, k) >> r & 1 == 1
+        } else {
+            self.states[viewer as usize].has(k, r)
         }
     }
 
@@ -638,6 +728,11 @@ impl Sim {
                     None => dl.push(*x),
                 }
             }
+            let bits = loc_bits(dl);
+            let i = k * self.pres_stride + dest as usize;
+            if self.pres_stride == self.uuids.len() && i < self.pres.len() {
+                self.pres[i] = bits;
+            }
         }
         let mut sizes = vec![0i128; self.uuids.len()];
         for (k, l) in d.locs.iter().enumerate() {
@@ -656,6 +751,7 @@ impl Sim {
     /// simulation may have been changed in part (callers keep a copy, or
     /// throw the simulation away, as `annex sim` does).
     pub fn apply(&mut self, cmd: &Command, host: &mut dyn Host) -> Result<(), CommandError> {
+        self.masks = None;
         match cmd {
             Command::Present(repo, file) => return self.expect(true, repo, file),
             Command::NotPresent(repo, file) => return self.expect(false, repo, file),

@@ -91,10 +91,24 @@ impl Sim {
             rebalance: self.rebalance,
             ..Settings::default()
         };
+        let kinds = self
+            .uuid_objs
+            .iter()
+            .map(|u| match policies.preferred(u) {
+                Some(p) if !p.is_empty() => Some(p.needs_sizes()),
+                _ => None,
+            })
+            .collect();
+        let by_index = self
+            .uuid_objs
+            .iter()
+            .map(|u| policies.preferred(u).cloned())
+            .collect();
         self.compiled = Some(Compiled {
             facts,
-            policies,
             settings,
+            kinds,
+            by_index,
         });
     }
 
@@ -154,45 +168,61 @@ impl Sim {
         md: &HashMap<Key, MetaData>,
     ) -> bool {
         self.compile();
-        let tu = self.uuid_objs[target as usize].clone();
-        let needs_sizes = {
-            let c = self.compiled.as_ref();
-            match c.and_then(|c| c.policies.preferred(&tu)) {
-                Some(p) if !p.is_empty() => p.needs_sizes(),
-                _ => return false,
-            }
+        let needs_sizes = match self
+            .compiled
+            .as_ref()
+            .and_then(|c| c.kinds.get(target as usize).copied().flatten())
+        {
+            Some(n) => n,
+            None => return false,
         };
         let sizes = needs_sizes.then(|| self.live_sizes(viewer));
-        let Some(c) = self.compiled.as_ref() else {
-            return false;
-        };
-        let Some(policy) = c.policies.preferred(&tu) else {
-            return false;
-        };
-        let locations: Vec<Uuid> = self.states[viewer as usize]
-            .present(k)
-            .map(|r| self.uuid_objs[r as usize].clone())
-            .collect();
-        let keys = SimKeys { metadata: md };
-        let decider = Decider {
-            facts: &c.facts,
-            keys: &keys,
-            sizes: sizes.as_ref(),
-            settings: &c.settings,
-        };
-        let key = &self.key_objs[k as usize];
-        let subject = Subject::key(key, Some(file)).with_locations(&locations);
-        let not_present: HashSet<Uuid> = if drop {
-            [tu].into_iter().collect()
+        let mut locations = std::mem::take(&mut self.scratch);
+        locations.clear();
+        let st = &self.states[viewer as usize];
+        if self.uuid_objs.len() <= 64 {
+            // The presence bits say it all, without reading the log.
+            let mut bits = self.bits(viewer, k);
+            while bits != 0 {
+                let r = bits.trailing_zeros() as usize;
+                locations.push(self.uuid_objs[r].clone());
+                bits &= bits - 1;
+            }
         } else {
-            HashSet::new()
+            locations.extend(st.present(k).map(|r| self.uuid_objs[r as usize].clone()));
+        }
+        let tu = &self.uuid_objs[target as usize];
+        let matches = match self.compiled.as_ref() {
+            Some(c) => match c.by_index.get(target as usize).and_then(Option::as_ref) {
+                Some(policy) => {
+                    let keys = SimKeys { metadata: md };
+                    let decider = Decider {
+                        facts: &c.facts,
+                        keys: &keys,
+                        sizes: sizes.as_ref(),
+                        settings: &c.settings,
+                    };
+                    let key = &self.key_objs[k as usize];
+                    let subject = Subject::key(key, Some(file)).with_locations(&locations);
+                    let not_present: HashSet<Uuid> = if drop {
+                        [tu.clone()].into_iter().collect()
+                    } else {
+                        HashSet::new()
+                    };
+                    // The reservation a size-dependent decision makes is
+                    // given up at once: the location is recorded right
+                    // away, and sizes with it.
+                    decider
+                        .evaluate(policy, &subject, &not_present, false)
+                        .map(|v| v.matches)
+                        .unwrap_or(false)
+                }
+                None => false,
+            },
+            None => false,
         };
-        // The reservation a size-dependent decision makes is given up at
-        // once: the location is recorded right away, and sizes with it.
-        decider
-            .evaluate(policy, &subject, &not_present, false)
-            .map(|v| v.matches)
-            .unwrap_or(false)
+        self.scratch = locations;
+        matches
     }
 
     fn want_drop(
@@ -221,6 +251,29 @@ impl Sim {
     /// `u` to drop it (git-annex's safeDropAnalysis with no lock on the
     /// content being dropped).
     fn safe_drop(&self, u: u32, dropfrom: u32, k: u32) -> bool {
+        if let Some(m) = &self.masks {
+            let mut verified = 0i64;
+            let mut full = 0i64;
+            let mut bits = self.bits(u, k) & !(1u64 << dropfrom);
+            while bits != 0 {
+                let ru = bits.trailing_zeros();
+                bits &= bits - 1;
+                if !self.has_in(ru, k, ru) {
+                    continue;
+                }
+                let b = 1u64 << ru;
+                if m.remotes[u as usize] & b != 0 || ru == u {
+                    verified += 1;
+                    if m.special & b == 0 {
+                        full += 1;
+                    }
+                } else if m.trusted & b != 0 {
+                    verified += 1;
+                    full += 1;
+                }
+            }
+            return verified >= self.numcopies && full >= self.mincopies;
+        }
         let remotes: HashSet<u32> = self.connections[u as usize]
             .iter()
             .filter_map(|n| self.repos.get(n).copied())
@@ -252,17 +305,18 @@ impl Sim {
     fn run_component(
         &mut self,
         spec: &Spec,
-        file: &str,
+        file: &Lazy<'_>,
         k: u32,
         md: &HashMap<Key, MetaData>,
     ) -> bool {
         let (u, r) = (spec.u, spec.r);
-        let mine = &self.states[u as usize];
+        // The file's name is read only once the presence checks pass.
         match spec.kind {
             Kind::Get => {
-                if !(mine.has(k, r) && self.states[r as usize].has(k, r) && !mine.has(k, u)) {
+                if !(self.has_in(u, k, r) && self.has_in(r, k, r) && !self.has_in(u, k, u)) {
                     return false;
                 }
+                let file = file.name();
                 if !self.preferred(u, u, k, file, false, md) {
                     return false;
                 }
@@ -272,9 +326,10 @@ impl Sim {
                 true
             }
             Kind::Send => {
-                if mine.has(k, r) || self.states[r as usize].has(k, r) || !mine.has(k, u) {
+                if self.has_in(u, k, r) || self.has_in(r, k, r) || !self.has_in(u, k, u) {
                     return false;
                 }
+                let file = file.name();
                 if !self.preferred(u, r, k, file, false, md) {
                     return false;
                 }
@@ -285,9 +340,10 @@ impl Sim {
                 true
             }
             Kind::Drop => {
-                if !mine.has(k, r) {
+                if !self.has_in(u, k, r) {
                     return false;
                 }
+                let file = file.name();
                 if !self.want_drop(u, r, k, file, md) || !self.safe_drop(u, r, k) {
                     return false;
                 }
@@ -461,14 +517,46 @@ impl Sim {
         out
     }
 
+    /// Works out the masks of [`Sim::safe_drop`] (connections, trust and
+    /// special remotes do not change while steps or actions run).
+    fn set_masks(&mut self) {
+        let n = self.uuids.len();
+        if n > 64 {
+            self.masks = None;
+            return;
+        }
+        let remotes = self
+            .connections
+            .iter()
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| self.repos.get(c))
+                    .fold(0u64, |m, &r| m | 1 << r)
+            })
+            .collect();
+        let trusted = (0..n as u32)
+            .filter(|&r| self.trust_of(r) == "trusted")
+            .fold(0u64, |m, r| m | 1 << r);
+        let special = (0..n)
+            .filter(|&r| self.states[r].special)
+            .fold(0u64, |m, r| m | 1 << r);
+        self.masks = Some(crate::state::Masks {
+            remotes,
+            trusted,
+            special,
+        });
+    }
+
     /// `action ...`: runs every per-file action it stands for, in order.
     pub(crate) fn run_action(&mut self, a: &Action) -> Result<(), CommandError> {
         let parts = self.action_parts(a)?;
+        self.set_masks();
+        self.ensure_pres();
         let files: Vec<(String, u32)> = self.files.iter().map(|(f, k)| (f.clone(), *k)).collect();
         let md = self.metadata_map();
         for Part(spec, i) in parts {
             let (f, k) = &files[i as usize];
-            self.run_component(&spec, f, *k, &md);
+            self.run_component(&spec, &Lazy(f), *k, &md);
         }
         Ok(())
     }
@@ -540,7 +628,10 @@ impl Sim {
     /// either, the simulation has stabilised.
     pub(crate) fn handle_step(&mut self, must: bool, start: i64, host: &mut dyn Host) {
         let files: Vec<(String, u32)> = self.files.iter().map(|(f, k)| (f.clone(), *k)).collect();
+        let keys: Vec<u32> = files.iter().map(|(_, k)| *k).collect();
         let md = self.metadata_map();
+        self.set_masks();
+        self.ensure_pres();
         let mut n = start;
         loop {
             if n < 0 {
@@ -548,12 +639,14 @@ impl Sim {
             }
             let specs = self.step_specs(false);
             let mut round = self.new_round(specs, files.len());
-            if self.run_one(&mut round, &files, &md, false) && round.perm.remaining() > 0 {
+            if self.run_one(&mut round, &files, &keys, &md, false) && round.perm.remaining() > 0 {
                 n -= 1;
             } else {
                 let specs = self.step_specs(true);
                 round = self.new_round(specs, files.len());
-                if !(self.run_one(&mut round, &files, &md, false) && round.perm.remaining() > 0) {
+                if !(self.run_one(&mut round, &files, &keys, &md, false)
+                    && round.perm.remaining() > 0)
+                {
                     host.note(&format!(
                         "Simulation has stabilized after {} steps.",
                         start - n
@@ -567,7 +660,7 @@ impl Sim {
                 if n < 0 {
                     return self.unstable(must, start, host);
                 }
-                let did = self.run_one(&mut round, &files, &md, true);
+                let did = self.run_one(&mut round, &files, &keys, &md, true);
                 if !did || round.perm.remaining() == 0 {
                     break;
                 }
@@ -605,6 +698,7 @@ impl Sim {
         &mut self,
         round: &mut Round,
         files: &[(String, u32)],
+        keys: &[u32],
         md: &HashMap<Key, MetaData>,
         last_discarded: bool,
     ) -> bool {
@@ -613,9 +707,8 @@ impl Sim {
                 return false;
             }
             let spec = &round.specs[(i / round.nfiles) as usize];
-            let spec = spec.clone();
-            let (f, k) = &files[(i % round.nfiles) as usize];
-            if self.run_component(&spec, f, *k, md) {
+            let fi = (i % round.nfiles) as usize;
+            if self.run_component(spec, &Lazy(&files[fi].0), keys[fi], md) {
                 return true;
             }
         }
@@ -631,6 +724,15 @@ fn sync_parts(r: &str, m: &str) -> Vec<Action> {
         Action::DropUnwanted(r.to_owned(), Some(m.to_owned())),
         Action::GitPush(r.to_owned(), m.to_owned()),
     ]
+}
+
+/// A file's name, looked at only when needed.
+struct Lazy<'a>(&'a String);
+
+impl Lazy<'_> {
+    fn name(&self) -> &str {
+        self.0.as_str()
+    }
 }
 
 /// One per-file action of an `action` command.
