@@ -236,6 +236,9 @@ pub struct Sim {
     pub(crate) pres: Vec<u64>,
     #[serde(skip)]
     pub(crate) pres_stride: usize,
+    /// While steps run: the key of each file, in file order.
+    #[serde(skip)]
+    pub(crate) step_keys: Vec<u32>,
     /// While steps run: each repository's remotes, the trusted ones and
     /// the special remotes, as bit masks (when there are at most 64).
     #[serde(skip)]
@@ -332,6 +335,7 @@ impl Sim {
             scratch: Vec::new(),
             pres: Vec::new(),
             pres_stride: 0,
+            step_keys: Vec::new(),
             masks: None,
         }
     }
@@ -677,6 +681,31 @@ impl Sim {
             self.pres[i]
         } else {
             self.states[viewer as usize].bits_of(k)
+        }
+    }
+
+    /// Asks the processor to fetch the presence bits that an action of
+    /// `u` on remote `r` for the file at position `fi` will read (a hint:
+    /// nothing is read or changed).
+    #[inline]
+    pub(crate) fn prefetch(&self, u: u32, r: u32, fi: u32) {
+        let Some(&k) = self.step_keys.get(fi as usize) else {
+            return;
+        };
+        let base = k as usize * self.pres_stride;
+        if self.pres_stride != self.uuids.len() || base + self.pres_stride > self.pres.len() {
+            return;
+        }
+        for v in [u, r] {
+            let p = self.pres[base..].as_ptr().wrapping_add(v as usize);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: prefetching is a hint that never faults, whatever
+            // the address; this one is inside `pres` besides.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = p;
         }
     }
 

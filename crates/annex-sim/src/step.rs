@@ -629,6 +629,7 @@ impl Sim {
     pub(crate) fn handle_step(&mut self, must: bool, start: i64, host: &mut dyn Host) {
         let files: Vec<(String, u32)> = self.files.iter().map(|(f, k)| (f.clone(), *k)).collect();
         let keys: Vec<u32> = files.iter().map(|(_, k)| *k).collect();
+        self.step_keys = keys.clone();
         let md = self.metadata_map();
         self.set_masks();
         self.ensure_pres();
@@ -639,14 +640,12 @@ impl Sim {
             }
             let specs = self.step_specs(false);
             let mut round = self.new_round(specs, files.len());
-            if self.run_one(&mut round, &files, &keys, &md, false) && round.perm.remaining() > 0 {
+            if self.run_one(&mut round, &files, &keys, &md, false) && round.remaining() > 0 {
                 n -= 1;
             } else {
                 let specs = self.step_specs(true);
                 round = self.new_round(specs, files.len());
-                if !(self.run_one(&mut round, &files, &keys, &md, false)
-                    && round.perm.remaining() > 0)
-                {
+                if !(self.run_one(&mut round, &files, &keys, &md, false) && round.remaining() > 0) {
                     host.note(&format!(
                         "Simulation has stabilized after {} steps.",
                         start - n
@@ -661,7 +660,7 @@ impl Sim {
                     return self.unstable(must, start, host);
                 }
                 let did = self.run_one(&mut round, &files, &keys, &md, true);
-                if !did || round.perm.remaining() == 0 {
+                if !did || round.remaining() == 0 {
                     break;
                 }
                 n -= 1;
@@ -687,6 +686,7 @@ impl Sim {
             specs,
             nfiles: nfiles as u64,
             perm: Permutation::new(total, seed),
+            ahead: std::collections::VecDeque::with_capacity(LOOKAHEAD),
         }
     }
 
@@ -702,8 +702,8 @@ impl Sim {
         md: &HashMap<Key, MetaData>,
         last_discarded: bool,
     ) -> bool {
-        while let Some(i) = round.perm.next_index() {
-            if last_discarded && round.perm.remaining() == 0 {
+        while let Some(i) = round.next_index(self) {
+            if last_discarded && round.remaining() == 0 {
                 return false;
             }
             let spec = &round.specs[(i / round.nfiles) as usize];
@@ -743,4 +743,31 @@ struct Round {
     specs: Vec<Spec>,
     nfiles: u64,
     perm: Permutation,
+    /// The next actions in the order, drawn early so that what they will
+    /// read is fetched into the cache while the ones before run.
+    ahead: std::collections::VecDeque<(u64, u32)>,
+}
+
+/// How many actions are drawn ahead.
+const LOOKAHEAD: usize = 16;
+
+impl Round {
+    /// The next action in the round's order.
+    fn next_index(&mut self, sim: &Sim) -> Option<u64> {
+        while self.ahead.len() < LOOKAHEAD {
+            let Some(i) = self.perm.next_index() else {
+                break;
+            };
+            let spec = &self.specs[(i / self.nfiles) as usize];
+            let fi = (i % self.nfiles) as u32;
+            sim.prefetch(spec.u, spec.r, fi);
+            self.ahead.push_back((i, fi));
+        }
+        self.ahead.pop_front().map(|(i, _)| i)
+    }
+
+    /// How many actions have not been drawn.
+    fn remaining(&self) -> u64 {
+        self.perm.remaining() + self.ahead.len() as u64
+    }
 }
