@@ -163,3 +163,75 @@ fn sim_matches_git_annex_on_deterministic_sims() {
          visit main git-annex whereis --json\n",
     );
 }
+
+/// Each repository's bytes, from `whereis --json` lines (sizes from the
+/// keys), and all files' bytes under the empty name.
+fn bytes_by_repo(out: &str) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for l in out.lines().filter(|l| l.starts_with('{')) {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let key = v["key"].as_str().unwrap();
+        let size: u64 = key
+            .split('-')
+            .find_map(|f| f.strip_prefix('s'))
+            .and_then(|s| s.parse().ok())
+            .unwrap();
+        *m.entry(String::new()).or_default() += size;
+        for f in ["whereis", "untrusted"] {
+            for w in v[f].as_array().unwrap() {
+                let d = w["description"].as_str().unwrap().to_owned();
+                *m.entry(d).or_default() += size;
+            }
+        }
+    }
+    m
+}
+
+/// A sim whose outcome depends on random choices (sizes of random files,
+/// size-balanced placement): the outcomes differ, the invariants hold in
+/// both: every file reaches its group, and the group is as evenly filled.
+#[test]
+fn sim_random_sims_keep_git_annexs_invariants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (main, _) = init_annex_repo(tmp.path(), "main", "main");
+    let text = "init origin\ninit a\ninit b\ninit c\n\
+                connect origin <-> a\nconnect origin <-> b\nconnect origin <-> c\n\
+                group a g\ngroup b g\ngroup c g\n\
+                wanted a sizebalanced=g:1\nwanted b sizebalanced=g:1\nwanted c sizebalanced=g:1\n\
+                maxsize a 200mb\nmaxsize b 200mb\nmaxsize c 100mb\n\
+                addmulti 30 .bin 1mb 10mb origin\nstepstable 500\n\
+                visit origin git-annex whereis --json\n";
+    let file = main.join("random.sim");
+    std::fs::write(&file, text).unwrap();
+    let theirs = output(command(&main, "git", &["annex", "sim", "run"]).arg(&file));
+    let ours = output(command(&main, annex_bin(), &["sim", "run"]).arg(&file));
+    assert!(theirs.status.success(), "{theirs:?}");
+    assert!(ours.status.success(), "{ours:?}");
+    for (who, out) in [("git-annex", &theirs), ("ours", &ours)] {
+        let out = String::from_utf8_lossy(&out.stdout);
+        let files = whereis(&out);
+        assert_eq!(files.len(), 30, "{who}: {out}");
+        // Every file is in exactly one group member (and origin, which
+        // wants none, has dropped them).
+        let sizes = bytes_by_repo(&out);
+        let member = |n: &str| {
+            sizes
+                .get(&format!("simulated repository {n}"))
+                .copied()
+                .unwrap_or(0) as f64
+        };
+        let group_total = member("a") + member("b") + member("c");
+        assert_eq!(group_total, sizes[""] as f64, "{who}: {sizes:?}");
+        assert_eq!(member("origin"), 0.0, "{who}: {sizes:?}");
+        // Size balanced: each member as full as the others, in proportion
+        // to its maxsize, within one file's share.
+        let fulls = [
+            member("a") / 200e6,
+            member("b") / 200e6,
+            member("c") / 100e6,
+        ];
+        let spread =
+            fulls.iter().cloned().fold(0.0, f64::max) - fulls.iter().cloned().fold(1.0, f64::min);
+        assert!(spread < 0.11, "{who}: spread {spread} {sizes:?}");
+    }
+}
