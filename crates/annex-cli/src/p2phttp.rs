@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use annex_cluster::ClusterRepositories;
 use annex_http::server::{
     auth, listen, tls, AccessPolicy, DirectoryRepositories, Repositories, Server, ServerSettings,
 };
@@ -87,9 +88,8 @@ pub struct P2phttpArgs {
     /// The most ssh sessions kept open to each proxied remote (default 1).
     #[arg(long, value_name = "N")]
     proxyconnections: Option<u32>,
-    /// Accepted for compatibility with git-annex, where it sets how many
-    /// cluster nodes one request uses at once; this server serves no
-    /// clusters yet.
+    /// How many nodes of a cluster one upload writes to at once (default:
+    /// annex.jobs, or all of them).
     #[arg(long, value_name = "N")]
     clusterjobs: Option<u32>,
     /// The most connections served at once; more wait to be accepted.
@@ -253,8 +253,13 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             &git_dir,
             args.proxyconnections.unwrap_or(1) as usize,
         )?);
-        gateway = Some(g.clone());
-        g
+        let jobs = match args.clusterjobs {
+            Some(n) => Some(n.max(1) as usize),
+            None => annex_cluster::served::cluster_jobs(&git_dir),
+        };
+        let c = Arc::new(ClusterRepositories::new(g, jobs));
+        gateway = Some(c.clone());
+        c
     } else {
         for d in &args.directory {
             if !d.is_dir() {
@@ -298,7 +303,8 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
     let closing = gateway.clone();
     rt.block_on(async move {
         if let Some(g) = &closing {
-            tokio::spawn(g.clone().watch(Duration::from_secs(1)));
+            let g = g.gateway_repositories().clone();
+            tokio::spawn(g.watch(Duration::from_secs(1)));
         }
         let mut listeners = Vec::new();
         for l in std_listeners {

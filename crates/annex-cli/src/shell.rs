@@ -192,14 +192,24 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     // A UUID other than this repository's is a repository it proxies, if
     // proxy.log and git config agree that it does.
     let mut proxied = None;
+    let mut cluster = None;
     if let Some(expected) = expected.filter(|e| *e != repo.uuid().as_str()) {
         let branch = Branch::open(&work)?;
         let remotes = annex_proxy::GitRemotes::read(repo.git_dir())?;
         let gateway = annex_proxy::Gateway::load(&branch, repo.uuid().clone(), remotes)?;
-        match gateway.resolve(expected) {
-            Ok(Some(p)) => proxied = Some((p, branch)),
-            Ok(None) => {}
-            Err(e) => bail!("{e}"),
+        if let Some(cu) = gateway.resolve_cluster(expected) {
+            // A cluster this repository is a gateway for.
+            let branch = std::sync::Arc::new(std::sync::Mutex::new(branch));
+            let jobs = annex_cluster::served::cluster_jobs(repo.git_dir());
+            cluster = Some(annex_cluster::open_cluster(
+                &gateway, &cu, &work, &branch, jobs,
+            )?);
+        } else {
+            match gateway.resolve(expected) {
+                Ok(Some(p)) => proxied = Some((p, branch)),
+                Ok(None) => {}
+                Err(e) => bail!("{e}"),
+            }
         }
     }
     let mode = if env_set("GIT_ANNEX_SHELL_READONLY") {
@@ -217,8 +227,23 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let mut node_git_dir = None;
+    let mut node_git_dirs = Vec::new();
     let end = rt.block_on(async {
+        if let Some((cluster, pools)) = cluster {
+            let end = serve_split(
+                crate::stdio::stdin(),
+                crate::stdio::stdout(),
+                &cluster,
+                &opts,
+            )
+            .await;
+            // The nodes' own git-annex-shells finish (and commit) too.
+            for p in &pools {
+                p.close().await;
+                node_git_dirs.extend(p.local_git_dir());
+            }
+            return end.map_err(anyhow::Error::from);
+        }
         match proxied {
             None => {
                 let (stdin, stdout) = (crate::stdio::stdin(), crate::stdio::stdout());
@@ -232,7 +257,7 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
                     .map_err(|e| anyhow!("{e}\nUnable to connect to remote."))?;
                 opts.max_version = node.max_version();
                 if let annex_proxy::Node::Local(l) = &node {
-                    node_git_dir = Some(l.git_dir().to_owned());
+                    node_git_dirs.push(l.git_dir().to_owned());
                 }
                 let recorded = annex_proxy::Recorded::new(node.into_repository(), branch);
                 serve_split(
@@ -251,7 +276,7 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     // gateway runs for a node.
     // (The two repositories are independent: both at once.)
     std::thread::scope(|s| {
-        if let Some(d) = &node_git_dir {
+        for d in &node_git_dirs {
             s.spawn(move || commit_journal(d));
         }
         commit_journal(repo.git_dir());

@@ -22,6 +22,6 @@ pub mod remotes;
 
 pub use directory::DirectoryRemote;
 pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};
-pub use node::{commit_journal, connect, Node, Recorded};
+pub use node::{commit_journal, connect, connect_bypassing, Node, Recorded};
 pub use pool::{GatewayRepositories, NodePool};
 pub use remotes::{GitRemotes, Location, Remote};

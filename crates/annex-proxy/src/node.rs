@@ -34,6 +34,9 @@ pub enum Node {
     Http(HttpRepository),
     /// A directory special remote, used in this process.
     Directory(DirectoryRemote),
+    /// A repository reached through another gateway's view that avoids
+    /// some gateways (BYPASS).
+    Relayed(Arc<dyn Repository>),
 }
 
 impl Node {
@@ -44,6 +47,7 @@ impl Node {
             Node::Ssh(c) => Arc::new(c),
             Node::Http(h) => Arc::new(h),
             Node::Directory(d) => Arc::new(d),
+            Node::Relayed(r) => r,
         }
     }
 
@@ -159,6 +163,20 @@ pub async fn connect(
     max_version: ProtocolVersion,
     branch: &Arc<Mutex<Branch>>,
 ) -> Result<Node, RepoError> {
+    connect_bypassing(proxied, gateway_work, gateway, max_version, branch, &[]).await
+}
+
+/// Connects as [`connect`] does, asking a node that is itself a gateway
+/// (a cluster behind another gateway) not to relay to the gateways in
+/// `bypass` (BYPASS over ssh, `bypass=` over p2phttp).
+pub async fn connect_bypassing(
+    proxied: &Proxied,
+    gateway_work: &Path,
+    gateway: &Uuid,
+    max_version: ProtocolVersion,
+    branch: &Arc<Mutex<Branch>>,
+    bypass: &[Uuid],
+) -> Result<Node, RepoError> {
     let r = &proxied.remote;
     let node = match r.location() {
         Location::Local(path) => {
@@ -186,18 +204,28 @@ pub async fn connect(
             ));
             let opts = ClientOptions {
                 max_version,
+                bypass: bypass.to_vec(),
                 ..ClientOptions::default()
             };
             Node::Ssh(Client::spawn(cmd, &opts).await?)
         }
         Location::Http(url) => {
             let url = ServerUrl::parse(&url).map_err(|e| RepoError::Other(e.to_string()))?;
-            Node::Http(HttpRepository::new(
+            let h = HttpRepository::new(
                 url,
                 proxied.uuid.clone(),
                 gateway.clone(),
                 HttpOptions::default(),
-            )?)
+            )?;
+            let view = if bypass.is_empty() {
+                None
+            } else {
+                h.bypass(bypass)
+            };
+            match view {
+                Some(view) => Node::Relayed(Arc::from(view)),
+                None => Node::Http(h),
+            }
         }
         // A special remote has a UUID and no URL.
         Location::Other if r.url.is_none() => {
@@ -213,7 +241,7 @@ pub async fn connect(
     let got = match &node {
         Node::Ssh(c) => Some(c.uuid().clone()),
         Node::Local(l) => Some(l.uuid().clone()),
-        Node::Http(_) | Node::Directory(_) => None,
+        Node::Http(_) | Node::Directory(_) | Node::Relayed(_) => None,
     };
     if let Some(got) = got {
         if got != proxied.uuid {

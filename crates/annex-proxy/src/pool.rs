@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::gateway::{Gateway, Proxied};
-use crate::node::{connect, Node, Recorded};
+use crate::node::{connect_bypassing, Node, Recorded};
 use crate::remotes::GitRemotes;
 
 enum Connected {
@@ -37,6 +37,7 @@ pub struct NodePool {
     limit: Arc<Semaphore>,
     state: Arc<Mutex<Option<Connected>>>,
     local_git_dir: Mutex<Option<PathBuf>>,
+    bypass: Vec<Uuid>,
 }
 
 /// A session borrowed from the pool; given back unless it failed.
@@ -78,7 +79,20 @@ impl NodePool {
             limit: Arc::new(Semaphore::new(connections.max(1))),
             state: Arc::new(Mutex::new(None)),
             local_git_dir: Mutex::new(None),
+            bypass: Vec::new(),
         }
+    }
+
+    /// The same pool, asking the node not to relay to the gateways in
+    /// `bypass` (for a node that is a cluster behind another gateway).
+    pub fn with_bypass(mut self, bypass: Vec<Uuid>) -> NodePool {
+        self.bypass = bypass;
+        self
+    }
+
+    /// What the pool reaches.
+    pub fn proxied(&self) -> &Proxied {
+        &self.proxied
     }
 
     /// Closes the idle ssh sessions, letting each node's git-annex-shell
@@ -152,12 +166,13 @@ impl NodePool {
                 None => {}
             }
         }
-        let node = connect(
+        let node = connect_bypassing(
             &self.proxied,
             &self.gateway_work,
             &self.gateway,
             MAX_PROTOCOL_VERSION,
             &self.branch,
+            &self.bypass,
         )
         .await
         .map_err(|e| RepoError::Other(format!("{}: {e}", self.proxied.remote.name)))?;
@@ -313,6 +328,9 @@ pub struct GatewayRepositories {
     nodes: Mutex<HashMap<Uuid, ServedNode>>,
     /// The configuration last read, for refusals.
     gateway: Mutex<Option<Gateway>>,
+    /// Counts the reloads, so that users of the configuration can tell
+    /// when to rebuild what they made of it.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl GatewayRepositories {
@@ -333,6 +351,7 @@ impl GatewayRepositories {
             branch: Arc::new(Mutex::new(branch)),
             nodes: Mutex::new(HashMap::new()),
             gateway: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         g.reload();
         Ok(g)
@@ -386,6 +405,8 @@ impl GatewayRepositories {
             }
         };
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let allowed = gateway.proxied_uuids();
         *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway.clone());
         nodes.retain(|u, _| allowed.contains(u));
@@ -414,6 +435,49 @@ impl GatewayRepositories {
                 nodes.insert(u, (pool, repo));
             }
         }
+    }
+
+    /// The configuration last read.
+    pub fn gateway(&self) -> Option<Gateway> {
+        self.gateway
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many times the configuration has been read.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The gateway's git-annex branch, shared with the nodes' records.
+    pub fn branch(&self) -> &Arc<Mutex<Branch>> {
+        &self.branch
+    }
+
+    /// Where the gateway's working tree is (relative remote paths start
+    /// there).
+    pub fn work(&self) -> &Path {
+        &self.work
+    }
+
+    /// The gateway's own repository.
+    pub fn own(&self) -> &Arc<dyn Repository> {
+        &self.own
+    }
+
+    /// The most ssh sessions per node.
+    pub fn connections(&self) -> usize {
+        self.connections
+    }
+
+    /// The pool of a proxied node, when it is proxied.
+    pub fn pool(&self, uuid: &Uuid) -> Option<Arc<NodePool>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uuid)
+            .map(|(p, _)| p.clone())
     }
 
     /// Closes the nodes' idle ssh sessions (at shutdown).

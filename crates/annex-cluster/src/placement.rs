@@ -1,0 +1,123 @@
+//! Which nodes an upload to a cluster goes to, as git-annex's gateway
+//! chooses them (Annex/Cluster.hs): the nodes the location log does not
+//! list for the key; of those, the ones whose preferred content wants it
+//! (a node without preferred content wants everything); when none does,
+//! all of those; when the log lists every node, every node.
+//!
+//! A node that wants the key because of its size (the balanced family
+//! with maxsize) has the key's size reserved until the upload ends, so
+//! that concurrent uploads do not overfill it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use annex_branch::{Branch, BranchError};
+use annex_preferred::{
+    BranchKeys, Decider, Facts, LiveSizes, Policies, Reservation, Settings, Wants,
+};
+use annex_protocol::{Key, Uuid};
+
+/// What decisions about a cluster's uploads read: the gateway's branch,
+/// the repositories' facts and compiled preferred content, and live
+/// sizes shared by every upload this gateway makes.
+pub struct Placement {
+    branch: Arc<Mutex<Branch>>,
+    facts: Facts,
+    policies: Policies,
+    sizes: LiveSizes,
+    settings: Settings,
+}
+
+/// The nodes chosen for one upload.
+#[derive(Debug, Default)]
+pub struct Chosen {
+    /// Indexes into the node list given to [`Placement::choose`].
+    pub nodes: Vec<usize>,
+    /// Sizes reserved on the chosen nodes, to finish when the content is
+    /// stored there.
+    pub reservations: Vec<Reservation>,
+}
+
+impl Placement {
+    /// Loads facts, preferred content and sizes from the gateway's branch;
+    /// `here` is the gateway's UUID.
+    pub fn load(branch: Arc<Mutex<Branch>>, here: Uuid) -> Result<Placement, BranchError> {
+        let (facts, sizes) = {
+            let b = branch.lock().unwrap_or_else(|p| p.into_inner());
+            let facts = Facts::load(&b)?;
+            let sizes = LiveSizes::from_branch(&b, &facts)?;
+            (facts, sizes)
+        };
+        let policies = Policies::compile(&facts);
+        Ok(Placement {
+            branch,
+            facts,
+            policies,
+            sizes,
+            settings: Settings {
+                here: Some(here),
+                ..Settings::default()
+            },
+        })
+    }
+
+    /// The gateway's branch.
+    pub fn branch(&self) -> &Arc<Mutex<Branch>> {
+        &self.branch
+    }
+
+    /// Where the key is, by the gateway's location log (with the
+    /// clusters of the nodes that have it, as git-annex reads it).
+    pub fn locations(&self, key: &Key) -> Result<Vec<Uuid>, BranchError> {
+        let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+        let locs = b.locations_without_clusters(key)?;
+        Ok(annex_branch::locations::add_cluster_uuids(
+            &self.facts.clusters,
+            locs,
+        ))
+    }
+
+    /// Chooses the nodes (given by UUID, in the cluster's order) that an
+    /// upload of `key` goes to. Blocking: reads the branch.
+    pub fn choose(
+        &self,
+        nodes: &[Uuid],
+        key: &Key,
+        file: Option<&str>,
+    ) -> Result<Chosen, BranchError> {
+        let locs: HashSet<Uuid> = self.locations(key)?.into_iter().collect();
+        let missing: Vec<usize> = (0..nodes.len())
+            .filter(|&i| !locs.contains(&nodes[i]))
+            .collect();
+        let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = BranchKeys::new(&b, self.facts.clusters.clone());
+        let wants = Wants {
+            decider: Decider {
+                facts: &self.facts,
+                keys: &keys,
+                sizes: Some(&self.sizes),
+                settings: &self.settings,
+            },
+            policies: &self.policies,
+        };
+        let mut chosen = Chosen::default();
+        for &i in &missing {
+            // A node whose expression cannot be evaluated does not want
+            // the key, as git-annex treats a failing match.
+            if let Ok(v) = wants.want_get(&nodes[i], key, file, true) {
+                if v.matches {
+                    chosen.nodes.push(i);
+                    chosen.reservations.extend(v.reservation);
+                }
+            }
+        }
+        if chosen.nodes.is_empty() {
+            chosen.nodes = if missing.is_empty() {
+                (0..nodes.len()).collect()
+            } else {
+                missing
+            };
+        }
+        Ok(chosen)
+    }
+}
