@@ -260,13 +260,11 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
                     node_git_dirs.push(l.git_dir().to_owned());
                 }
                 let recorded = annex_proxy::Recorded::new(node.into_repository(), branch);
-                serve_split(
-                    crate::stdio::stdin(),
-                    crate::stdio::stdout(),
-                    &recorded,
-                    &opts,
-                )
-                .await
+                // Content of a node on this machine is moved into standard
+                // output by the kernel, as the gateway's own is.
+                let (stdin, stdout) = (crate::stdio::stdin(), crate::stdio::stdout());
+                let output = crate::stdio::stdout_file_output();
+                serve_split_with_output(stdin, stdout, output, &recorded, &opts).await
             }
         }
         .map_err(anyhow::Error::from)
