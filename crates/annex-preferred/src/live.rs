@@ -139,6 +139,14 @@ impl LiveSizes {
         self.lock().base = base.into_iter().collect();
     }
 
+    /// Adds `delta` bytes to a repository's recorded size (a change the
+    /// caller has just recorded, such as a simulation moving content);
+    /// content in flight stays counted. A repository without a recorded
+    /// size gets one.
+    pub fn add_to_base(&self, u: &Uuid, delta: i128) {
+        *self.lock().base.entry(u.clone()).or_default() += delta;
+    }
+
     /// A repository's recorded size with what is in flight to it.
     pub fn size(&self, u: &Uuid) -> Option<i128> {
         SizeView { state: self.lock() }.size(u)
@@ -187,6 +195,9 @@ mod tests {
         let (_, r) = sizes.decide(|_| ((), Some((u("a"), 50))));
         r.unwrap().finish();
         assert_eq!(sizes.size(&u("a")), Some(150));
+        sizes.add_to_base(&u("a"), 25);
+        assert_eq!(sizes.size(&u("a")), Some(175));
+        sizes.add_to_base(&u("a"), -25);
         // Unknown repositories stay unknown.
         let (_, r) = sizes.decide(|_| ((), Some((u("b"), 5))));
         assert_eq!(sizes.size(&u("b")), None);

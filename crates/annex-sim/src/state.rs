@@ -108,6 +108,11 @@ pub struct RepoState {
     /// The size of each repository (by index) as this repository's
     /// location logs add up.
     pub sizes: Vec<i128>,
+    /// Whether `sizes` may differ from what the logs add up to: git-annex
+    /// counts a change to a key's size even when the log keeps an entry
+    /// as new as the change, and works sizes out anew at the next merge.
+    #[serde(default)]
+    pub(crate) drifted: bool,
 }
 
 impl RepoState {
@@ -117,6 +122,7 @@ impl RepoState {
             special,
             locs: Vec::new(),
             sizes: Vec::new(),
+            drifted: false,
         }
     }
 
@@ -150,6 +156,19 @@ impl RepoState {
         }
         self.sizes[r] += delta;
     }
+}
+
+/// A hint to the processor to fetch what `p` points to into the cache.
+#[inline]
+fn prefetch_ptr<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults, whatever the
+    // address; callers pass addresses inside their own buffers besides.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The repositories (of the first 64) a key's log says are present.
@@ -469,6 +488,9 @@ impl Sim {
 
     pub(crate) fn invalidate(&mut self) {
         self.compiled = None;
+        for l in &mut self.live {
+            l.1 = true;
+        }
     }
 
     fn check_nonexistent(&self, name: &str) -> Result<(), CommandError> {
@@ -615,8 +637,15 @@ impl Sim {
         let old = st.has(k, r);
         if old != present {
             let size = i128::from(self.key_objs[k as usize].size().unwrap_or(0));
-            st.add_size(r, if present { size } else { -size });
+            let delta = if present { size } else { -size };
+            st.add_size(r, delta);
+            // The sizes decisions see follow (unless they are to be
+            // worked out again anyway).
+            if let Some((live, false)) = self.live.get(viewer as usize) {
+                live.add_to_base(&self.uuid_objs[r as usize], delta);
+            }
         }
+        let st = &mut self.states[viewer as usize];
         let k = k as usize;
         if st.locs.len() <= k {
             st.locs.resize(k + 1, Vec::new());
@@ -626,13 +655,14 @@ impl Sim {
             Some(x) => {
                 if clock > x.1 {
                     *x = Loc(r, clock, present);
+                } else if old != present {
+                    st.drifted = true;
                 }
             }
             None => l.push(Loc(r, clock, present)),
         }
         let bits = loc_bits(l);
         self.write_pres(viewer, k, bits);
-        self.mark_sizes(viewer);
     }
 
     /// git-annex's setPresentKey: also, when `name` is a cluster node
@@ -684,6 +714,15 @@ impl Sim {
         }
     }
 
+    /// Asks the processor to fetch the key of the file at position `fi`
+    /// (a hint: nothing is read or changed).
+    #[inline]
+    pub(crate) fn prefetch_key(&self, fi: u32) {
+        if let Some(p) = self.step_keys.get(fi as usize) {
+            prefetch_ptr(p as *const u32);
+        }
+    }
+
     /// Asks the processor to fetch the presence bits that an action of
     /// `u` on remote `r` for the file at position `fi` will read (a hint:
     /// nothing is read or changed).
@@ -697,15 +736,7 @@ impl Sim {
             return;
         }
         for v in [u, r] {
-            let p = self.pres[base..].as_ptr().wrapping_add(v as usize);
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: prefetching is a hint that never faults, whatever
-            // the address; this one is inside `pres` besides.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = p;
+            prefetch_ptr(self.pres[base..].as_ptr().wrapping_add(v as usize));
         }
     }
 
@@ -742,19 +773,33 @@ impl Sim {
         if d.locs.len() < s.locs.len() {
             d.locs.resize(s.locs.len(), Vec::new());
         }
+        let incremental = !d.drifted;
+        if d.sizes.len() < self.uuids.len() {
+            d.sizes.resize(self.uuids.len(), 0);
+        }
         for (k, sl) in s.locs.iter().enumerate() {
             if sl.is_empty() {
                 continue;
             }
+            let size = i128::from(self.key_objs[k].size().unwrap_or(0));
             let dl = &mut d.locs[k];
             for x in sl {
-                match dl.iter_mut().find(|y| y.0 == x.0) {
+                let was = match dl.iter_mut().find(|y| y.0 == x.0) {
                     Some(y) => {
+                        let was = y.2;
                         if y.1 <= x.1 {
                             *y = *x;
                         }
+                        was
                     }
-                    None => dl.push(*x),
+                    None => {
+                        dl.push(*x);
+                        false
+                    }
+                };
+                let now = dl.iter().any(|y| y.0 == x.0 && y.2);
+                if incremental && was != now {
+                    d.sizes[x.0 as usize] += if now { size } else { -size };
                 }
             }
             let bits = loc_bits(dl);
@@ -763,14 +808,18 @@ impl Sim {
                 self.pres[i] = bits;
             }
         }
-        let mut sizes = vec![0i128; self.uuids.len()];
-        for (k, l) in d.locs.iter().enumerate() {
-            let size = i128::from(self.key_objs[k].size().unwrap_or(0));
-            for x in l.iter().filter(|x| x.2) {
-                sizes[x.0 as usize] += size;
+        if !incremental {
+            // Worked out anew, as git-annex does after every merge.
+            let mut sizes = vec![0i128; self.uuids.len()];
+            for (k, l) in d.locs.iter().enumerate() {
+                let size = i128::from(self.key_objs[k].size().unwrap_or(0));
+                for x in l.iter().filter(|x| x.2) {
+                    sizes[x.0 as usize] += size;
+                }
             }
+            d.sizes = sizes;
+            d.drifted = false;
         }
-        d.sizes = sizes;
         self.mark_sizes(dest);
     }
 

@@ -133,8 +133,8 @@ impl Sim {
             .collect()
     }
 
-    /// The sizes `viewer` sees, brought up to date when they changed.
-    fn live_sizes(&mut self, viewer: u32) -> LiveSizes {
+    /// Brings the sizes `viewer` sees up to date when they changed.
+    fn refresh_live(&mut self, viewer: u32) {
         let n = self.uuids.len();
         if self.live.len() < n {
             self.live.resize_with(n, || (LiveSizes::default(), true));
@@ -151,7 +151,6 @@ impl Sim {
             live.set_base(base);
             *dirty = false;
         }
-        live.clone()
     }
 
     /// Whether repository `target`'s preferred content matches key `k`
@@ -176,7 +175,9 @@ impl Sim {
             Some(n) => n,
             None => return false,
         };
-        let sizes = needs_sizes.then(|| self.live_sizes(viewer));
+        if needs_sizes {
+            self.refresh_live(viewer);
+        }
         let mut locations = std::mem::take(&mut self.scratch);
         locations.clear();
         let st = &self.states[viewer as usize];
@@ -196,10 +197,13 @@ impl Sim {
             Some(c) => match c.by_index.get(target as usize).and_then(Option::as_ref) {
                 Some(policy) => {
                     let keys = SimKeys { metadata: md };
+                    let sizes = needs_sizes
+                        .then(|| self.live.get(viewer as usize).map(|l| &l.0))
+                        .flatten();
                     let decider = Decider {
                         facts: &c.facts,
                         keys: &keys,
-                        sizes: sizes.as_ref(),
+                        sizes,
                         settings: &c.settings,
                     };
                     let key = &self.key_objs[k as usize];
@@ -749,19 +753,24 @@ struct Round {
 }
 
 /// How many actions are drawn ahead.
-const LOOKAHEAD: usize = 16;
+const LOOKAHEAD: usize = 32;
 
 impl Round {
-    /// The next action in the round's order.
+    /// The next action in the round's order. Actions are drawn
+    /// [`LOOKAHEAD`] ahead: when drawn, the file's key is fetched into the
+    /// cache; half way, the presence bits of that key.
     fn next_index(&mut self, sim: &Sim) -> Option<u64> {
         while self.ahead.len() < LOOKAHEAD {
             let Some(i) = self.perm.next_index() else {
                 break;
             };
-            let spec = &self.specs[(i / self.nfiles) as usize];
             let fi = (i % self.nfiles) as u32;
-            sim.prefetch(spec.u, spec.r, fi);
+            sim.prefetch_key(fi);
             self.ahead.push_back((i, fi));
+        }
+        if let Some(&(i, fi)) = self.ahead.get(LOOKAHEAD / 2) {
+            let spec = &self.specs[(i / self.nfiles) as usize];
+            sim.prefetch(spec.u, spec.r, fi);
         }
         self.ahead.pop_front().map(|(i, _)| i)
     }

@@ -257,3 +257,26 @@ fn sim_state_survives_saving() {
     assert!(!t.failed(), "{:?}", t.failures);
     assert!(t.show().starts_with("seed 5\ninit foo\n"));
 }
+
+#[test]
+fn sim_sizes_each_repository_sees_add_up() {
+    let (s, _, _) = sim(
+        "seed 9\ninit foo\ninit a\ninit b\nconnect foo <-> a\nconnect foo <-> b\n\
+         connect a <-> b\ngroup a g\ngroup b g\nwanted a sizebalanced=g:1\n\
+         wanted b sizebalanced=g:1\nmaxsize a 20mb\nmaxsize b 30mb\n\
+         addmulti 30 .x 100kb 2mb foo\nstepstable 300\naction a sync b\n\
+         action foo gitpull a\n",
+    );
+    for (_, r) in s.repo_names() {
+        let st = s.state(r);
+        let mut want = vec![0i128; st.sizes.len().max(3)];
+        for (k, l) in st.locs.iter().enumerate() {
+            for x in l.iter().filter(|x| x.2) {
+                want[x.0 as usize] += i128::from(s.key(k as u32).size().unwrap());
+            }
+        }
+        let mut have = st.sizes.clone();
+        have.resize(want.len(), 0);
+        assert_eq!(have, want, "sizes as {} sees them", st.name);
+    }
+}
