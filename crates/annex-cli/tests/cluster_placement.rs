@@ -14,7 +14,10 @@
 //!   preferred content;
 //! - a file a node already has (added there, and fetched by the gateway),
 //!   which no other node wants: it goes to every node without it;
-//! - with preferred content no node matches: to every node.
+//! - with preferred content no node matches: to every node;
+//! - with maxsize on the nodes, balanced and sizebalanced, where the
+//!   choice depends on how full the nodes are and on the order the nodes
+//!   are asked in.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -259,4 +262,74 @@ fn uploads_land_on_the_nodes_git_annex_chooses() {
             env.git(&s.root.join(n), &["annex", "fsck", "--quiet", "--all"]);
         }
     }
+}
+
+/// Adds `files` (name, seed, length) in the client and copies them to the
+/// cluster in one command.
+fn upload_sized(env: &Env, s: &Side, files: &[(String, u64, usize)]) {
+    for (f, seed, len) in files {
+        std::fs::write(s.client.join(f), pseudo_random(*len, *seed)).unwrap();
+    }
+    let names: Vec<&str> = files.iter().map(|(f, _, _)| f.as_str()).collect();
+    let mut args = vec!["annex", "add", "--quiet"];
+    args.extend(&names);
+    env.git(&s.client, &args);
+    env.git(&s.client, &["commit", "-q", "-m", "files"]);
+    let mut args = vec!["annex", "copy", "--quiet", "--fast", "--to", "origin-c"];
+    args.extend(&names);
+    env.git(&s.client, &args);
+}
+
+/// With the nodes' sizes limited (maxsize), where uploads land depends
+/// on how full each node is, counting what the same session stored
+/// before and, while one upload's nodes are chosen, the key itself on
+/// the nodes already chosen (git-annex asks the nodes in its order:
+/// cheapest first, the last listed first among equals): balanced, then
+/// sizebalanced (where a key often goes to two nodes, or to all when no
+/// node has room), as git-annex's gateway.
+#[test]
+fn uploads_to_nodes_filling_up_land_where_git_annex_puts_them() {
+    let env = Env::new(env!("CARGO_BIN_EXE_annex"));
+    let shell = real_git_annex_shell();
+    let tpl = template(&env, &shell);
+    let sides = [
+        side(&env, &tpl, "a", Some(&shell)),
+        side(&env, &tpl, "b", None),
+    ];
+    for s in &sides {
+        for (n, max) in [("n1", "150kB"), ("n2", "400kB"), ("n3", "600kB")] {
+            env.git(&s.gw, &["annex", "maxsize", n, max]);
+        }
+    }
+    let sized = |prefix: &str, seed: u64| -> Vec<(String, u64, usize)> {
+        (0..12u64)
+            .map(|i| {
+                (
+                    format!("{prefix}-{i:02}.bin"),
+                    seed + i,
+                    30_000 + 7_000 * (i as usize % 5),
+                )
+            })
+            .collect()
+    };
+    let same = |files: &[(String, u64, usize)]| {
+        let plain: Vec<(String, u64)> = files.iter().map(|(f, s, _)| (f.clone(), *s)).collect();
+        compare(&env, &sides, &plain)
+    };
+    let one = sized("full", 400);
+    for s in &sides {
+        upload_sized(&env, s, &one);
+    }
+    same(&one);
+    for s in &sides {
+        env.git(
+            &s.gw,
+            &["annex", "groupwanted", "nodes", "sizebalanced=nodes:1"],
+        );
+    }
+    let two = sized("sized", 500);
+    for s in &sides {
+        upload_sized(&env, s, &two);
+    }
+    same(&two);
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use annex_protocol::Uuid;
+use annex_proxy::gateway::annex_remote_list;
 use annex_proxy::{Gateway, Proxied};
 
 /// One node of a cluster, as the gateway reaches it.
@@ -23,7 +24,8 @@ pub struct NodeSpec {
     pub via_gateway: Option<Uuid>,
 }
 
-/// The nodes of cluster `cluster` at `gateway`, cheapest first, leaving
+/// The nodes of cluster `cluster` at `gateway`, cheapest first (in
+/// git-annex's order), leaving
 /// out gateways in `bypass` (the client's BYPASS list; this gateway is
 /// always left out).
 pub fn cluster_nodes(gateway: &Gateway, cluster: &Uuid, bypass: &BTreeSet<Uuid>) -> Vec<NodeSpec> {
@@ -34,8 +36,19 @@ pub fn cluster_nodes(gateway: &Gateway, cluster: &Uuid, bypass: &BTreeSet<Uuid>)
         .map(|s| s.iter().collect())
         .unwrap_or_default();
     let is_my_cluster = |name: &String| remotes.clusters.get(name) == Some(cluster);
+    // git-annex's order (Remote.byCost over the remote list): cheapest
+    // first, and among remotes of the same cost the last listed first.
+    // Uploads ask the nodes' preferred content in this order, and a node
+    // that wants the key counts it as in flight for the next ones.
+    let mut ordered = annex_remote_list(remotes);
+    ordered.reverse();
+    ordered.sort_by(|a, b| {
+        a.effective_cost()
+            .partial_cmp(&b.effective_cost())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     let mut out = Vec::new();
-    for r in remotes.by_cost() {
+    for r in ordered {
         let Some(u) = &r.uuid else { continue };
         let via = if !r.cluster_node.is_empty() {
             if !(r.cluster_node.iter().any(is_my_cluster) && listed.contains(u)) {
