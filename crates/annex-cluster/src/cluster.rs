@@ -30,7 +30,7 @@ use rand::Rng;
 use crate::fanout::{put_all, NodeResult};
 use crate::nodes::NodeSpec;
 use crate::placement::Placement;
-use crate::relay::get_from_any;
+use crate::relay::{get_from_any, Tracked};
 
 /// Makes the same node again, asking it to avoid more gateways.
 pub type Rebypass = Arc<dyn Fn(&[Uuid]) -> Arc<dyn Repository> + Send + Sync>;
@@ -279,8 +279,32 @@ impl Repository for Cluster {
                 only.repo.get(key, file, offset, sink).await
             }
             many => {
-                let _busy = many[0].busy();
-                let repos: Vec<&dyn Repository> = many.iter().map(|n| &*n.repo).collect();
+                let mut rest = many;
+                // A node in this process sends straight into the sink (a
+                // file it can hand to the kernel); another node takes over
+                // only if it fails before sending anything.
+                while let Some((first, others)) = rest.split_first() {
+                    if !matches!(
+                        first.spec.proxied.remote.location(),
+                        annex_proxy::Location::Local(_)
+                    ) {
+                        break;
+                    }
+                    let _busy = first.busy();
+                    let mut tracked = Tracked::new(sink);
+                    let r = first.repo.get(key, file, offset, &mut tracked).await;
+                    match r {
+                        Ok(GetOutcome::NotPresent) | Err(_) if !tracked.started() => {
+                            rest = others;
+                        }
+                        other => return other,
+                    }
+                }
+                if rest.is_empty() {
+                    return Ok(GetOutcome::NotPresent);
+                }
+                let _busy = rest[0].busy();
+                let repos: Vec<&dyn Repository> = rest.iter().map(|n| &*n.repo).collect();
                 get_from_any(&repos, key, file, offset, sink).await
             }
         }
@@ -306,7 +330,17 @@ impl Repository for Cluster {
         let nodes: Vec<&Arc<ClusterNode>> = chosen.nodes.iter().map(|&i| &self.nodes[i]).collect();
         let repos: Vec<Arc<dyn Repository>> = nodes.iter().map(|n| n.repo.clone()).collect();
         let _busy: Vec<Busy<'_>> = nodes.iter().map(|n| n.busy()).collect();
-        let out = put_all(&repos, key, file, source, self.jobs).await?;
+        // Nodes in this process share one hash of the content.
+        let local = nodes
+            .iter()
+            .filter(|n| {
+                matches!(
+                    n.spec.proxied.remote.location(),
+                    annex_proxy::Location::Local(_)
+                )
+            })
+            .count();
+        let out = put_all(&repos, key, file, source, self.jobs, local >= 2).await?;
         let mut stored = Vec::new();
         let mut already = Vec::new();
         let mut failures = Vec::new();

@@ -58,6 +58,8 @@ enum Feed {
     Data {
         len: u64,
         chunks: mpsc::Receiver<io::Result<Bytes>>,
+        /// The coordinator hashes the whole content for this node.
+        checked: bool,
     },
     Present,
     /// The sender failed before sending any content.
@@ -70,14 +72,24 @@ struct NodeSource {
     offset_tx: Option<oneshot::Sender<u64>>,
     feed_rx: Option<oneshot::Receiver<Feed>>,
     chunks: Option<QueueChunks>,
-    validity: watch::Receiver<Option<Option<Validity>>>,
+    /// The sender's validity and whether the coordinator's hash matched.
+    end: watch::Receiver<Option<End>>,
     limit: Option<Arc<Semaphore>>,
+    checked: bool,
+}
+
+/// What is known once all the content has been handed out.
+#[derive(Debug, Clone, Copy)]
+struct End {
+    validity: Option<Validity>,
+    verified: bool,
 }
 
 /// A node's queue of chunks, as a [`ChunkStream`]; with a limit on how
 /// many nodes write at once, a permit is held from one chunk to the next.
 struct QueueChunks {
     rx: mpsc::Receiver<io::Result<Bytes>>,
+    checked: bool,
     limit: Option<Arc<Semaphore>>,
     permit: Option<OwnedSemaphorePermit>,
     acquiring:
@@ -85,6 +97,10 @@ struct QueueChunks {
 }
 
 impl ChunkStream for QueueChunks {
+    fn checked_by_sender(&self) -> bool {
+        self.checked
+    }
+
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         // The previous chunk is written: let another node write.
         self.permit = None;
@@ -134,9 +150,15 @@ impl PutSource for NodeSource {
         match feed {
             Feed::Present => Ok(PutData::Present),
             Feed::Abort(why) => Err(RepoError::Other(why)),
-            Feed::Data { len, chunks } => {
+            Feed::Data {
+                len,
+                chunks,
+                checked,
+            } => {
+                self.checked = checked && offset == 0;
                 self.chunks = Some(QueueChunks {
                     rx: chunks,
+                    checked: self.checked,
                     limit: self.limit.clone(),
                     permit: None,
                     acquiring: None,
@@ -151,11 +173,21 @@ impl PutSource for NodeSource {
     }
 
     async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
+        Ok(self.end().await?.validity)
+    }
+
+    async fn content_verified(&mut self) -> Result<bool, RepoError> {
+        Ok(self.checked && self.end().await?.verified)
+    }
+}
+
+impl NodeSource {
+    async fn end(&mut self) -> Result<End, RepoError> {
         loop {
-            if let Some(v) = *self.validity.borrow_and_update() {
-                return Ok(v);
+            if let Some(e) = *self.end.borrow_and_update() {
+                return Ok(e);
             }
-            self.validity
+            self.end
                 .changed()
                 .await
                 .map_err(|_| RepoError::Other("the upload was abandoned".into()))?;
@@ -173,13 +205,16 @@ struct Lane {
 
 /// Stores `key` in every node of `nodes`, reading the content from
 /// `source` once. At most `jobs` nodes write a chunk at the same time
-/// (`None`: all of them).
+/// (`None`: all of them). With `hash_once`, the content is hashed here
+/// once, and nodes in this process that receive all of it trust that
+/// hash instead of hashing it again (see `PutSource::checks_content`).
 pub async fn put_all(
     nodes: &[Arc<dyn Repository>],
     key: &Key,
     file: &AssociatedFile,
     source: &mut dyn PutSource,
     jobs: Option<usize>,
+    hash_once: bool,
 ) -> Result<FanOut, RepoError> {
     let limit = jobs.map(|j| Arc::new(Semaphore::new(j.max(1))));
     let (validity_tx, validity_rx) = watch::channel(None);
@@ -198,8 +233,9 @@ pub async fn put_all(
             offset_tx: Some(offset_tx),
             feed_rx: Some(feed_rx),
             chunks: None,
-            validity: validity_rx.clone(),
+            end: validity_rx.clone(),
             limit: limit.clone(),
+            checked: false,
         });
     }
     // Each node owns its source, so that a node that answers without
@@ -209,7 +245,7 @@ pub async fn put_all(
         drop(s);
         r
     }));
-    let coordinate = coordinate(&mut lanes, source, validity_tx);
+    let coordinate = coordinate(&mut lanes, key, source, validity_tx, hash_once);
     let (outcomes, coordinated) = tokio::join!(puts, coordinate);
     let opened = coordinated?;
     let results = outcomes
@@ -228,8 +264,10 @@ pub async fn put_all(
 /// smallest, and hands it out. Returns whether the content was opened.
 async fn coordinate(
     lanes: &mut [Lane],
+    key: &Key,
     source: &mut dyn PutSource,
-    validity_tx: watch::Sender<Option<Option<Validity>>>,
+    end_tx: watch::Sender<Option<End>>,
+    hash_once: bool,
 ) -> Result<bool, RepoError> {
     for lane in lanes.iter_mut() {
         // A node that answers without asking for content (it has it, or
@@ -258,13 +296,32 @@ async fn coordinate(
                 }
             }
             let v = source.validity().await.ok().flatten();
-            let _ = validity_tx.send(Some(v));
+            let _ = end_tx.send(Some(End {
+                validity: v,
+                verified: false,
+            }));
             return Ok(true);
         }
         PutData::Stream { len, stream } => (len, Reader::Stream(stream)),
         PutData::Chunks { len, chunks } => (len, Reader::Chunks(chunks)),
     };
     let total = min + len;
+    // Hashed once here, on a thread of its own, for the nodes that trust
+    // it: only when all of the content passes through.
+    let hashing = hash_once && min == 0 && annex_repo::verify::Verifier::new(key).checks_hash();
+    let (hash_tx, hasher) = if hashing {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+        let mut verifier = annex_repo::verify::Verifier::new(key);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(c) = rx.blocking_recv() {
+                verifier.update(&c);
+            }
+            verifier.finish().is_ok()
+        });
+        (Some(tx), Some(task))
+    } else {
+        (None, None)
+    };
     for lane in lanes.iter_mut() {
         let (Some(offset), Some(feed)) = (lane.offset, lane.feed_tx.take()) else {
             continue;
@@ -275,6 +332,7 @@ async fn coordinate(
             .send(Feed::Data {
                 len: node_len,
                 chunks: rx,
+                checked: hashing,
             })
             .is_ok()
         {
@@ -296,6 +354,9 @@ async fn coordinate(
             }
         };
         let end = pos + chunk.len() as u64;
+        if let Some(h) = &hash_tx {
+            let _ = h.send(chunk.clone()).await;
+        }
         let sends = lanes.iter_mut().filter_map(|lane| {
             let offset = lane.offset?;
             if end <= offset {
@@ -324,7 +385,7 @@ async fn coordinate(
                     .await;
             }
         }
-        drop(validity_tx);
+        drop(end_tx);
         return Err(RepoError::Other(format!(
             "the upload was interrupted: {why}"
         )));
@@ -332,8 +393,16 @@ async fn coordinate(
     for lane in lanes.iter_mut() {
         lane.chunks = None;
     }
+    drop(hash_tx);
+    let verified = match hasher {
+        Some(h) => h.await.unwrap_or(false),
+        None => false,
+    };
     let v = source.validity().await?;
-    let _ = validity_tx.send(Some(v));
+    let _ = end_tx.send(Some(End {
+        validity: v,
+        verified,
+    }));
     Ok(true)
 }
 
@@ -417,7 +486,7 @@ mod tests {
             asked: None,
             stream: None,
         };
-        let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None)
+        let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false)
             .await
             .unwrap();
         assert!(out.opened);
@@ -443,7 +512,7 @@ mod tests {
         };
         let nodes: Vec<Arc<dyn Repository>> = vec![a.clone()];
         assert!(
-            put_all(&nodes, &key, &AssociatedFile::none(), &mut cut, None)
+            put_all(&nodes, &key, &AssociatedFile::none(), &mut cut, None, false)
                 .await
                 .is_err()
         );
@@ -456,7 +525,7 @@ mod tests {
             asked: None,
             stream: None,
         };
-        let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None)
+        let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false)
             .await
             .unwrap();
         assert_eq!(src.asked, Some(0), "the new node needs everything");
@@ -531,7 +600,7 @@ mod tests {
         };
         let out = tokio::time::timeout(
             std::time::Duration::from_secs(20),
-            put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None),
+            put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false),
         )
         .await
         .expect("no hang")
@@ -548,7 +617,7 @@ mod tests {
             asked: None,
             stream: None,
         };
-        let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None)
+        let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false)
             .await
             .unwrap();
         assert!(!out.opened && src.asked.is_none());
@@ -567,7 +636,15 @@ mod tests {
             asked: None,
             stream: None,
         };
-        let err = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, Some(1)).await;
+        let err = put_all(
+            &nodes,
+            &key,
+            &AssociatedFile::none(),
+            &mut src,
+            Some(1),
+            false,
+        )
+        .await;
         assert!(err.is_err());
         for n in &nodes {
             assert!(!n.check_present(&key).await.unwrap());

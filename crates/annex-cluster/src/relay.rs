@@ -160,6 +160,62 @@ impl ChunkStream for Queue {
     }
 }
 
+/// A sink passed straight through, noting whether any content went
+/// through it (so that a node that fails before sending anything can be
+/// replaced without a relay, and zero-copy paths stay open).
+pub struct Tracked<'a> {
+    inner: &'a mut dyn GetSink,
+    started: bool,
+}
+
+impl<'a> Tracked<'a> {
+    /// Wraps `inner`.
+    pub fn new(inner: &'a mut dyn GetSink) -> Tracked<'a> {
+        Tracked {
+            inner,
+            started: false,
+        }
+    }
+
+    /// Whether content started to go through.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+}
+
+#[async_trait]
+impl GetSink for Tracked<'_> {
+    async fn data(&mut self, len: u64, stream: &mut dyn ByteStream) -> Result<(), RepoError> {
+        self.started = true;
+        self.inner.data(len, stream).await
+    }
+
+    async fn data_chunks(
+        &mut self,
+        len: u64,
+        chunks: &mut dyn ChunkStream,
+    ) -> Result<(), RepoError> {
+        self.started = true;
+        self.inner.data_chunks(len, chunks).await
+    }
+
+    async fn data_file(
+        &mut self,
+        len: u64,
+        file: &std::fs::File,
+        offset: u64,
+    ) -> Result<bool, RepoError> {
+        let sent = self.inner.data_file(len, file, offset).await?;
+        self.started |= sent;
+        Ok(sent)
+    }
+
+    async fn finish(&mut self, validity: Option<Validity>) -> Result<bool, RepoError> {
+        self.started = true;
+        self.inner.finish(validity).await
+    }
+}
+
 /// Sends `key` from `offset` into `sink` from the first of `nodes` that
 /// can, going on from the next one where a node fails. `NotPresent` when
 /// none had it and nothing was sent.

@@ -35,6 +35,16 @@ impl<T: AsyncRead + Send + Unpin + ?Sized> ByteStream for T {}
 pub trait ChunkStream: Send + Unpin {
     /// The next chunk of content; `None` at its end.
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>>;
+
+    /// Whether the sender of these chunks, in this process, checks all of
+    /// the content against the key itself as it hands it out (a gateway
+    /// that hashes an upload once for several repositories): a repository
+    /// receiving all of it may skip its own hashing and ask
+    /// [`PutSource::content_verified`] once the content is in. Never true
+    /// for content from a peer. The default: no.
+    fn checked_by_sender(&self) -> bool {
+        false
+    }
 }
 
 /// Reads a [`ChunkStream`] as a [`ByteStream`], copying its chunks into
@@ -170,6 +180,13 @@ pub trait PutSource: Send {
     /// whether the sender vouches the content was unchanged (`None` when the
     /// protocol version cannot say).
     async fn validity(&mut self) -> Result<Option<Validity>, RepoError>;
+
+    /// After [`validity`](Self::validity), for a source whose chunks are
+    /// [`checked_by_sender`](ChunkStream::checked_by_sender): whether the
+    /// whole content matched the key. The default: no.
+    async fn content_verified(&mut self) -> Result<bool, RepoError> {
+        Ok(false)
+    }
 }
 
 /// The answer of [`PutSource::open`].

@@ -96,6 +96,11 @@ pub(crate) async fn put(
         // The sender's idea of the content's size is not the key's.
         return Ok(PutOutcome::NotStored);
     }
+    // A sender in this process that hashes the content itself (a cluster
+    // gateway writing one upload to several repositories) spares the
+    // hashing here.
+    let checked_by_source = offset == 0
+        && matches!(&data, PutData::Chunks { chunks, .. } if chunks.checked_by_sender());
     // Hash what an earlier transfer left, then append to it.
     let prefix: Box<dyn Read + Send> = if offset > 0 {
         Box::new(std::fs::File::open(&tmp)?.take(offset))
@@ -106,10 +111,19 @@ pub(crate) async fn put(
         .create(true)
         .append(true)
         .open(&tmp)?;
-    let verifier = receive_verified(key, prefix, data, move |b: &[u8]| file.write_all(b)).await?;
+    let verifier = receive_with(
+        key,
+        prefix,
+        data,
+        move |b: &[u8]| file.write_all(b),
+        !checked_by_source,
+    )
+    .await?;
     let validity = source.validity().await?;
+    let matched =
+        verifier.finish().is_ok() && (!checked_by_source || source.content_verified().await?);
 
-    let ok = verifier.finish().is_ok() && (is_hash_key(key) || validity != Some(Validity::Invalid));
+    let ok = matched && (is_hash_key(key) || validity != Some(Validity::Invalid));
     if !ok {
         let _ = tokio::fs::remove_file(&tmp).await;
         return Ok(PutOutcome::NotStored);
@@ -174,7 +188,22 @@ pub async fn receive_verified<W>(
     key: &Key,
     prefix: Box<dyn Read + Send>,
     data: PutData<'_>,
+    write: W,
+) -> Result<Verifier, RepoError>
+where
+    W: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
+{
+    receive_with(key, prefix, data, write, true).await
+}
+
+/// [`receive_verified`], hashing only when `hash` is set (otherwise the
+/// verifier checks the size alone).
+async fn receive_with<W>(
+    key: &Key,
+    prefix: Box<dyn Read + Send>,
+    data: PutData<'_>,
     mut write: W,
+    hash: bool,
 ) -> Result<Verifier, RepoError>
 where
     W: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
@@ -193,7 +222,11 @@ where
     let (write_tx, mut write_rx) = mpsc::channel::<Bytes>(8);
     let hkey = key.clone();
     let hasher = tokio::task::spawn_blocking(move || -> io::Result<Verifier> {
-        let mut verifier = Verifier::new(&hkey);
+        let mut verifier = if hash {
+            Verifier::new(&hkey)
+        } else {
+            Verifier::size_only(&hkey)
+        };
         let mut prefix = prefix;
         let mut buf = vec![0u8; CHUNK];
         loop {
