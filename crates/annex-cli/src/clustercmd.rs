@@ -67,7 +67,7 @@ fn commit(here: &Here) -> anyhow::Result<bool> {
 
 /// Merges the remotes' git-annex branches, as git-annex does before it
 /// reads its branch; the side messages git-annex shows for it.
-fn merge(here: &Here) -> anyhow::Result<Vec<String>> {
+pub(crate) fn merge(here: &Here) -> anyhow::Result<Vec<String>> {
     let MergeReport {
         journal_commit,
         merged,
@@ -109,7 +109,7 @@ fn work_dir(here: &Here) -> std::path::PathBuf {
 
 /// The remotes of git config, with the UUIDs of those on this machine
 /// read from their repositories; the warnings that gave.
-fn remotes(here: &Here) -> anyhow::Result<(GitRemotes, Vec<String>)> {
+pub(crate) fn remotes(here: &Here) -> anyhow::Result<(GitRemotes, Vec<String>)> {
     let mut remotes = GitRemotes::read(here.branch.git_dir())?;
     let warnings =
         cluster_config::discover_uuids(&work_dir(here), here.branch.git_dir(), &mut remotes)?;

@@ -14,9 +14,12 @@ pub fn updateproxy(_args: UpdateproxyArgs) -> anyhow::Result<ExitCode> {
     let Some(uuid) = here.uuid.clone() else {
         anyhow::bail!("this repository has no annex.uuid; run `annex init` first");
     };
-    let remotes = annex_proxy::GitRemotes::read(here.branch.git_dir())?;
+    // As git-annex: the remotes' branches merged first (quietly), and the
+    // UUIDs of remotes read from their repositories.
+    crate::clustercmd::merge(&here)?;
+    let (remotes, warnings) = crate::clustercmd::remotes(&here)?;
     let update = annex_proxy::update_proxy(&here.branch, &uuid, &remotes)?;
-    for w in &update.warnings {
+    for w in warnings.iter().chain(&update.warnings) {
         eprintln!("  {w}");
     }
     if update.changes.is_empty() {
