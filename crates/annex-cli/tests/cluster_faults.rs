@@ -11,7 +11,9 @@
 //!   was corrupted before the upload resumed it) is not reported as
 //!   having it;
 //! - a download whose cheapest node dies in the middle reaches the client
-//!   as one successful download, the rest coming from another node.
+//!   as one successful download, the rest coming from another node;
+//! - a drop with a node down removes the content from the other nodes,
+//!   fails, and the client learns which nodes no longer have it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -574,4 +576,40 @@ fn a_download_whose_node_dies_midway_is_finished_from_another() {
     let asked = std::fs::read_to_string(&requests).unwrap();
     let gets: Vec<&str> = asked.lines().filter(|l| l.starts_with("GET ")).collect();
     assert_eq!(gets.len(), 1, "{asked}");
+}
+
+#[test]
+fn a_drop_with_a_node_down_removes_from_the_others_and_says_so() {
+    let mut s = Setup::new(&[
+        ("n1", Kind::Local),
+        ("n2", Kind::SshReal),
+        ("n3", Kind::HttpOurs),
+    ]);
+    let client = s.env.clone_client(&s.gw, "client");
+    let (_, key) = add_file(&s.env, &client, "f.bin", 100_000, 6);
+    s.env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-c", "f.bin"],
+    );
+    assert_eq!(s.nodes_with(&key), ["n1", "n2", "n3"]);
+    for n in &mut s.nodes {
+        if n.name == "n3" {
+            drop(n.server.take());
+        }
+    }
+    let out = s.env.run(
+        &client,
+        "git",
+        &["annex", "drop", "--from", "origin-c", "f.bin"],
+    );
+    assert!(!out.status.success());
+    assert_eq!(s.nodes_with(&key), ["n3"]);
+    // The client was told which nodes no longer have it.
+    let w = s.env.whereis_uuids(&client, "f.bin");
+    assert!(w.contains(&s.node("n3").uuid), "{w:?}");
+    for n in ["n1", "n2"] {
+        assert!(!w.contains(&s.node(n).uuid), "{n}: {w:?}");
+    }
+    s.env
+        .git(&s.node("n3").dir, &["annex", "fsck", "--quiet", "--all"]);
 }
