@@ -134,11 +134,24 @@ impl Cluster {
             .filter(|n| locs.contains(n.uuid()))
             .cloned()
             .collect();
+        // At the same cost, a node reached directly comes before the
+        // cluster behind another gateway.
+        have.sort_by(|a, b| {
+            a.spec
+                .cost
+                .partial_cmp(&b.spec.cost)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.spec.via_gateway.is_some().cmp(&b.spec.via_gateway.is_some()))
+        });
         let Some(first) = have.first() else {
             return Ok(have);
         };
         let lowest = first.spec.cost;
-        let cheapest = have.iter().take_while(|n| n.spec.cost == lowest).count();
+        let direct = first.spec.via_gateway.is_none();
+        let cheapest = have
+            .iter()
+            .take_while(|n| n.spec.cost == lowest && n.spec.via_gateway.is_none() == direct)
+            .count();
         let least = have[..cheapest]
             .iter()
             .map(|n| n.busy.load(Ordering::Relaxed))
