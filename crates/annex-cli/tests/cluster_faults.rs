@@ -406,12 +406,16 @@ fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid
 
 #[test]
 fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid_over_http() {
-    let mut s = Setup::new(&[("n1", Kind::Local), ("n2", Kind::SshReal)]);
+    let mut s = Setup::new(&[
+        ("n1", Kind::Local),
+        ("n2", Kind::SshReal),
+        ("n3", Kind::HttpOurs),
+    ]);
     let (server, port) = s.env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
     let gw_pid = server.id() as i32;
     let client = s.env.clone_http_client(&s.gw, "hclient", port);
     let (_, key) = add_file(&s.env, &client, "big.bin", BIG, 3);
-    let child = start_slow_copy(&s, &client, "big.bin", &key, &["n1", "n2"]);
+    let child = start_slow_copy(&s, &client, "big.bin", &key, &["n1", "n2", "n3"]);
     // The gateway's session to n2 that carries the upload.
     let n2 = s.node("n2").dir.to_string_lossy().into_owned();
     let carrying: Vec<i32> = processes_in(s.env.tmp.path(), &[gw_pid])
@@ -433,9 +437,10 @@ fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid
     });
     assert!(partial(&s.node("n1").dir, &key) > 0);
     assert!(partial(&s.node("n2").dir, &key) > 0);
-    s.add_node("n3", Kind::SshOurs);
+    assert!(partial(&s.node("n3").dir, &key) > 0);
+    s.add_node("n4", Kind::SshOurs);
     let out = s.env.annex(&s.gw, &["updatecluster"]);
-    assert!(out.contains("Added node n3 to cluster: c"), "{out}");
+    assert!(out.contains("Added node n4 to cluster: c"), "{out}");
     // The server is started again to serve the cluster as it is now (the
     // nodes are read when a server starts, as git-annex p2phttp reads
     // them).
@@ -453,7 +458,7 @@ fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid
         &client,
         &["annex", "copy", "--quiet", "--to", "origin-c", "big.bin"],
     );
-    assert_eq!(s.nodes_with(&key), ["n1", "n2", "n3"]);
+    assert_eq!(s.nodes_with(&key), ["n1", "n2", "n3", "n4"]);
     let w = s.env.whereis_uuids(&client, "big.bin");
     for n in &s.nodes {
         assert!(w.contains(&n.uuid), "{w:?}");
