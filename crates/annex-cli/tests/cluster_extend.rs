@@ -11,8 +11,9 @@
 //! A client of `gw2` copies to `origin-c`: the content lands on `n3` and,
 //! through `gw1`, on `n1` and `n2`; get (from the nodes behind `gw1` when
 //! `n3` lost it) and drop (from every node) work, and so do they from a
-//! client of `gw1`. Afterwards the real `git annex fsck` in every node is
-//! clean.
+//! client of `gw1`, and from a client of `gw2` served by our p2phttp.
+//! Afterwards the real `git annex fsck` in every node is clean, and no
+//! session is left running.
 
 use std::path::{Path, PathBuf};
 
@@ -167,6 +168,11 @@ fn a_second_gateway_serves_the_whole_cluster() {
     // through the second.
     let client1 = env.clone_client(&s.gw1, "client1");
     exercise(&s, &client1, "n1", "via1.bin", 2);
+    // And from a client of the second gateway's p2phttp.
+    let (server, port) = env.serve_p2phttp(&s.gw2, "gw2-p2phttp.log");
+    let hclient = env.clone_http_client(&s.gw2, "hclient2", port);
+    exercise(&s, &hclient, "n3", "http2.bin", 3);
+    drop(server);
     for (_, dir, _) in &s.nodes {
         env.git(dir, &["annex", "fsck", "--quiet", "--all"]);
     }
