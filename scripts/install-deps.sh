@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian bookworm machine:
-# git-annex 10.20250416 from bookworm-backports, and cargo-nextest if missing.
+# git-annex 10.20250416 from bookworm-backports, and cargo-nextest if missing;
+# with --bench, also wrk for the benchmark scripts.
 # The backports source is derived from the machine's own Debian apt source,
 # so no mirror is named here.
 set -euo pipefail
@@ -55,4 +56,11 @@ have_git_annex || { echo "install-deps: git-annex ${want_version} did not instal
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
+fi
+
+# Benchmarks only (benches/scripts/p2phttp.sh): wrk, a second HTTP load
+# client. The tests do not need it.
+if [ "${1:-}" = --bench ] && ! command -v wrk >/dev/null 2>&1; then
+  sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq wrk >/dev/null
 fi

@@ -2,11 +2,15 @@
 # p2phttp on loopback: `git annex p2phttp` against `annex p2phttp`, serving
 # the same repository, measured in one run with the same tools:
 #  - checkpresent requests per second at 16 and 256 keep-alive connections,
-#    best of 3 runs of 5 s (http-load, from this workspace: one client
-#    thread, like wrk), with the server's CPU time per request in that run
-#    (the server process and its children, user and system);
-#  - GET of one SIZE_MIB object, best of 5 (http-transfer, from this
-#    workspace: 1 MiB reads, the content's length checked);
+#    best of 3 runs of 5 s, with the server's CPU time per request in that
+#    run (the server process and its children, user and system), by two
+#    clients: http-load (from this workspace: one client thread) and wrk
+#    (one thread; installed by scripts/install-deps.sh --bench);
+#  - GET of one SIZE_MIB object, best of 5, by three clients: http-transfer
+#    (from this workspace: 1 MiB reads, the content's length checked),
+#    `curl -o /dev/null`, and `git annex get --from` a remote whose annexUrl
+#    is the server (best of 3, the client's verification of the content
+#    turned off so that the transfer is what is timed);
 #  - PUT of that object, verified by the server, best of 3 (http-transfer:
 #    1 MiB writes, `"stored":true` checked).
 # git-annex's server is run with -J2 (it needs at least 2) and with -J16,
@@ -16,6 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 size_mib=${1:-1024}
+command -v wrk >/dev/null || bash scripts/install-deps.sh --bench
 cargo build --release -q --bin annex --bin http-load --bin http-transfer
 annex=$PWD/target/release/annex
 load=$PWD/target/release/http-load
@@ -44,6 +49,42 @@ head -c $((size_mib * 1024 * 1024)) /dev/urandom > "$work/object"
 small=$(cd "$work/repo" && git annex lookupkey small)
 big="SHA256E-s$(stat -c %s "$work/object")--$(sha256sum "$work/object" | cut -c1-64)"
 
+# A git-annex client whose remote srv reaches the server by annexUrl only,
+# with a file pointing at the big object.
+git init -q "$work/client"
+(cd "$work/client" && git annex init -q client \
+  && git config annex.security.allowed-ip-addresses all \
+  && git remote add srv http://127.0.0.1:9/nothing.git \
+  && git config remote.srv.annex-verify false \
+  && git config remote.srv.annex-uuid "$uuid" \
+  && git annex fromkey -q --force "$big" bigfile \
+  && git annex setpresentkey "$big" "$uuid" 1)
+
+echo 'wrk.method = "POST"' > "$work/post.lua"
+# CPU ticks (user and system) of a process and its descendants.
+tree_ticks() {
+  python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+stats = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(d)] = (int(fields[1]), sum(map(int, fields[11:15])))
+total, todo = 0, [root]
+while todo:
+    p = todo.pop()
+    total += stats.get(p, (0, 0))[1]
+    todo += [c for c, (pp, _) in stats.items() if pp == p]
+print(total)
+PY
+}
+
+bytes=$((size_mib * 1024 * 1024))
 start_server() { # name port args...
   local name=$1 port=$2; shift 2
   (cd "$work/repo" && exec "$@" >"$work/$name.log" 2>&1) &
@@ -56,11 +97,24 @@ start_server() { # name port args...
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 
-declare -A rps16 rps256 cpu16 cpu256 get put
+declare -A rps16 rps256 cpu16 cpu256 get put wrps16 wrps256 wcpu16 wcpu256 curlget annexget
 load_runs() { # base connections: "rate cpu-per-request" of the fastest of 3 runs
   for _ in 1 2 3; do "$load" --connections "$2" --seconds 5 --method POST \
     --cpu-of "$server_pid" "$1/checkpresent?key=$small&clientuuid=$client"; done | most
 }
+wrk_runs() { # url connections: "rate cpu-per-request" of the fastest of 3 runs
+  local hz; hz=$(getconf CLK_TCK)
+  for _ in 1 2 3; do
+    local before after out requests
+    before=$(tree_ticks "$server_pid")
+    out=$(wrk -t1 -c"$2" -d5s -s "$work/post.lua" "$1")
+    after=$(tree_ticks "$server_pid")
+    requests=$(echo "$out" | awk '/requests in/ { print $1 }')
+    echo "$(echo "$out" | awk '/Requests\/sec/ { printf "%d", $2 }')" \
+      "$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+  done | most
+}
+timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); printf '%.3f\n' "$(echo "$e - $s" | bc)"; }
 measure() { # name port
   local name=$1 port=$2 base="http://127.0.0.1:$2/git-annex/$uuid/v4" line
   line=$(load_runs "$base" 16); rps16[$name]=${line% *}; cpu16[$name]=${line#* }
@@ -73,6 +127,17 @@ measure() { # name port
     || { echo "$name: the PUT did not store the object" >&2; exit 1; }
   get[$name]=$(for _ in 1 2 3 4 5; do
       "$transfer" get "$base/key/$big?clientuuid=$client"; done | best)
+  curlget[$name]=$(for _ in 1 2 3 4 5; do
+      curl -sf -o /dev/null -w '%{time_total}\n' "$base/key/$big?clientuuid=$client"; done | best)
+  git -C "$work/client" config remote.srv.annexUrl "annex+http://127.0.0.1:$port/git-annex/"
+  annexget[$name]=$(for _ in 1 2 3; do
+      (cd "$work/client" && git annex drop -q --force bigfile >/dev/null 2>&1 || true)
+      timeit git -C "$work/client" annex get -q --from srv bigfile
+      [ "$(stat -L -c %s "$work/client/bigfile")" = "$bytes" ] \
+        || { echo "$name: git annex get did not get the object" >&2; exit 1; }
+    done | best)
+  line=$(wrk_runs "$base/checkpresent?key=$small&clientuuid=$client" 16); wrps16[$name]=${line% *}; wcpu16[$name]=${line#* }
+  line=$(wrk_runs "$base/checkpresent?key=$small&clientuuid=$client" 256); wrps256[$name]=${line% *}; wcpu256[$name]=${line#* }
 }
 
 for jobs in 2 16; do
@@ -91,7 +156,6 @@ pick() { # array: git-annex's better figure (higher is better unless $2=low)
   if [ "${2:-high}" = low ]; then printf '%s\n' "${a[git-annex-J2]}" "${a[git-annex-J16]}" | best
   else printf '%s\n' "${a[git-annex-J2]}" "${a[git-annex-J16]}" | most; fi
 }
-bytes=$((size_mib * 1024 * 1024))
 gbps() { echo "scale=2; $bytes / $1 / 1000000000" | bc; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a / b }'; }
 printf '%-28s %14s %14s %14s %8s\n' what "git-annex -J2" "git-annex -J16" "annex" ratio
@@ -100,4 +164,10 @@ printf '%-28s %14s %14s %14s %8s\n' "checkpresent/s, 256 conns" "${rps256[git-an
 printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 16" "${cpu16[git-annex-J2]}" "${cpu16[git-annex-J16]}" "${cpu16[annex]}" "$(ratio "$(pick cpu16 low)" "${cpu16[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 256" "${cpu256[git-annex-J2]}" "${cpu256[git-annex-J16]}" "${cpu256[annex]}" "$(ratio "$(pick cpu256 low)" "${cpu256[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, s (GB/s)" "${get[git-annex-J2]} ($(gbps "${get[git-annex-J2]}"))" "${get[git-annex-J16]} ($(gbps "${get[git-annex-J16]}"))" "${get[annex]} ($(gbps "${get[annex]}"))" "$(ratio "$(pick get low)" "${get[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, curl, s" "${curlget[git-annex-J2]}" "${curlget[git-annex-J16]}" "${curlget[annex]}" "$(ratio "$(pick curlget low)" "${curlget[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, git annex, s" "${annexget[git-annex-J2]}" "${annexget[git-annex-J16]}" "${annexget[annex]}" "$(ratio "$(pick annexget low)" "${annexget[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "PUT ${size_mib} MiB, s" "${put[git-annex-J2]}" "${put[git-annex-J16]}" "${put[annex]}" "$(ratio "$(pick put low)" "${put[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "wrk checkpresent/s, 16" "${wrps16[git-annex-J2]}" "${wrps16[git-annex-J16]}" "${wrps16[annex]}" "$(ratio "${wrps16[annex]}" "$(pick wrps16)")x"
+printf '%-28s %14s %14s %14s %8s\n' "wrk checkpresent/s, 256" "${wrps256[git-annex-J2]}" "${wrps256[git-annex-J16]}" "${wrps256[annex]}" "$(ratio "${wrps256[annex]}" "$(pick wrps256)")x"
+printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 16" "${wcpu16[git-annex-J2]}" "${wcpu16[git-annex-J16]}" "${wcpu16[annex]}" "$(ratio "$(pick wcpu16 low)" "${wcpu16[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 256" "${wcpu256[git-annex-J2]}" "${wcpu256[git-annex-J16]}" "${wcpu256[annex]}" "$(ratio "$(pick wcpu256 low)" "${wcpu256[annex]}")x"
