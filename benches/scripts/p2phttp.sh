@@ -8,7 +8,8 @@
 #    (one thread; installed by scripts/install-deps.sh --bench);
 #  - GET of one SIZE_MIB object, best of 5, by three clients: http-transfer
 #    (from this workspace: 1 MiB reads, the content's length checked),
-#    `curl -o /dev/null`, and `git annex get --from` a remote whose annexUrl
+#    `curl -o /dev/null` (with the server's CPU time per GET), and `git
+#    annex get --from` a remote whose annexUrl
 #    is the server (best of 3, the client's verification of the content
 #    turned off so that the transfer is what is timed);
 #  - PUT of that object, verified by the server, best of 3 (http-transfer:
@@ -97,7 +98,7 @@ start_server() { # name port args...
 }
 stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=; }
 
-declare -A rps16 rps256 cpu16 cpu256 get put wrps16 wrps256 wcpu16 wcpu256 curlget annexget
+declare -A rps16 rps256 cpu16 cpu256 get put wrps16 wrps256 wcpu16 wcpu256 curlget curlcpu annexget
 load_runs() { # base connections: "rate cpu-per-request" of the fastest of 3 runs
   for _ in 1 2 3; do "$load" --connections "$2" --seconds 5 --method POST \
     --cpu-of "$server_pid" "$1/checkpresent?key=$small&clientuuid=$client"; done | most
@@ -127,8 +128,12 @@ measure() { # name port
     || { echo "$name: the PUT did not store the object" >&2; exit 1; }
   get[$name]=$(for _ in 1 2 3 4 5; do
       "$transfer" get "$base/key/$big?clientuuid=$client"; done | best)
+  local before after
+  before=$(tree_ticks "$server_pid")
   curlget[$name]=$(for _ in 1 2 3 4 5; do
       curl -sf -o /dev/null -w '%{time_total}\n' "$base/key/$big?clientuuid=$client"; done | best)
+  after=$(tree_ticks "$server_pid")
+  curlcpu[$name]=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz / 5 }')
   git -C "$work/client" config remote.srv.annexUrl "annex+http://127.0.0.1:$port/git-annex/"
   annexget[$name]=$(for _ in 1 2 3; do
       (cd "$work/client" && git annex drop -q --force bigfile >/dev/null 2>&1 || true)
@@ -165,6 +170,7 @@ printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 16" "${cpu16[git-annex
 printf '%-28s %14s %14s %14s %8s\n' "  server CPU us/req, 256" "${cpu256[git-annex-J2]}" "${cpu256[git-annex-J16]}" "${cpu256[annex]}" "$(ratio "$(pick cpu256 low)" "${cpu256[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, s (GB/s)" "${get[git-annex-J2]} ($(gbps "${get[git-annex-J2]}"))" "${get[git-annex-J16]} ($(gbps "${get[git-annex-J16]}"))" "${get[annex]} ($(gbps "${get[annex]}"))" "$(ratio "$(pick get low)" "${get[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, curl, s" "${curlget[git-annex-J2]}" "${curlget[git-annex-J16]}" "${curlget[annex]}" "$(ratio "$(pick curlget low)" "${curlget[annex]}")x"
+printf '%-28s %14s %14s %14s %8s\n' "  server CPU s per curl GET" "${curlcpu[git-annex-J2]}" "${curlcpu[git-annex-J16]}" "${curlcpu[annex]}" "$(ratio "$(pick curlcpu low)" "${curlcpu[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "GET ${size_mib} MiB, git annex, s" "${annexget[git-annex-J2]}" "${annexget[git-annex-J16]}" "${annexget[annex]}" "$(ratio "$(pick annexget low)" "${annexget[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "PUT ${size_mib} MiB, s" "${put[git-annex-J2]}" "${put[git-annex-J16]}" "${put[annex]}" "$(ratio "$(pick put low)" "${put[annex]}")x"
 printf '%-28s %14s %14s %14s %8s\n' "wrk checkpresent/s, 16" "${wrps16[git-annex-J2]}" "${wrps16[git-annex-J16]}" "${wrps16[annex]}" "$(ratio "${wrps16[annex]}" "$(pick wrps16)")x"
