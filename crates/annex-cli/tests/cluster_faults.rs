@@ -13,7 +13,10 @@
 //! - a download whose cheapest node dies in the middle reaches the client
 //!   as one successful download, the rest coming from another node;
 //! - a drop with a node down removes the content from the other nodes,
-//!   fails, and the client learns which nodes no longer have it.
+//!   fails, and the client learns which nodes no longer have it;
+//! - a client killed in the middle of a download: no session is left
+//!   behind over ssh; over HTTP, the session that carried it ends and the
+//!   gateway goes on serving.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -617,4 +620,122 @@ fn a_drop_with_a_node_down_removes_from_the_others_and_says_so() {
     }
     s.env
         .git(&s.node("n3").dir, &["annex", "fsck", "--quiet", "--all"]);
+}
+
+#[test]
+fn a_client_killed_mid_download_leaves_nothing_behind() {
+    let s = Setup::new(&[("n2", Kind::SshReal), ("n3", Kind::SshOurs)]);
+    let env = &s.env;
+    let client = env.clone_client(&s.gw, "client");
+    let (content, key) = add_file(env, &client, "big.bin", BIG, 7);
+    env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-c", "big.bin"],
+    );
+    env.git(&client, &["annex", "drop", "--quiet", "big.bin"]);
+    use std::os::unix::process::CommandExt;
+    let mut get = std::process::Command::new("git")
+        .current_dir(&client)
+        .args([
+            "-c",
+            "annex.stalldetection=false",
+            "-c",
+            "annex.bwlimit=2MiB",
+        ])
+        .args(["annex", "get", "--from", "origin-c", "big.bin"])
+        .env("PATH", &env.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let client_tmp = client.join(".git/annex/tmp").join(&key);
+    wait_until("the download did not start", || {
+        if let Ok(Some(st)) = get.try_wait() {
+            panic!("the download ended before it was interrupted: {st}");
+        }
+        std::fs::metadata(&client_tmp).map(|m| m.len()).unwrap_or(0) >= 512 << 10
+    });
+    kill_client_and_wait(&s, get);
+    // The download is taken up again.
+    env.git(
+        &client,
+        &["annex", "get", "--quiet", "--from", "origin-c", "big.bin"],
+    );
+    assert_eq!(std::fs::read(client.join("big.bin")).unwrap(), content);
+}
+
+#[test]
+fn a_client_killed_mid_download_over_http_leaves_the_gateway_serving() {
+    let s = Setup::new(&[("n2", Kind::SshReal), ("n3", Kind::SshOurs)]);
+    let env = &s.env;
+    let (server, port) = env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
+    let gw_pid = server.id() as i32;
+    let client = env.clone_http_client(&s.gw, "hclient", port);
+    let (content, key) = add_file(env, &client, "big.bin", BIG, 8);
+    env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-c", "big.bin"],
+    );
+    env.git(&client, &["annex", "drop", "--quiet", "big.bin"]);
+    use std::os::unix::process::CommandExt;
+    let mut get = std::process::Command::new("git")
+        .current_dir(&client)
+        .args([
+            "-c",
+            "annex.stalldetection=false",
+            "-c",
+            "annex.bwlimit=2MiB",
+        ])
+        .args(["annex", "get", "--from", "origin-c", "big.bin"])
+        .env("PATH", &env.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let client_tmp = client.join(".git/annex/tmp").join(&key);
+    wait_until("the download did not start", || {
+        if let Ok(Some(st)) = get.try_wait() {
+            panic!("the download ended before it was interrupted: {st}");
+        }
+        std::fs::metadata(&client_tmp).map(|m| m.len()).unwrap_or(0) >= 512 << 10
+    });
+    // The sessions to the nodes while the download runs.
+    let nodes: Vec<String> = s
+        .nodes
+        .iter()
+        .map(|n| n.dir.to_string_lossy().into_owned())
+        .collect();
+    let sessions = || -> Vec<i32> {
+        processes_in(env.tmp.path(), &[gw_pid])
+            .into_iter()
+            .filter(|(_, cmd)| nodes.iter().any(|n| cmd.contains(n.as_str())))
+            .map(|(p, _)| p)
+            .collect()
+    };
+    let during = sessions();
+    assert!(!during.is_empty());
+    kill(-(get.id() as i32));
+    let _ = get.wait();
+    // The session that carried the download ends (others may be kept).
+    wait_until("the session carrying the download did not end", || {
+        let now = sessions();
+        during.iter().any(|p| !now.contains(p))
+    });
+    // The gateway goes on serving: the download again, and an upload,
+    // through whatever sessions it kept.
+    env.git(
+        &client,
+        &["annex", "get", "--quiet", "--from", "origin-c", "big.bin"],
+    );
+    assert_eq!(std::fs::read(client.join("big.bin")).unwrap(), content);
+    let (_, key2) = add_file(env, &client, "second.bin", 300_000, 9);
+    env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-c", "second.bin"],
+    );
+    assert_eq!(s.nodes_with(&key2), ["n2", "n3"]);
+    drop(server);
+    s.fsck_nodes();
 }
