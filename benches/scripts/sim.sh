@@ -63,27 +63,31 @@ SIM
   echo "stepstable $(( files * 10 ))"
 } > big.sim
 
-secs() { # run a command, print its wall-clock seconds
-  local s e
-  s=$(date +%s.%N)
-  "$@" > /dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }
-  e=$(date +%s.%N)
-  echo "$e - $s" | bc
+secs() { # run a command; print its wall-clock seconds, and in cpu_secs
+  # its CPU seconds (user and system, the figure that does not depend on
+  # what else the machine is running)
+  local t
+  t=$( { TIMEFORMAT='%R %U %S'; time "$@" > /dev/null 2>&1; } 2>&1 ) \
+    || { echo "failed: $*" >&2; exit 1; }
+  read -r wall user sys <<< "$t"
+  cpu_secs=$(echo "$user + $sys" | bc)
+  echo "$wall"
 }
 
-theirs=$(secs git annex sim run small.sim)
+secs git annex sim run small.sim > "$work/t"; theirs=$(cat "$work/t"); theirs_cpu=$cpu_secs
 best=""
 for _ in 1 2 3; do
-  t=$(secs "$annex" sim run small.sim)
+  secs "$annex" sim run small.sim > "$work/t"; t=$(cat "$work/t")
   if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
 done
+
 echo "300 files, 4 repositories, balanced, to stable:"
-printf "  git annex sim run: %.3f s\n" "$theirs"
+printf "  git annex sim run: %.3f s (%.2f s of CPU)\n" "$theirs" "$theirs_cpu"
 printf "  annex sim run:     %.3f s (best of 3)\n" "$best"
 printf "  ratio:             %.0fx\n" "$(echo "$theirs / $best" | bc -l)"
 "$annex" sim run small.sim | tail -6
 
-big=$(secs "$annex" sim run big.sim)
+secs "$annex" sim run big.sim > "$work/t"; big=$(cat "$work/t")
 echo "$files files, 21 repositories (20 in 4 balanced groups with maxsize), to stable:"
-printf "  annex sim run:     %.2f s\n" "$big"
+printf "  annex sim run:     %.2f s (%.2f s of CPU; load: %s)\n" "$big" "$cpu_secs" "$(cut -d' ' -f1-3 /proc/loadavg)"
 "$annex" sim run big.sim | grep -E "stabilized|files:|balanced group"

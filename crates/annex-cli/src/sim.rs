@@ -11,7 +11,7 @@ use annex_branch::logs::paths::REMOTE_LOG;
 use annex_branch::logs::remote_config;
 use annex_preferred::{BranchKeys, Decider, Expansion, Facts, Policy, Settings, Subject};
 use annex_protocol::{Key, Uuid};
-use annex_sim::{report, run_commands, visit, Command, Host, RepoConfig, Sim};
+use annex_sim::{report, run_commands, visit, Host, RepoConfig, Sim};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 
@@ -339,11 +339,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             let cmd = annex_sim::parse_words(ws).map_err(|e| anyhow!("{}", e.0))?;
             let mut sim = load(&dir)?;
             let failed_before = sim.failures.len();
-            run_commands(&mut sim, &[(0, cmd.clone())], &mut host)
-                .map_err(|e| anyhow!("{}", e.message))?;
-            if !matches!(cmd, Command::Visit(..)) || !sim.failed() {
-                save(&dir, &sim)?;
-            }
+            // A command that cannot run changes nothing: the state is
+            // saved only after it ran.
+            sim.apply(&cmd, &mut host).map_err(|e| anyhow!("{}", e.0))?;
+            save(&dir, &sim)?;
             if sim.failures.len() > failed_before {
                 for f in &sim.failures[failed_before..] {
                     eprintln!("annex: {}", f.message);
