@@ -14,6 +14,11 @@
 //! client of `gw1`, and from a client of `gw2` served by our p2phttp.
 //! Afterwards the real `git annex fsck` in every node is clean, and no
 //! session is left running.
+//!
+//! The same with `gw1` git-annex's own gateway (configured by git-annex,
+//! served by the real `git-annex-shell`): our `gw2` and it reach each
+//! other's side of the cluster with BYPASS on the wire as git-annex
+//! speaks it.
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +37,9 @@ fn ssh_url(dir: &Path) -> String {
     format!("localhost:{}", dir.display())
 }
 
-fn setup() -> Setup {
+/// The two gateways; the first is git-annex's own (served by the real
+/// `git-annex-shell`, configured by git-annex) when `theirs_first`.
+fn setup(theirs_first: bool) -> Setup {
     let env = Env::new(env!("CARGO_BIN_EXE_annex"));
     let shell = real_git_annex_shell();
     let (gw1, _) = env.init("gw1", "gateway 1");
@@ -59,13 +66,26 @@ fn setup() -> Setup {
         }
         env.git(gw, &["fetch", "-q", name]);
     };
+    // Cluster commands at the first gateway, by git-annex or by us.
+    let gw1_cmd = |args: &[&str]| {
+        if theirs_first {
+            let mut a = vec!["annex"];
+            a.extend(args);
+            env.git(&gw1, &a)
+        } else {
+            env.annex(&gw1, args)
+        }
+    };
     add_node(&gw1, &nodes[0]);
     add_node(&gw1, &nodes[1]);
-    env.annex(&gw1, &["initcluster", "c"]);
-    env.annex(&gw1, &["updatecluster"]);
+    gw1_cmd(&["initcluster", "c"]);
+    gw1_cmd(&["updatecluster"]);
     // The second gateway, reaching the first over ssh.
     env.git(&gw2, &["config", "annex.sshcaching", "false"]);
     env.git(&gw2, &["remote", "add", "gw1", &ssh_url(&gw1)]);
+    if theirs_first {
+        env.git(&gw2, &["config", "remote.gw1.annex-shell", &shell]);
+    }
     add_node(&gw2, &nodes[2]);
     env.git(&gw2, &["fetch", "-q", "gw1"]);
     let out = env.annex(&gw2, &["extendcluster", "gw1", "c"]);
@@ -74,7 +94,7 @@ fn setup() -> Setup {
     env.git(&gw1, &["config", "annex.sshcaching", "false"]);
     env.git(&gw1, &["remote", "add", "gw2", &ssh_url(&gw2)]);
     env.git(&gw1, &["fetch", "-q", "gw2"]);
-    env.annex(&gw1, &["extendcluster", "gw2", "c"]);
+    gw1_cmd(&["extendcluster", "gw2", "c"]);
     // The second learns that the first is extended back.
     env.git(&gw2, &["fetch", "-q", "gw1"]);
     env.git(&gw2, &["annex", "merge", "-q"]);
@@ -113,10 +133,10 @@ fn add_file(env: &Env, client: &Path, file: &str, seed: u64) -> (Vec<u8>, String
 }
 
 /// Through `origin-c` of `client`: copy stores on all three nodes; with
-/// the content gone from `near` (the node at the client's gateway), get
-/// comes from the nodes behind the other gateway; drop removes it from
+/// the content gone from `near` (a node at the client's gateway), if
+/// given, get comes from the nodes behind the other gateway; drop removes it from
 /// every node; move --to stores it again.
-fn exercise(s: &Setup, client: &Path, near: &str, file: &str, seed: u64) {
+fn exercise(s: &Setup, client: &Path, near: Option<&str>, file: &str, seed: u64) {
     let env = &s.env;
     let (content, key) = add_file(env, client, file, seed);
     env.git(
@@ -128,12 +148,15 @@ fn exercise(s: &Setup, client: &Path, near: &str, file: &str, seed: u64) {
     for (_, _, u) in &s.nodes {
         assert!(w.contains(u), "{w:?}");
     }
-    // Gone from the near node, behind the client's back.
-    let near_dir = &s.nodes.iter().find(|(n, _, _)| *n == near).unwrap().1;
-    env.git(
-        near_dir,
-        &["annex", "drop", "--quiet", "--force", "--key", &key],
-    );
+    // Gone from the near node, behind the client's back (git-annex's
+    // gateway would not try another node).
+    if let Some(near) = near {
+        let near_dir = &s.nodes.iter().find(|(n, _, _)| *n == near).unwrap().1;
+        env.git(
+            near_dir,
+            &["annex", "drop", "--quiet", "--force", "--key", &key],
+        );
+    }
     env.git(client, &["annex", "drop", "--quiet", file]);
     env.git(
         client,
@@ -158,20 +181,38 @@ fn exercise(s: &Setup, client: &Path, near: &str, file: &str, seed: u64) {
 
 #[test]
 fn a_second_gateway_serves_the_whole_cluster() {
-    let s = setup();
+    check(setup(false), false);
+}
+
+/// The first gateway is git-annex's own: our second gateway reaches it
+/// (and it reaches ours) with git-annex's BYPASS on the wire.
+#[test]
+fn a_second_gateway_of_ours_extends_a_cluster_of_git_annex() {
+    check(setup(true), true);
+}
+
+/// Copy, get and drop through either gateway; `theirs_first`: the first
+/// gateway is git-annex's.
+fn check(s: Setup, theirs_first: bool) {
     let env = &s.env;
     let client = env.clone_client(&s.gw2, "client2");
     let info = env.git(&client, &["annex", "info", "origin"]);
     assert!(info.contains("origin-c"), "{info}");
-    exercise(&s, &client, "n3", "via2.bin", 1);
+    exercise(&s, &client, Some("n3"), "via2.bin", 1);
     // And the same from the first gateway, whose cluster reaches n3
     // through the second.
     let client1 = env.clone_client(&s.gw1, "client1");
-    exercise(&s, &client1, "n1", "via1.bin", 2);
+    if theirs_first {
+        let shell = real_git_annex_shell();
+        env.git(&client1, &["config", "remote.origin.annex-shell", &shell]);
+        exercise(&s, &client1, None, "via1.bin", 2);
+    } else {
+        exercise(&s, &client1, Some("n1"), "via1.bin", 2);
+    }
     // And from a client of the second gateway's p2phttp.
     let (server, port) = env.serve_p2phttp(&s.gw2, "gw2-p2phttp.log");
     let hclient = env.clone_http_client(&s.gw2, "hclient2", port);
-    exercise(&s, &hclient, "n3", "http2.bin", 3);
+    exercise(&s, &hclient, Some("n3"), "http2.bin", 3);
     drop(server);
     for (_, dir, _) in &s.nodes {
         env.git(dir, &["annex", "fsck", "--quiet", "--all"]);
