@@ -280,3 +280,130 @@ fn sim_sizes_each_repository_sees_add_up() {
         assert_eq!(have, want, "sizes as {} sees them", st.name);
     }
 }
+
+/// Random lines made of the language's words, numbers, sizes, arrows and
+/// junk: each is read and run (in a simulation that has repositories
+/// and files to act on) without a panic, and whatever fails fails with a
+/// message.
+#[test]
+fn sim_random_lines_never_panic() {
+    let words = [
+        "init",
+        "initremote",
+        "use",
+        "connect",
+        "disconnect",
+        "addtree",
+        "add",
+        "addmulti",
+        "step",
+        "stepstable",
+        "action",
+        "seed",
+        "present",
+        "notpresent",
+        "numcopies",
+        "mincopies",
+        "trustlevel",
+        "wanted",
+        "required",
+        "groupwanted",
+        "randomwanted",
+        "randomrequired",
+        "randomgroupwanted",
+        "group",
+        "ungroup",
+        "metadata",
+        "maxsize",
+        "rebalance",
+        "clusternode",
+        "visit",
+        "getwanted",
+        "sendwanted",
+        "dropunwanted",
+        "dropunwantedfrom",
+        "gitpush",
+        "gitpull",
+        "pull",
+        "push",
+        "sync",
+        "while",
+        "foo",
+        "bar",
+        "baz",
+        "cn",
+        "g",
+        "->",
+        "<-",
+        "<->",
+        "1",
+        "0",
+        "-3",
+        "10mb",
+        "1kb",
+        "x",
+        "f.jpg",
+        "trusted",
+        "dead",
+        "on",
+        "off",
+        "include=*.jpg",
+        "balanced=g:1",
+        "sizebalanced=g:2",
+        "copies=2",
+        "not",
+        "and",
+        "or",
+        "(",
+        ")",
+        "year=2025",
+        "tag+=a",
+        "present",
+        "anything",
+        "largerthan=1kb",
+        "9999999999999999999999",
+        "-",
+        "",
+        "#",
+    ];
+    let mut rng = annex_sim::rng::Rng::new(99);
+    let (mut applied, mut refused) = (0, 0);
+    for round in 0..200 {
+        let mut s = Sim::new(round);
+        let mut host = NoHost::default();
+        run(
+            &mut s,
+            "init foo\ninit bar\ninitremote baz\nconnect foo <-> bar\nconnect foo -> baz\n\
+             group bar g\nclusternode cn bar\nadd f.jpg 1kb foo\naddmulti 5 .x 1kb 2kb bar\n",
+            &mut host,
+        )
+        .unwrap();
+        for _ in 0..100 {
+            let n = rng.range(1, 6) as usize;
+            let line: Vec<&str> = (0..n)
+                .map(|_| words[rng.range(0, words.len() as i128 - 1) as usize])
+                .collect();
+            let line = line.join(" ");
+            if line.starts_with("visit") || line.starts_with("use") || line.starts_with("addtree") {
+                continue;
+            }
+            if let Ok(cmd) = annex_sim::parse_line(&line) {
+                // Huge counts would only take long; they are not bad input.
+                if matches!(cmd, annex_sim::Command::AddMulti(n, ..) if n > 50) {
+                    continue;
+                }
+                match s.apply(&cmd, &mut host) {
+                    Ok(()) => applied += 1,
+                    Err(e) => {
+                        assert!(!e.0.is_empty(), "{line}");
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        // What is left can still be saved, read back and shown.
+        let t = Sim::load(&s.save().unwrap()).unwrap();
+        assert_eq!(t.show(), s.show());
+    }
+    assert!(applied > 500 && refused > 500, "{applied} {refused}");
+}
