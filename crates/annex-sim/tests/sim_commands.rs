@@ -407,3 +407,14 @@ fn sim_random_lines_never_panic() {
     }
     assert!(applied > 500 && refused > 500, "{applied} {refused}");
 }
+
+#[test]
+fn sim_present_counts_a_repositorys_own_copy() {
+    // As `git annex drop --auto` decides it (git-annex's sim, which has
+    // no content on disk, would drop here).
+    passes(
+        "init foo\ninit bar\nconnect foo <-> bar\nwanted foo present\nwanted bar anything\n\
+         add x 1kb foo\naction foo sendwanted bar\naction foo dropunwanted\npresent foo x\n\
+         wanted foo nothing\naction foo dropunwanted\nnotpresent foo x\n",
+    );
+}
