@@ -9,12 +9,13 @@
 use std::path::Path;
 use std::process::Command as Process;
 
+use annex_branch::locations::location_log_path;
 use annex_branch::logs::metadata::ModMeta;
 use annex_branch::logs::paths::{
     GROUP_LOG, GROUP_PREFERRED_CONTENT_LOG, MAX_SIZE_LOG, MINCOPIES_LOG, NUMCOPIES_LOG,
     PREFERRED_CONTENT_LOG, REQUIRED_CONTENT_LOG, TRUST_LOG, UUID_LOG,
 };
-use annex_branch::logs::{group, maxsize, numcopies, preferred_content, trust, uuid_log};
+use annex_branch::logs::{group, maxsize, numcopies, preferred_content, presence, trust, uuid_log};
 use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
 
@@ -188,12 +189,25 @@ pub fn materialise(sim: &Sim, name: &str, dir: &Path) -> Result<(), VisitError> 
     if let Some(e) = err {
         return Err(e);
     }
-    // What this repository knows of where content is.
+    // What this repository knows of where content is: each key's location
+    // log written whole, under one hold of the journal lock.
     let st = sim.state(r);
+    let lock = branch.journal().lock()?;
     for (k, locs) in st.locs.iter().enumerate() {
         let key = sim.key(k as u32);
-        for l in locs {
-            branch.set_location(key, &uuid(sim.uuid(l.0))?, l.2)?;
+        if !locs.is_empty() {
+            let mut lines: Vec<(&str, bool)> = locs.iter().map(|l| (sim.uuid(l.0), l.2)).collect();
+            lines.sort();
+            let mut log = Vec::new();
+            for (u, present) in lines {
+                let status = if present {
+                    presence::Status::Present
+                } else {
+                    presence::Status::Missing
+                };
+                presence::write_line(now, status, u.as_bytes(), &mut log);
+            }
+            branch.change_locked(&lock, &location_log_path(key), |_| Some(log))?;
         }
         if let Some(md) = sim.metadata_of(k as u32) {
             let mods: Vec<ModMeta> = md
@@ -206,11 +220,12 @@ pub fn materialise(sim: &Sim, name: &str, dir: &Path) -> Result<(), VisitError> 
                 })
                 .collect();
             let path = annex_branch::key_metadata::metadata_log_path(key);
-            branch.change(&path, |old| {
+            branch.change_locked(&lock, &path, |old| {
                 annex_branch::logs::metadata::modify(old, &mods, now)
             })?;
         }
     }
+    drop(lock);
     branch.commit("update")?;
     // The annexed files, as links to where the content would be.
     let mut staged = 0;
