@@ -25,6 +25,8 @@ shopt -s inherit_errexit # a client failing in $(...) fails the run
 cd "$(dirname "$0")/../.."
 size_mib=${1:-1024}
 cargo build --release -q -p annex-cli -p annex-benches
+# Other work on the machine moves the figures: the load is printed with them.
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 annex=$PWD/target/release/annex
 transfer=$PWD/target/release/http-transfer
 git_annex=$(command -v git-annex)
@@ -173,6 +175,7 @@ row() { # label array gateway-target
       o / d, (o / d <= 1.15 ? "met" : "missed"), t / o, g, (t / o >= g ? "met" : "missed") }')
 }
 printf 'object: %s MiB SHA256E, best of 3; a node at a local path proxied by the gateway\n' "$size_mib"
+printf 'load average (1, 5, 15 min) at the start: %s; at the end: %s\n' "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'runs (s), direct / ours / git-annex:\n'
 for a in get_http put_http get_stdio put_stdio; do
   declare -n arr=$a
