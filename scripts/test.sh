@@ -12,4 +12,5 @@ git-annex version --raw
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --doc --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 cargo nextest run --workspace --locked --no-fail-fast

@@ -97,7 +97,7 @@ fn git_dir_of(path: &Path) -> Option<PathBuf> {
 /// and records a new or changed one as `remote.NAME.annex-uuid`, as
 /// git-annex does whenever it lists remotes (unless `annex-ignore` or
 /// `annex-checkuuid=false`); asks an ssh remote whose UUID is not known
-/// (see [`ssh_uuid`]). `work` is the directory relative remote paths
+/// (see `ssh_uuid`). `work` is the directory relative remote paths
 /// start from (the work tree, or the git directory of a bare
 /// repository). Returns git-annex's warnings for the remotes whose
 /// repository cannot be reached and whose UUID is not known.

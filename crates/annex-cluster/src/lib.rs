@@ -15,6 +15,28 @@
 //!   for the servers.
 //! - [`config`]: a cluster's configuration as git-annex keeps it
 //!   (`initcluster`, `updatecluster`, `extendcluster`).
+//!
+//! An upload fanned out to three repositories, read once:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use annex_cluster::fanout::{put_all, NodeResult};
+//! use annex_protocol::content::BytesSource;
+//! use annex_protocol::memory::MemoryRepository;
+//! use annex_protocol::{AssociatedFile, Key, Repository, Uuid};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let key = Key::parse(&format!("SHA256E-s5--{}", "00".repeat(32))).unwrap();
+//! let nodes: Vec<Arc<dyn Repository>> = (0..3)
+//!     .map(|_| Arc::new(MemoryRepository::new(Uuid::new_v4())) as Arc<dyn Repository>)
+//!     .collect();
+//! let mut source = BytesSource::new(&b"hello"[..]);
+//! let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut source, None, false)
+//!     .await
+//!     .unwrap();
+//! assert!(out.results.iter().all(|r| matches!(r, NodeResult::Stored(_))));
+//! # });
+//! ```
 #![warn(missing_docs)]
 
 pub mod config;

@@ -12,6 +12,18 @@
 //!   git-annex lays it out.
 //! - [`pool`]: nodes for a long-running server (p2phttp), connected on
 //!   first use and pooled.
+//!
+//! The remotes of a gateway's git config, and where each one is:
+//!
+//! ```
+//! use annex_proxy::{GitRemotes, Location};
+//!
+//! let config = b"remote.n1.url\n/srv/n1\0remote.n1.annex-proxy\ntrue\0";
+//! let remotes = GitRemotes::parse_z(config);
+//! let n1 = remotes.by_name("n1").unwrap();
+//! assert!(n1.proxy);
+//! assert_eq!(n1.location(), Location::Local("/srv/n1".into()));
+//! ```
 #![warn(missing_docs)]
 
 pub mod directory;

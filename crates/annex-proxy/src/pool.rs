@@ -63,7 +63,7 @@ impl Lease<'_> {
 
 impl NodePool {
     /// A pool for `proxied`, with at most `connections` ssh sessions;
-    /// `branch` is the gateway's (see [`connect`]).
+    /// `branch` is the gateway's (see [`connect`](crate::node::connect)).
     pub fn new(
         proxied: Proxied,
         gateway_work: &Path,

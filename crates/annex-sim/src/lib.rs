@@ -13,6 +13,14 @@
 //!   balanced groups.
 //! - [`visit`]: writes a simulated repository as a real git-annex
 //!   repository, so that git-annex's own commands can look at it.
+//!
+//! A sim file read as git-annex reads it:
+//!
+//! ```
+//! let commands = annex_sim::parse_file("init foo\nwanted foo include=*.jpg\n").unwrap();
+//! assert_eq!(commands.len(), 2);
+//! assert_eq!(commands[1].0, 2); // the line it came from
+//! ```
 #![warn(missing_docs)]
 
 pub mod file;
