@@ -141,7 +141,12 @@ impl Cluster {
                 .cost
                 .partial_cmp(&b.spec.cost)
                 .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.spec.via_gateway.is_some().cmp(&b.spec.via_gateway.is_some()))
+                .then(
+                    a.spec
+                        .via_gateway
+                        .is_some()
+                        .cmp(&b.spec.via_gateway.is_some()),
+                )
         });
         let Some(first) = have.first() else {
             return Ok(have);
