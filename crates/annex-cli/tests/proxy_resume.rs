@@ -239,7 +239,17 @@ fn killed_halfway_and_resumed(kind: Kind) {
     unsafe {
         libc::kill(-(child.id() as i32), libc::SIGKILL);
     }
-    let partial = s.partial();
+    // (A node's server may still be writing what reached it.)
+    let mut partial = s.partial();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = s.partial();
+        if now == partial || Instant::now() > deadline {
+            break;
+        }
+        partial = now;
+    }
     assert!(partial > 0 && (partial as usize) < SIZE, "{partial}");
 
     // The copy run again resumes from what the node already has.
