@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use annex_branch::Branch;
-use annex_protocol::{serve_split, serve_split_with_output, ServeEnd, ServerMode, ServerOptions};
+use annex_protocol::{serve_split_with_output, ServeEnd, ServerMode, ServerOptions};
 use annex_repo::LocalRepository;
 use anyhow::{anyhow, bail, Context};
 
@@ -230,13 +230,11 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     let mut node_git_dirs = Vec::new();
     let end = rt.block_on(async {
         if let Some((cluster, pools)) = cluster {
-            let end = serve_split(
-                crate::stdio::stdin(),
-                crate::stdio::stdout(),
-                &cluster,
-                &opts,
-            )
-            .await;
+            // Content a local node has goes to standard output inside
+            // the kernel, as for this repository's own.
+            let (stdin, stdout) = (crate::stdio::stdin(), crate::stdio::stdout());
+            let output = crate::stdio::stdout_file_output();
+            let end = serve_split_with_output(stdin, stdout, output, &cluster, &opts).await;
             // The nodes' own git-annex-shells finish (and commit) too.
             for p in &pools {
                 p.close().await;
