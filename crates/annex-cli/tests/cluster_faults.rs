@@ -622,6 +622,20 @@ fn a_drop_with_a_node_down_removes_from_the_others_and_says_so() {
         .git(&s.node("n3").dir, &["annex", "fsck", "--quiet", "--all"]);
 }
 
+/// `git annex get --from origin-c big.bin` in `client`, slowed down, once
+/// half a megabyte of `key` has arrived.
+fn start_slow_download(env: &Env, client: &Path, key: &str) -> std::process::Child {
+    let mut get = env.slow_get(client, "origin-c", "big.bin", "2MiB");
+    let client_tmp = client.join(".git/annex/tmp").join(key);
+    wait_until("the download did not start", || {
+        if let Ok(Some(st)) = get.try_wait() {
+            panic!("the download ended before it was interrupted: {st}");
+        }
+        std::fs::metadata(&client_tmp).map(|m| m.len()).unwrap_or(0) >= 512 << 10
+    });
+    get
+}
+
 #[test]
 fn a_client_killed_mid_download_leaves_nothing_behind() {
     let s = Setup::new(&[("n2", Kind::SshReal), ("n3", Kind::SshOurs)]);
@@ -633,29 +647,7 @@ fn a_client_killed_mid_download_leaves_nothing_behind() {
         &["annex", "copy", "--quiet", "--to", "origin-c", "big.bin"],
     );
     env.git(&client, &["annex", "drop", "--quiet", "big.bin"]);
-    use std::os::unix::process::CommandExt;
-    let mut get = std::process::Command::new("git")
-        .current_dir(&client)
-        .args([
-            "-c",
-            "annex.stalldetection=false",
-            "-c",
-            "annex.bwlimit=2MiB",
-        ])
-        .args(["annex", "get", "--from", "origin-c", "big.bin"])
-        .env("PATH", &env.path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let client_tmp = client.join(".git/annex/tmp").join(&key);
-    wait_until("the download did not start", || {
-        if let Ok(Some(st)) = get.try_wait() {
-            panic!("the download ended before it was interrupted: {st}");
-        }
-        std::fs::metadata(&client_tmp).map(|m| m.len()).unwrap_or(0) >= 512 << 10
-    });
+    let get = start_slow_download(env, &client, &key);
     kill_client_and_wait(&s, get);
     // The download is taken up again.
     env.git(
@@ -678,29 +670,7 @@ fn a_client_killed_mid_download_over_http_leaves_the_gateway_serving() {
         &["annex", "copy", "--quiet", "--to", "origin-c", "big.bin"],
     );
     env.git(&client, &["annex", "drop", "--quiet", "big.bin"]);
-    use std::os::unix::process::CommandExt;
-    let mut get = std::process::Command::new("git")
-        .current_dir(&client)
-        .args([
-            "-c",
-            "annex.stalldetection=false",
-            "-c",
-            "annex.bwlimit=2MiB",
-        ])
-        .args(["annex", "get", "--from", "origin-c", "big.bin"])
-        .env("PATH", &env.path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let client_tmp = client.join(".git/annex/tmp").join(&key);
-    wait_until("the download did not start", || {
-        if let Ok(Some(st)) = get.try_wait() {
-            panic!("the download ended before it was interrupted: {st}");
-        }
-        std::fs::metadata(&client_tmp).map(|m| m.len()).unwrap_or(0) >= 512 << 10
-    });
+    let mut get = start_slow_download(env, &client, &key);
     // The sessions to the nodes while the download runs.
     let nodes: Vec<String> = s
         .nodes

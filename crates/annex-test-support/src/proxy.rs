@@ -178,6 +178,29 @@ impl ProxyEnv {
             .unwrap()
     }
 
+    /// `git annex get --from REMOTE FILE` in `client`, slowed down as
+    /// [`ProxyEnv::slow_copy`] is.
+    pub fn slow_get(
+        &self,
+        client: &Path,
+        remote: &str,
+        file: &str,
+        bwlimit: &str,
+    ) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("git")
+            .current_dir(client)
+            .args(["-c", "annex.stalldetection=false", "-c"])
+            .arg(format!("annex.bwlimit={bwlimit}"))
+            .args(["annex", "get", "--from", remote, file])
+            .env("PATH", &self.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    }
+
     /// The UUIDs `git annex whereis` lists for `file` in `dir`.
     pub fn whereis_uuids(&self, dir: &Path, file: &str) -> Vec<String> {
         let out = self.git(dir, &["annex", "whereis", "--json", file]);
