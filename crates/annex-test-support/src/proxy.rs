@@ -164,18 +164,7 @@ impl ProxyEnv {
         file: &str,
         bwlimit: &str,
     ) -> std::process::Child {
-        use std::os::unix::process::CommandExt;
-        std::process::Command::new("git")
-            .current_dir(client)
-            .args(["-c", "annex.stalldetection=false", "-c"])
-            .arg(format!("annex.bwlimit={bwlimit}"))
-            .args(["annex", "copy", "--to", remote, file])
-            .env("PATH", &self.path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap()
+        self.slow_annex(client, &["copy", "--to", remote, file], bwlimit)
     }
 
     /// `git annex get --from REMOTE FILE` in `client`, slowed down as
@@ -187,12 +176,19 @@ impl ProxyEnv {
         file: &str,
         bwlimit: &str,
     ) -> std::process::Child {
+        self.slow_annex(client, &["get", "--from", remote, file], bwlimit)
+    }
+
+    /// `git annex ARGS` in `client` at `bwlimit`, in a process group of
+    /// its own, its output discarded.
+    fn slow_annex(&self, client: &Path, args: &[&str], bwlimit: &str) -> std::process::Child {
         use std::os::unix::process::CommandExt;
         std::process::Command::new("git")
             .current_dir(client)
             .args(["-c", "annex.stalldetection=false", "-c"])
             .arg(format!("annex.bwlimit={bwlimit}"))
-            .args(["annex", "get", "--from", remote, file])
+            .arg("annex")
+            .args(args)
             .env("PATH", &self.path)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
