@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{free_port, git_annex_p2phttp, pseudo_random, wait_for_port, KillOnDrop};
+use annex_test_support::{pseudo_random, KillOnDrop};
 
 struct Setup {
     env: Env,
@@ -50,16 +50,8 @@ fn setup(node_kinds: &[&str]) -> Setup {
             );
         }
         if name == "n3" {
-            let port = free_port();
-            let mut child = git_annex_p2phttp(dir, port)
-                .arg("--wideopen")
-                .env("PATH", &env.path)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            wait_for_port(port, &mut child, None);
-            n3_server = Some(KillOnDrop(child));
+            let (child, port) = env.serve_git_annex_p2phttp(dir);
+            n3_server = Some(child);
             env.git(
                 &gw,
                 &[

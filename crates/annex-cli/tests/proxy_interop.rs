@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{free_port, git_annex_p2phttp, pseudo_random, wait_for_port, KillOnDrop};
+use annex_test_support::{pseudo_random, KillOnDrop};
 
 struct Setup {
     env: Env,
@@ -35,16 +35,7 @@ fn setup() -> Setup {
         nodes.push((name.to_string(), d, u));
     }
     // n3 behind the real git annex p2phttp.
-    let port = free_port();
-    let mut child = git_annex_p2phttp(&nodes[2].1, port)
-        .arg("--wideopen")
-        .env("PATH", &env.path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, &mut child, None);
-    let n3_server = KillOnDrop(child);
+    let (n3_server, port) = env.serve_git_annex_p2phttp(&nodes[2].1);
     let shell = real_git_annex_shell();
     for (name, dir, uuid) in &nodes {
         let url = match name.as_str() {

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{
-    command, files_under, free_port, git_annex_p2phttp, pseudo_random, wait_for_port, KillOnDrop,
-};
+use annex_test_support::{command, files_under, pseudo_random, KillOnDrop};
 
 const SIZE: usize = 32 << 20;
 
@@ -56,16 +54,8 @@ impl Setup {
                         &["config", "remote.node.annex-shell", &real_git_annex_shell()],
                     );
                 } else {
-                    let port = free_port();
-                    let mut child = git_annex_p2phttp(&node, port)
-                        .arg("--wideopen")
-                        .env("PATH", &env.path)
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .spawn()
-                        .unwrap();
-                    wait_for_port(port, &mut child, None);
-                    server = Some(KillOnDrop(child));
+                    let (child, port) = env.serve_git_annex_p2phttp(&node);
+                    server = Some(child);
                     env.git(
                         &gw,
                         &[

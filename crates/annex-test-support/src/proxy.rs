@@ -135,6 +135,21 @@ impl ProxyEnv {
         crate::spawn_annex_p2phttp(cmd, &self.dir(log))
     }
 
+    /// The real `git annex p2phttp --wideopen` serving `dir` on a free
+    /// port of 127.0.0.1; stopped when the guard is dropped.
+    pub fn serve_git_annex_p2phttp(&self, dir: &Path) -> (crate::KillOnDrop, u16) {
+        let port = crate::free_port();
+        let mut child = crate::git_annex_p2phttp(dir, port)
+            .arg("--wideopen")
+            .env("PATH", &self.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        crate::wait_for_port(port, &mut child, None);
+        (crate::KillOnDrop(child), port)
+    }
+
     /// A clone `name` of the gateway `gw` (as [`ProxyEnv::clone_client`])
     /// whose `origin` is reached over p2phttp on `port`.
     pub fn clone_http_client(&self, gw: &Path, name: &str, port: u16) -> PathBuf {
