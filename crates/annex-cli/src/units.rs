@@ -63,28 +63,7 @@ pub fn rough_size(bytes: u64, precision: u32) -> String {
 /// A precise size, like `1.0 GB` (git-annex shows the number as Haskell
 /// shows a double).
 pub fn precise_size(bytes: u64) -> String {
-    show_size(bytes, true, haskell_double)
-}
-
-/// A double as Haskell's `show` writes it, for the magnitudes sizes have.
-fn haskell_double(v: f64) -> String {
-    if v != 0.0 && !(0.1..1e7).contains(&v.abs()) {
-        // Haskell switches to exponent notation outside 0.1 to 10^7.
-        let s = format!("{v:e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') {
-            m.to_string()
-        } else {
-            format!("{m}.0")
-        };
-        return format!("{m}e{e}");
-    }
-    let s = format!("{v}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
+    show_size(bytes, true, annex_preferred::size::show_double)
 }
 
 /// A percentage of `have` in `full`, with no decimals, like `42%`.

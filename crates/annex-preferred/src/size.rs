@@ -49,6 +49,28 @@ fn unit_multiplier(name: &str) -> Option<f64> {
     })
 }
 
+/// A double as Haskell's `show` writes it, for the magnitudes sizes have
+/// (how git-annex shows sizes): exponent notation outside 0.1 to 10^7,
+/// and always a fractional part (`1.0`, `2.5e-2`).
+pub fn show_double(v: f64) -> String {
+    if v != 0.0 && !(0.1..1e7).contains(&v.abs()) {
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let m = if m.contains('.') {
+            m.to_owned()
+        } else {
+            format!("{m}.0")
+        };
+        return format!("{m}e{e}");
+    }
+    let s = format!("{v}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
 /// Reads a size; `None` where git-annex's `readSize` gives nothing.
 /// Fractions round to the nearest byte, halves to even.
 pub fn read_size(input: &str) -> Option<i128> {

@@ -20,26 +20,6 @@ const UNITS: &[(u128, &str)] = &[
     (1, "B"),
 ];
 
-/// A double as Haskell's `show` writes it, for the magnitudes sizes have.
-fn haskell_double(v: f64) -> String {
-    if v != 0.0 && !(0.1..1e7).contains(&v.abs()) {
-        let s = format!("{v:e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let m = if m.contains('.') {
-            m.to_owned()
-        } else {
-            format!("{m}.0")
-        };
-        return format!("{m}e{e}");
-    }
-    let s = format!("{v}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
-}
-
 /// A size as git-annex's `preciseSize storageUnits True` shows it, with
 /// the space taken out (`1.0MB`, `2.5kB`, `0.0B`).
 pub fn format_size(n: i128) -> String {
@@ -52,7 +32,10 @@ pub fn format_size(n: i128) -> String {
         .iter()
         .find(|(s, _)| b >= *s)
         .unwrap_or(&UNITS[UNITS.len() - 1]);
-    format!("{sign}{}{abbrev}", haskell_double(b as f64 / unit as f64))
+    format!(
+        "{sign}{}{abbrev}",
+        annex_preferred::size::show_double(b as f64 / unit as f64)
+    )
 }
 
 /// A size rounded to two decimals with a space before the unit, as
