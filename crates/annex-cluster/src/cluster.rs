@@ -65,6 +65,15 @@ impl ClusterNode {
         &self.spec.proxied.uuid
     }
 
+    /// Whether the node is a repository on this machine, used in the
+    /// gateway's process.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self.spec.proxied.remote.location(),
+            annex_proxy::Location::Local(_)
+        )
+    }
+
     fn busy(&self) -> Busy<'_> {
         self.busy.fetch_add(1, Ordering::Relaxed);
         Busy(&self.busy)
@@ -302,10 +311,7 @@ impl Repository for Cluster {
                 // file it can hand to the kernel); another node takes over
                 // only if it fails before sending anything.
                 while let Some((first, others)) = rest.split_first() {
-                    if !matches!(
-                        first.spec.proxied.remote.location(),
-                        annex_proxy::Location::Local(_)
-                    ) {
+                    if !first.is_local() {
                         break;
                     }
                     let _busy = first.busy();
@@ -349,15 +355,7 @@ impl Repository for Cluster {
         let repos: Vec<Arc<dyn Repository>> = nodes.iter().map(|n| n.repo.clone()).collect();
         let _busy: Vec<Busy<'_>> = nodes.iter().map(|n| n.busy()).collect();
         // Nodes in this process share one hash of the content.
-        let local = nodes
-            .iter()
-            .filter(|n| {
-                matches!(
-                    n.spec.proxied.remote.location(),
-                    annex_proxy::Location::Local(_)
-                )
-            })
-            .count();
+        let local = nodes.iter().filter(|n| n.is_local()).count();
         let out = put_all(&repos, key, file, source, self.jobs, local >= 2).await?;
         let mut stored = Vec::new();
         let mut already = Vec::new();

@@ -24,7 +24,9 @@ pub struct Placement {
     branch: Arc<Mutex<Branch>>,
     facts: Facts,
     policies: Policies,
-    sizes: LiveSizes,
+    /// Read from the branch at the first upload: a session that only
+    /// downloads never needs them.
+    sizes: std::sync::OnceLock<LiveSizes>,
     settings: Settings,
 }
 
@@ -39,21 +41,16 @@ pub struct Chosen {
 }
 
 impl Placement {
-    /// Loads facts, preferred content and sizes from the gateway's branch;
-    /// `here` is the gateway's UUID.
+    /// Loads facts and preferred content from the gateway's branch (sizes
+    /// when first needed); `here` is the gateway's UUID.
     pub fn load(branch: Arc<Mutex<Branch>>, here: Uuid) -> Result<Placement, BranchError> {
-        let (facts, sizes) = {
-            let b = branch.lock().unwrap_or_else(|p| p.into_inner());
-            let facts = Facts::load(&b)?;
-            let sizes = LiveSizes::from_branch(&b, &facts)?;
-            (facts, sizes)
-        };
+        let facts = Facts::load(&branch.lock().unwrap_or_else(|p| p.into_inner()))?;
         let policies = Policies::compile(&facts);
         Ok(Placement {
             branch,
             facts,
             policies,
-            sizes,
+            sizes: std::sync::OnceLock::new(),
             settings: Settings {
                 here: Some(here),
                 ..Settings::default()
@@ -90,12 +87,19 @@ impl Placement {
             .filter(|&i| !locs.contains(&nodes[i]))
             .collect();
         let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+        let sizes = match self.sizes.get() {
+            Some(s) => s,
+            None => {
+                let s = LiveSizes::from_branch(&b, &self.facts)?;
+                self.sizes.get_or_init(|| s)
+            }
+        };
         let keys = BranchKeys::new(&b, self.facts.clusters.clone());
         let wants = Wants {
             decider: Decider {
                 facts: &self.facts,
                 keys: &keys,
-                sizes: Some(&self.sizes),
+                sizes: Some(sizes),
                 settings: &self.settings,
             },
             policies: &self.policies,

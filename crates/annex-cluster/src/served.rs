@@ -157,12 +157,17 @@ impl ClusterRepositories {
         &self.inner
     }
 
-    fn clusters(&self) -> HashMap<Uuid, Arc<Cluster>> {
+    /// The clusters, rebuilt first when the configuration was read again.
+    fn with_clusters<T>(&self, f: impl FnOnce(&HashMap<Uuid, Arc<Cluster>>) -> T) -> T {
         let generation = self.inner.generation();
         let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
-        if built.generation == Some(generation) {
-            return built.clusters.clone();
+        if built.generation != Some(generation) {
+            self.rebuild(&mut built, generation);
         }
+        f(&built.clusters)
+    }
+
+    fn rebuild(&self, built: &mut Built, generation: u64) {
         let mut fresh = Built {
             generation: Some(generation),
             ..Built::default()
@@ -198,9 +203,7 @@ impl ClusterRepositories {
         }
         // Pools of the previous configuration are closed by whoever holds
         // them last; their sessions end when dropped.
-        let old = std::mem::replace(&mut *built, fresh);
-        drop(old);
-        built.clusters.clone()
+        *built = fresh;
     }
 
     /// Closes idle ssh sessions to every node (at shutdown).
@@ -241,8 +244,8 @@ impl ClusterRepositories {
 impl Repositories for ClusterRepositories {
     fn lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
         if uuid.is_cluster() {
-            if let Some(c) = self.clusters().get(uuid) {
-                return Some(c.clone() as Arc<dyn Repository>);
+            if let Some(c) = self.with_clusters(|cs| cs.get(uuid).cloned()) {
+                return Some(c as Arc<dyn Repository>);
             }
         }
         self.inner.lookup(uuid)
@@ -263,7 +266,7 @@ impl Repositories for ClusterRepositories {
 
     fn uuids(&self) -> Vec<Uuid> {
         let mut v = self.inner.uuids();
-        v.extend(self.clusters().into_keys());
+        v.extend(self.with_clusters(|cs| cs.keys().cloned().collect::<Vec<_>>()));
         v
     }
 }
