@@ -440,23 +440,32 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use annex_protocol::content::BytesSource;
     use annex_protocol::memory::MemoryRepository;
     use annex_protocol::repository::ByteStream;
 
-    struct Source {
+    /// Content that ends early, at `cut`: an interrupted sender.
+    struct Cut {
         data: Vec<u8>,
-        cut: Option<usize>,
-        asked: Option<u64>,
+        cut: usize,
         stream: Option<std::io::Cursor<Vec<u8>>>,
     }
 
+    impl Cut {
+        fn new(data: Vec<u8>, cut: usize) -> Cut {
+            Cut {
+                data,
+                cut,
+                stream: None,
+            }
+        }
+    }
+
     #[async_trait]
-    impl PutSource for Source {
+    impl PutSource for Cut {
         async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
-            self.asked = Some(offset);
-            let end = self.cut.unwrap_or(self.data.len());
             self.stream = Some(std::io::Cursor::new(
-                self.data[offset as usize..end].to_vec(),
+                self.data[offset as usize..self.cut].to_vec(),
             ));
             Ok(PutData::Stream {
                 len: self.data.len() as u64 - offset,
@@ -480,17 +489,12 @@ mod tests {
         let nodes: Vec<Arc<dyn Repository>> = (0..3)
             .map(|_| Arc::new(MemoryRepository::new(Uuid::new_v4())) as Arc<dyn Repository>)
             .collect();
-        let mut src = Source {
-            data: data.clone(),
-            cut: None,
-            asked: None,
-            stream: None,
-        };
+        let mut src = BytesSource::new(data.clone());
         let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false)
             .await
             .unwrap();
         assert!(out.opened);
-        assert_eq!(src.asked, Some(0));
+        assert_eq!(src.offset_requested(), Some(0));
         for r in &out.results {
             assert!(matches!(r, NodeResult::Stored(_)), "{r:?}");
         }
@@ -504,12 +508,7 @@ mod tests {
         let data: Vec<u8> = (0..700_000u32).map(|i| (i % 97) as u8).collect();
         let key = key_of(&data);
         let a = Arc::new(MemoryRepository::new(Uuid::new_v4()));
-        let mut cut = Source {
-            data: data.clone(),
-            cut: Some(250_000),
-            asked: None,
-            stream: None,
-        };
+        let mut cut = Cut::new(data.clone(), 250_000);
         let nodes: Vec<Arc<dyn Repository>> = vec![a.clone()];
         assert!(
             put_all(&nodes, &key, &AssociatedFile::none(), &mut cut, None, false)
@@ -519,16 +518,15 @@ mod tests {
         assert!(a.partial_len(&key) > 0);
         let b = Arc::new(MemoryRepository::new(Uuid::new_v4()));
         let nodes: Vec<Arc<dyn Repository>> = vec![a.clone(), b.clone()];
-        let mut src = Source {
-            data: data.clone(),
-            cut: None,
-            asked: None,
-            stream: None,
-        };
+        let mut src = BytesSource::new(data.clone());
         let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false)
             .await
             .unwrap();
-        assert_eq!(src.asked, Some(0), "the new node needs everything");
+        assert_eq!(
+            src.offset_requested(),
+            Some(0),
+            "the new node needs everything"
+        );
         assert!(out
             .results
             .iter()
@@ -592,12 +590,7 @@ mod tests {
         let fresh = Arc::new(MemoryRepository::new(Uuid::new_v4()));
         let nodes: Vec<Arc<dyn Repository>> =
             vec![Arc::new(Down(Uuid::new_v4())), has, fresh.clone()];
-        let mut src = Source {
-            data: data.clone(),
-            cut: None,
-            asked: None,
-            stream: None,
-        };
+        let mut src = BytesSource::new(data.clone());
         let out = tokio::time::timeout(
             std::time::Duration::from_secs(20),
             put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false),
@@ -611,16 +604,11 @@ mod tests {
         assert_eq!(fresh.content(&key).unwrap(), data);
         // Nobody asks for content: the sender is never opened.
         let nodes: Vec<Arc<dyn Repository>> = vec![Arc::new(Down(Uuid::new_v4()))];
-        let mut src = Source {
-            data,
-            cut: None,
-            asked: None,
-            stream: None,
-        };
+        let mut src = BytesSource::new(data);
         let out = put_all(&nodes, &key, &AssociatedFile::none(), &mut src, None, false)
             .await
             .unwrap();
-        assert!(!out.opened && src.asked.is_none());
+        assert!(!out.opened && src.offset_requested().is_none());
     }
 
     #[tokio::test]
@@ -630,12 +618,7 @@ mod tests {
         let nodes: Vec<Arc<dyn Repository>> = (0..2)
             .map(|_| Arc::new(MemoryRepository::new(Uuid::new_v4())) as Arc<dyn Repository>)
             .collect();
-        let mut src = Source {
-            data,
-            cut: Some(300_000),
-            asked: None,
-            stream: None,
-        };
+        let mut src = Cut::new(data, 300_000);
         let err = put_all(
             &nodes,
             &key,

@@ -5,30 +5,11 @@
 use std::sync::Arc;
 
 use annex_cluster::fanout::{put_all, NodeResult};
-use annex_protocol::repository::{ByteStream, PutData, PutSource, Repository, Validity};
-use annex_protocol::{AssociatedFile, Key, RepoError};
+use annex_protocol::content::BytesSource;
+use annex_protocol::repository::Repository;
+use annex_protocol::{AssociatedFile, Key};
 use annex_repo::LocalRepository;
 use annex_test_support::{git, init_annex_repo, pseudo_random, sha256e_key};
-use async_trait::async_trait;
-
-struct Source {
-    data: Vec<u8>,
-    stream: Option<std::io::Cursor<Vec<u8>>>,
-}
-
-#[async_trait]
-impl PutSource for Source {
-    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
-        self.stream = Some(std::io::Cursor::new(self.data[offset as usize..].to_vec()));
-        Ok(PutData::Stream {
-            len: self.data.len() as u64 - offset,
-            stream: self.stream.as_mut().unwrap() as &mut dyn ByteStream,
-        })
-    }
-    async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
-        Ok(Some(Validity::Valid))
-    }
-}
 
 fn nodes(tmp: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<Arc<dyn Repository>>) {
     let mut dirs = Vec::new();
@@ -47,7 +28,7 @@ async fn hashed_once_and_stored_on_every_local_node() {
     let (dirs, repos) = nodes(tmp.path());
     let data = pseudo_random(3_000_000, 5);
     let key = Key::parse(&sha256e_key(&data, ".bin")).unwrap();
-    let mut src = Source { data, stream: None };
+    let mut src = BytesSource::new(data);
     let out = put_all(&repos, &key, &AssociatedFile::none(), &mut src, None, true)
         .await
         .unwrap();
@@ -71,10 +52,7 @@ async fn content_that_is_not_the_keys_is_stored_nowhere() {
     let key = Key::parse(&sha256e_key(&data, ".bin")).unwrap();
     let mut wrong = data.clone();
     wrong[1_500_000] ^= 1;
-    let mut src = Source {
-        data: wrong,
-        stream: None,
-    };
+    let mut src = BytesSource::new(wrong);
     let out = put_all(&repos, &key, &AssociatedFile::none(), &mut src, None, true)
         .await
         .unwrap();
