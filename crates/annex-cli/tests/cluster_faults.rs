@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{command, pseudo_random, run_ok, KillOnDrop};
+use annex_test_support::{command, descendants, pseudo_random, run_ok, KillOnDrop};
 
 /// How the gateway reaches a node.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -217,40 +217,6 @@ fn processes_in(tmp: &Path, except: &[i32]) -> Vec<(i32, String)> {
         let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
         if cmd.contains(&*tmp.to_string_lossy()) || cwd.starts_with(tmp) {
             out.push((pid, cmd));
-        }
-    }
-    out
-}
-
-/// The processes descended from `pid`: pid and command name.
-fn descendants(pid: i32) -> Vec<(i32, String)> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<i32>().ok());
-        if let Some(ppid) = ppid {
-            all.push((p, ppid, stat[open + 1..close].to_string()));
-        }
-    }
-    let mut out = Vec::new();
-    let mut parents = vec![pid];
-    while let Some(parent) = parents.pop() {
-        for (p, pp, comm) in &all {
-            if *pp == parent {
-                out.push((*p, comm.clone()));
-                parents.push(*p);
-            }
         }
     }
     out

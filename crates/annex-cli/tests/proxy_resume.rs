@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{command, files_under, pseudo_random, KillOnDrop};
+use annex_test_support::{command, descendants, files_under, pseudo_random, KillOnDrop};
 
 const SIZE: usize = 32 << 20;
 
@@ -116,42 +116,6 @@ impl Setup {
             .max()
             .unwrap_or(0)
     }
-}
-
-/// The processes whose parent is `pid`, and theirs, with their names.
-fn descendants(pid: i32) -> Vec<(i32, String)> {
-    let mut all = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = stat[open + 1..close].to_string();
-        let ppid = stat[close + 1..]
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<i32>().ok());
-        if let Some(ppid) = ppid {
-            all.push((p, ppid, comm));
-        }
-    }
-    let mut out: Vec<(i32, String)> = Vec::new();
-    let mut parents = vec![pid];
-    while let Some(parent) = parents.pop() {
-        for (p, pp, comm) in &all {
-            if *pp == parent {
-                out.push((*p, comm.clone()));
-                parents.push(*p);
-            }
-        }
-    }
-    out
 }
 
 /// The `p2pstdio` sessions whose command line names `path` (sessions this

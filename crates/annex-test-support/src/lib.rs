@@ -373,3 +373,38 @@ pub fn replay_fuzz_corpus(target: &str, check: fn(&[u8])) {
         assert!(r.is_ok(), "{} fails {target}", p.display());
     }
 }
+
+/// The processes descended from `pid` (children, theirs, and so on),
+/// read from /proc: pid and command name.
+pub fn descendants(pid: i32) -> Vec<(i32, String)> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            all.push((p, ppid, stat[open + 1..close].to_string()));
+        }
+    }
+    let mut out = Vec::new();
+    let mut parents = vec![pid];
+    while let Some(parent) = parents.pop() {
+        for (p, pp, comm) in &all {
+            if *pp == parent {
+                out.push((*p, comm.clone()));
+                parents.push(*p);
+            }
+        }
+    }
+    out
+}
