@@ -9,6 +9,7 @@ use annex_protocol::{
     AssociatedFile, ByteStream, Client, ClientOptions, GetOutcome, GetSink, Key, ProtocolVersion,
     PutData, PutOutcome, PutSource, RepoError, Repository, Uuid, Validity,
 };
+use annex_proxy::ssh::GitAnnexShell;
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use clap::{Args, Subcommand};
@@ -243,11 +244,6 @@ fn report_line(json: bool, key: &Key, op: &str, ok: bool, also: &[Uuid]) -> Stri
     }
 }
 
-/// Quotes a word for a POSIX shell.
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Where a target is: a local repository, or a host and path for ssh.
 enum Location {
     Local(PathBuf),
@@ -295,17 +291,14 @@ async fn connect(args: &RemoteArgs) -> anyhow::Result<Client> {
             c.arg("p2pstdio").arg(path).arg(me.as_str());
             c
         }
-        Location::Ssh { host, path } => {
-            let mut c = tokio::process::Command::new("ssh");
-            c.arg(host).arg(format!(
-                "{} {} {} {}",
-                args.shell,
-                shell_quote("p2pstdio"),
-                shell_quote(&path),
-                shell_quote(me.as_str())
-            ));
-            c
-        }
+        Location::Ssh { host, path } => GitAnnexShell::new(
+            &host,
+            None,
+            Some(&args.shell),
+            "p2pstdio",
+            &[&path, me.as_str()],
+        )?
+        .tokio_command(),
     };
     let opts = ClientOptions {
         max_version: ProtocolVersion(args.protocol_version.min(4)),

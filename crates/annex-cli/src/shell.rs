@@ -301,7 +301,13 @@ fn external(words: &[String]) -> anyhow::Result<ExitCode> {
     let command = params
         .iter()
         .enumerate()
-        .map(|(i, p)| if i == 0 { p.clone() } else { shell_quote(p) })
+        .map(|(i, p)| {
+            if i == 0 {
+                p.clone()
+            } else {
+                git_shell_quote(p)
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     let status = std::process::Command::new("git-shell")
@@ -315,7 +321,11 @@ fn external(words: &[String]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes a word as git quotes one for git-shell (`'...'`, each `'`
+/// written `'\''`), the only quoting git-shell reads for a command's
+/// argument. (The quoting of a command sent over ssh is another:
+/// [`annex_proxy::ssh::shell_quote`], which git-annex-shell also reads.)
+fn git_shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -386,6 +396,48 @@ mod tests {
             vec!["git-annex-shell", "p2pstdio", "/a b/c", "x\"y", "z w"]
         );
         assert_eq!(shell_split("'unterminated"), None);
+    }
+
+    /// What a gateway or client sends over ssh reads back word for word
+    /// when this program is the login shell (`-c "COMMAND"`).
+    #[test]
+    fn reads_the_ssh_command_back() {
+        let mut words: Vec<String> = (1u8..=0x7f)
+            .map(|b| format!("a{}b", char::from(b)))
+            .collect();
+        words.extend(
+            [
+                "",
+                "'",
+                "''",
+                "\\'",
+                "a;touch${IFS}/tmp/x;b",
+                "$(id)`id`",
+                "été ☃",
+            ]
+            .map(str::to_owned),
+        );
+        for w in &words {
+            let c = annex_proxy::ssh::GitAnnexShell::new(
+                "h",
+                None,
+                None,
+                "p2pstdio",
+                &[w, "--uuid", w],
+            )
+            .unwrap();
+            assert_eq!(
+                shell_split(c.remote_command()).unwrap(),
+                [
+                    "git-annex-shell",
+                    "p2pstdio",
+                    w.as_str(),
+                    "--uuid",
+                    w.as_str()
+                ],
+                "{w:?}"
+            );
+        }
     }
 
     #[test]

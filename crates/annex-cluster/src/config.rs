@@ -24,6 +24,7 @@ use annex_branch::logs::{proxy, uuid_log};
 use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
 use annex_proxy::gateway::{annex_remote_list, private_uuids};
+use annex_proxy::ssh::GitAnnexShell;
 use annex_proxy::{GitRemotes, Location, Remote};
 
 /// Why a cluster command refused.
@@ -163,10 +164,6 @@ pub fn discover_uuids(
     Ok(warnings)
 }
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Asks the repository of an ssh remote for its UUID with
 /// `git-annex-shell configlist`, as git-annex does for a remote whose UUID
 /// it does not know, and records it as `remote.NAME.annex-uuid`. When ssh
@@ -180,17 +177,12 @@ fn ssh_uuid(
     port: Option<u16>,
     path: &str,
 ) -> Result<Option<Vec<String>>, ConfigError> {
-    let shell = r.shell.clone().unwrap_or_else(|| "git-annex-shell".into());
-    let mut cmd = Command::new("ssh");
-    if let Some(p) = port {
-        cmd.arg("-p").arg(p.to_string());
-    }
-    cmd.arg(host).arg("-T").arg(format!(
-        "{shell} {} {}",
-        shell_quote("configlist"),
-        shell_quote(path)
-    ));
+    let cmd = match GitAnnexShell::new(host, port, r.shell.as_deref(), "configlist", &[path]) {
+        Ok(c) => c,
+        Err(e) => return Ok(Some(vec![format!("Remote {}: {e}", r.name)])),
+    };
     let out = cmd
+        .std_command()
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .output()

@@ -12,6 +12,8 @@
 //!   git-annex lays it out.
 //! - [`pool`]: nodes for a long-running server (p2phttp), connected on
 //!   first use and pooled.
+//! - [`ssh`]: the ssh command that runs git-annex-shell on another host,
+//!   every argument quoted.
 //!
 //! The remotes of a gateway's git config, and where each one is:
 //!
@@ -31,6 +33,7 @@ pub mod gateway;
 pub mod node;
 pub mod pool;
 pub mod remotes;
+pub mod ssh;
 
 pub use directory::DirectoryRemote;
 pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};

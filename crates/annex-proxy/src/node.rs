@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use crate::directory::DirectoryRemote;
 use crate::gateway::Proxied;
 use crate::remotes::{Location, Remote};
+use crate::ssh::GitAnnexShell;
 
 /// How a node was reached.
 pub enum Node {
@@ -59,10 +60,6 @@ impl Node {
             _ => MAX_PROTOCOL_VERSION,
         }
     }
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// The gateway's git config as `git config --list` gives it, in order:
@@ -190,18 +187,15 @@ pub async fn connect_bypassing(
             Node::Local(repo)
         }
         Location::Ssh { host, port, path } => {
-            let shell = r.shell.clone().unwrap_or_else(|| "git-annex-shell".into());
-            let mut cmd = tokio::process::Command::new("ssh");
-            if let Some(p) = port {
-                cmd.arg("-p").arg(p.to_string());
-            }
-            cmd.arg(&host).arg("-T").arg(format!(
-                "{shell} {} {} {} --uuid {}",
-                shell_quote("p2pstdio"),
-                shell_quote(&path),
-                shell_quote(gateway.as_str()),
-                proxied.uuid
-            ));
+            let cmd = GitAnnexShell::new(
+                &host,
+                port,
+                r.shell.as_deref(),
+                "p2pstdio",
+                &[&path, gateway.as_str(), "--uuid", proxied.uuid.as_str()],
+            )
+            .map_err(|e| RepoError::Other(format!("cannot proxy to {}: {e}", r.name)))?
+            .tokio_command();
             let opts = ClientOptions {
                 max_version,
                 bypass: bypass.to_vec(),
