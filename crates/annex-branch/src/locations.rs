@@ -50,11 +50,18 @@ impl Branch {
     /// The clusters as git-annex uses them: cluster.log without the nodes
     /// trust.log says are dead.
     pub fn clusters(&self) -> Result<Clusters, BranchError> {
+        Ok(self.clusters_checked()?.0)
+    }
+
+    /// [`Branch::clusters`], with a warning for each cluster or node
+    /// skipped because its UUID is not plain (see
+    /// [`cluster::Clusters::from_log_checked`]).
+    pub fn clusters_checked(&self) -> Result<(Clusters, Vec<String>), BranchError> {
         let log = cluster::parse(&self.read(CLUSTER_LOG)?);
         if log.entries.is_empty() {
-            return Ok(Clusters::default());
+            return Ok((Clusters::default(), Vec::new()));
         }
-        Ok(cluster::clusters(
+        Ok(cluster::clusters_checked(
             &log,
             &trust::parse(&self.read(TRUST_LOG)?),
         ))

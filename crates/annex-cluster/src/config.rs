@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use annex_branch::logs::cluster::{self, Clusters};
-use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, UUID_LOG};
+use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, TRUST_LOG, UUID_LOG};
 use annex_branch::logs::uuid_based::ValueError;
-use annex_branch::logs::{proxy, uuid_log};
+use annex_branch::logs::{proxy, trust, uuid_log};
 use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
 use annex_proxy::gateway::{annex_remote_list, private_uuids};
@@ -364,7 +364,10 @@ pub fn update_clusters(
             }
         }
     }
-    let recorded = branch.clusters()?;
+    // As read, so that nodes whose UUIDs are not plain (which
+    // `Clusters::from_log` skips) are dropped by the update.
+    let cluster_log = cluster::parse(&branch.read(CLUSTER_LOG)?);
+    let trust_log = trust::parse(&branch.read(TRUST_LOG)?);
     let descs = descriptions(branch, here, &list)?;
     let config = read_config(branch.git_dir())?;
     let private = private_uuids(&config, here, remotes);
@@ -373,7 +376,7 @@ pub fn update_clusters(
             continue;
         }
         let mine = my_nodes.remove(name.as_str()).unwrap_or_default();
-        let old = recorded.nodes_of(cu).cloned().unwrap_or_default();
+        let old = cluster::recorded(&cluster_log, &trust_log, cu);
         let proxied = list.iter().filter_map(|r| {
             let u = r.uuid.as_ref()?;
             (old.contains(u) && r.proxied_by.is_some()).then(|| u.clone())

@@ -17,6 +17,10 @@ pub enum UuidError {
     BadCharacter,
 }
 
+/// The longest UUID that is plain (see [`Uuid::is_plain`]): room for
+/// the usual 36 characters and then some.
+pub const MAX_PLAIN_LEN: usize = 64;
+
 /// The UUID of a git-annex repository.
 ///
 /// git-annex treats UUIDs as opaque strings; this type accepts any non-empty
@@ -74,6 +78,25 @@ impl Uuid {
     pub fn is_cluster(&self) -> bool {
         let b = self.0.as_bytes();
         b.starts_with(b"ac") && b.get(14) == Some(&b'8')
+    }
+
+    /// Whether the UUID is plain: 1 to [`MAX_PLAIN_LEN`] ASCII letters,
+    /// digits and `-`.
+    ///
+    /// git-annex treats a UUID as an opaque string, but every UUID it
+    /// makes is plain: the 36 characters of the usual textual form
+    /// (repositories, clusters, the web and bittorrent remotes, the
+    /// simulator's), and so is every UUID its own test generator makes.
+    /// Where this workspace reads a UUID from the git-annex branch (which
+    /// anyone who can push to the repository writes) and would use it to
+    /// name a repository to reach (proxy.log, cluster.log), it takes only
+    /// plain UUIDs, and skips the rest with a warning. Protocol messages
+    /// keep accepting any UUID [`Uuid::parse`] takes, as git-annex does.
+    pub fn is_plain(&self) -> bool {
+        let b = self.0.as_bytes();
+        !b.is_empty()
+            && b.len() <= MAX_PLAIN_LEN
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
     }
 
     /// The UUID as text.
@@ -138,6 +161,29 @@ mod tests {
         assert!(!plain.is_cluster());
         assert!(plain.to_cluster().unwrap().is_cluster());
         assert_eq!(Uuid::parse("short").unwrap().to_cluster(), None);
+    }
+
+    #[test]
+    fn plain_uuids() {
+        let plain = |s: &str| Uuid::parse(s).unwrap().is_plain();
+        assert!(plain("c31671ab-1bd0-4a6e-b4cd-d2a6f8bb2a8c"));
+        assert!(plain("00000000-0000-0000-0000-000000000001"));
+        assert!(plain("ABC-def-0"));
+        assert!(plain(&"a".repeat(MAX_PLAIN_LEN)));
+        assert!(Uuid::new_v4().is_plain());
+        assert!(Uuid::new_cluster().is_plain());
+        assert!(!plain(&"a".repeat(MAX_PLAIN_LEN + 1)));
+        for bad in [
+            "a;touch${IFS}/tmp/x;b",
+            "a'b",
+            "a/b",
+            "a:b",
+            "a%20b",
+            "été",
+            "a_b",
+        ] {
+            assert!(!plain(bad), "{bad}");
+        }
     }
 
     #[test]

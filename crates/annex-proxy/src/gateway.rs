@@ -214,14 +214,20 @@ pub fn update_proxy(
     gateway: &Uuid,
     remotes: &GitRemotes,
 ) -> Result<ProxyUpdate, BranchError> {
-    let proxies = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?));
+    let log = proxy::parse(&branch.read(PROXY_LOG)?);
+    let (proxies, mut skipped) = proxy::proxies_checked(&log);
     let clusters = branch.clusters()?;
-    let all_nodes = Clusters::from_log(&cluster::parse(&branch.read(CLUSTER_LOG)?));
+    let (all_nodes, skipped_nodes) =
+        Clusters::from_log_checked(&cluster::parse(&branch.read(CLUSTER_LOG)?));
+    skipped.extend(skipped_nodes);
     let full = remotes.with_proxied(&proxies, |u| {
         all_nodes.clusters_of(u).cloned().unwrap_or_default()
     });
-    let (wanted, warnings) = configured_proxies(&full, &clusters);
-    let current = proxies.get(gateway).cloned().unwrap_or_default();
+    let (wanted, mut warnings) = configured_proxies(&full, &clusters);
+    warnings.extend(skipped);
+    // Compared with what the log holds, so that entries skipped above
+    // (not plain UUIDs) are dropped from this gateway's line.
+    let current = proxy::recorded(&log, gateway);
     let mut update = ProxyUpdate {
         changes: Vec::new(),
         warnings,
@@ -284,8 +290,10 @@ pub struct Gateway {
 
 impl Gateway {
     /// Loads proxy.log, cluster.log and uuid.log from the branch.
+    /// Entries whose UUIDs are not plain (see [`Uuid::is_plain`]) are
+    /// skipped, each with a warning logged (`tracing`).
     pub fn load(branch: &Branch, uuid: Uuid, remotes: GitRemotes) -> Result<Gateway, BranchError> {
-        let proxies = proxy::proxies(&proxy::parse(&branch.read(PROXY_LOG)?));
+        let (proxies, skipped) = proxy::proxies_checked(&proxy::parse(&branch.read(PROXY_LOG)?));
         let listed = proxies
             .get(&uuid)
             .cloned()
@@ -294,7 +302,10 @@ impl Gateway {
             .map(|p| (p.uuid, p.name))
             .collect();
         let descriptions = uuid_log::descriptions(&uuid_log::parse(&branch.read(UUID_LOG)?));
-        let clusters = branch.clusters()?;
+        let (clusters, skipped_nodes) = branch.clusters_checked()?;
+        for w in skipped.iter().chain(&skipped_nodes) {
+            tracing::warn!("{w}");
+        }
         let remotes = remotes.with_proxied(&proxies, |u| {
             clusters.clusters_of(u).cloned().unwrap_or_default()
         });

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use annex_protocol::Uuid;
 
+use super::proxy::not_plain;
 use super::trust::{with_level, TrustLevel, TrustLog};
 use super::uuid_based::{LogField, LogValue, UuidLog, ValueError};
 use crate::clock::VectorClock;
@@ -84,15 +85,35 @@ pub struct Clusters {
 
 impl Clusters {
     /// The clusters of a log, dead nodes included: lines whose field is
-    /// not a cluster UUID are left out.
+    /// not a cluster UUID are left out, and so are clusters and nodes
+    /// whose UUID is not plain (see [`Uuid::is_plain`]): a UUID from
+    /// here names a repository a gateway reaches. See
+    /// [`Clusters::from_log_checked`] for the warnings.
     pub fn from_log(log: &ClusterLog) -> Clusters {
-        let nodes = log
-            .entries
-            .iter()
-            .filter(|(c, _)| c.is_cluster())
-            .map(|(c, e)| (c.clone(), e.value.0.clone()))
-            .collect();
-        Clusters::from_nodes(nodes)
+        Clusters::from_log_checked(log).0
+    }
+
+    /// [`Clusters::from_log`], with a warning for each cluster or node
+    /// skipped because its UUID is not plain.
+    pub fn from_log_checked(log: &ClusterLog) -> (Clusters, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut nodes = BTreeMap::new();
+        for (c, e) in log.entries.iter().filter(|(c, _)| c.is_cluster()) {
+            if !c.is_plain() {
+                warnings.push(not_plain("cluster.log", "cluster", c));
+                continue;
+            }
+            let mut ok = BTreeSet::new();
+            for n in &e.value.0 {
+                if n.is_plain() {
+                    ok.insert(n.clone());
+                } else {
+                    warnings.push(not_plain("cluster.log", &format!("node of {c}"), n));
+                }
+            }
+            nodes.insert(c.clone(), ok);
+        }
+        (Clusters::from_nodes(nodes), warnings)
     }
 
     fn from_nodes(nodes: BTreeMap<Uuid, BTreeSet<Uuid>>) -> Clusters {
@@ -136,7 +157,27 @@ impl Clusters {
 /// The clusters as git-annex uses them: from the log, without the nodes
 /// trust.log says are dead (git-annex's `loadClusters`).
 pub fn clusters(log: &ClusterLog, trust: &TrustLog) -> Clusters {
-    Clusters::from_log(log).without_nodes(&with_level(trust, TrustLevel::Dead))
+    clusters_checked(log, trust).0
+}
+
+/// [`clusters`], with the warnings of [`Clusters::from_log_checked`].
+pub fn clusters_checked(log: &ClusterLog, trust: &TrustLog) -> (Clusters, Vec<String>) {
+    let (all, warnings) = Clusters::from_log_checked(log);
+    (
+        all.without_nodes(&with_level(trust, TrustLevel::Dead)),
+        warnings,
+    )
+}
+
+/// The nodes cluster.log records for `cluster` as read, without the
+/// nodes trust.log says are dead: nodes [`Clusters::from_log`] skips are
+/// kept, so that an update can drop them.
+pub fn recorded(log: &ClusterLog, trust: &TrustLog, cluster: &Uuid) -> BTreeSet<Uuid> {
+    let dead = with_level(trust, TrustLevel::Dead);
+    log.entries
+        .get(cluster)
+        .map(|e| e.value.0.difference(&dead).cloned().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -176,6 +217,33 @@ mod tests {
         assert_eq!(
             write(&log),
             format!("5s {U1} {U2}\n5s {C} {U1} {U2}\n").as_bytes()
+        );
+    }
+
+    #[test]
+    fn skips_uuids_that_are_not_plain() {
+        let hostile = "a;touch${IFS}/tmp/x;b";
+        // A "cluster UUID" that is not plain, too.
+        let bad_cluster = "ac;touch${IFS}8/x";
+        assert!(u(bad_cluster).is_cluster());
+        let log = parse(format!("5s {C} {U1} {hostile} {U2}\n5s {bad_cluster} {U1}\n").as_bytes());
+        let (ok, warnings) = Clusters::from_log_checked(&log);
+        assert_eq!(
+            ok.nodes,
+            BTreeMap::from([(u(C), BTreeSet::from([u(U1), u(U2)]))])
+        );
+        assert_eq!(ok.clusters_of(&u(hostile)), None);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains(bad_cluster) || warnings[1].contains(bad_cluster));
+        assert!(warnings.iter().any(|w| w.contains(hostile)), "{warnings:?}");
+        let trust = super::super::trust::parse(format!("{U2} X timestamp=1s\n").as_bytes());
+        assert_eq!(
+            recorded(&log, &trust, &u(C)),
+            BTreeSet::from([u(U1), u(hostile)])
+        );
+        assert_eq!(
+            clusters_checked(&log, &trust).0.nodes_of(&u(C)),
+            Some(&BTreeSet::from([u(U1)]))
         );
     }
 

@@ -133,22 +133,68 @@ pub fn is_legal_remote_name(name: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// Why a UUID read from a log is skipped: it is not plain (see
+/// [`Uuid::is_plain`]).
+pub(crate) fn not_plain(log: &str, what: &str, u: &Uuid) -> String {
+    format!(
+        "{log}: skipping {what}: {:?} is not a UUID (only ASCII letters, digits and '-', at most {} of them)",
+        u.as_str(),
+        annex_protocol::uuid::MAX_PLAIN_LEN
+    )
+}
+
 /// What each gateway proxies, leaving out proxies whose name is not a
-/// legal remote name (git-annex's `getProxies`).
+/// legal remote name (git-annex's `getProxies`), and every gateway and
+/// proxied repository whose UUID is not plain (see [`Uuid::is_plain`]):
+/// a UUID from here names a repository a gateway reaches. See
+/// [`proxies_checked`] for the warnings.
 pub fn proxies(log: &ProxyLog) -> BTreeMap<Uuid, BTreeSet<Proxy>> {
+    proxies_checked(log).0
+}
+
+/// [`proxies`], with a warning for each entry skipped because a UUID is
+/// not plain.
+pub fn proxies_checked(log: &ProxyLog) -> (BTreeMap<Uuid, BTreeSet<Proxy>>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut out = BTreeMap::new();
+    for (g, e) in &log.entries {
+        if !g.is_plain() {
+            warnings.push(not_plain("proxy.log", "gateway", g));
+            continue;
+        }
+        let mut ok = BTreeSet::new();
+        for p in e.value.0.iter().filter(|p| is_legal_remote_name(&p.name)) {
+            if p.uuid.is_plain() {
+                ok.insert(p.clone());
+            } else {
+                warnings.push(not_plain(
+                    "proxy.log",
+                    &format!("{} proxied by {g}", p.name),
+                    &p.uuid,
+                ));
+            }
+        }
+        out.insert(g.clone(), ok);
+    }
+    (out, warnings)
+}
+
+/// What proxy.log records for `gateway`, leaving out only proxies whose
+/// name is not a legal remote name (what git-annex compares with when it
+/// updates the log): entries [`proxies`] skips are kept, so that an
+/// update can drop them.
+pub fn recorded(log: &ProxyLog, gateway: &Uuid) -> BTreeSet<Proxy> {
     log.entries
-        .iter()
-        .map(|(g, e)| {
-            let ok = e
-                .value
+        .get(gateway)
+        .map(|e| {
+            e.value
                 .0
                 .iter()
                 .filter(|p| is_legal_remote_name(&p.name))
                 .cloned()
-                .collect();
-            (g.clone(), ok)
+                .collect()
         })
-        .collect()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -183,6 +229,30 @@ mod tests {
     }
 
     #[test]
+    fn skips_uuids_that_are_not_plain() {
+        let hostile = "a;touch${IFS}/tmp/x;b";
+        let log = parse(
+            format!("5s {G} {U1}:n1 {hostile}:n2 {U2}:n3\n5s {hostile} {U1}:x\n6s {U2} {U1}:y\n")
+                .as_bytes(),
+        );
+        let (ok, warnings) = proxies_checked(&log);
+        let g = Uuid::parse(G).unwrap();
+        let u2 = Uuid::parse(U2).unwrap();
+        assert_eq!(
+            ok,
+            BTreeMap::from([
+                (g.clone(), BTreeSet::from([p(U1, "n1"), p(U2, "n3")])),
+                (u2, BTreeSet::from([p(U1, "y")])),
+            ])
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().all(|w| w.contains(hostile)), "{warnings:?}");
+        // What an update compares with keeps the hostile entry, so that
+        // the update drops it.
+        assert_eq!(recorded(&log, &g).len(), 3);
+    }
+
+    #[test]
     fn legal_names() {
         for n in ["node1", "a.b", "a-b_c", "été", "x."] {
             assert!(is_legal_remote_name(n), "{n}");
@@ -208,6 +278,7 @@ mod tests {
             format!("5s {G} {U1}:-bad {U2}:node2\n").as_bytes()
         );
         assert_eq!(proxies(&log)[&g], BTreeSet::from([p(U2, "node2")]));
+        assert_eq!(recorded(&log, &g), BTreeSet::from([p(U2, "node2")]));
         assert!(record(
             &mut log,
             g,
