@@ -216,50 +216,41 @@ async fn route(
     };
     let (parts, body) = req.into_parts();
     let class = action_class(route.endpoint);
-    let found = shared.repos.lookup(&route.server_uuid);
-    let (repo, decision) = match &shared.access {
-        // git-annex's rules do not depend on the repository: decided first,
-        // so that a request refused anyway makes the server look for
-        // repositories again only where git-annex's would.
-        Gate::Policy(policy) => {
-            let credentials = credentials
-                .as_ref()
-                .map(|(user, password)| (user.as_str(), password.as_str()));
-            let secure = parts.extensions.get::<Secure>().is_some();
-            let decision = policy
-                .decide_credentials_async(credentials, secure, class)
-                .await;
-            let repo = match found {
-                Some(repo) => Some(repo),
-                None if shared.repos.rescans()
-                    && (decision == Decision::Allowed || shared.repos.rescan_when_refused()) =>
-                {
-                    shared
-                        .rescans
-                        .lookup(&shared.repos, &route.server_uuid)
-                        .await
+    let secure = parts.extensions.get::<Secure>().is_some();
+    let credentials = credentials
+        .as_ref()
+        .map(|(user, password)| (user.as_str(), password.as_str()));
+    // git-annex's rules do not depend on the repository. They are decided
+    // before looking for repositories again, so that a request refused
+    // anyway makes the server look only where git-annex's would, and not
+    // at all for an unknown UUID nobody will look for (404 whoever asks).
+    let mut decision = None;
+    let repo = match shared.repos.lookup(&route.server_uuid) {
+        Some(repo) => Some(repo),
+        None if shared.repos.rescans() => {
+            let look = match &shared.access {
+                Gate::Policy(policy) if !shared.repos.rescan_when_refused() => {
+                    let d = policy
+                        .decide_credentials_async(credentials, secure, class)
+                        .await;
+                    decision = Some(d);
+                    d == Decision::Allowed
                 }
-                None => None,
+                _ => true,
             };
-            (repo, Some(decision))
+            if look {
+                shared
+                    .rescans
+                    .lookup(&shared.repos, &route.server_uuid)
+                    .await
+            } else {
+                None
+            }
         }
-        Gate::Custom(_) => {
-            let repo = match found {
-                Some(repo) => Some(repo),
-                None if shared.repos.rescans() => {
-                    shared
-                        .rescans
-                        .lookup(&shared.repos, &route.server_uuid)
-                        .await
-                }
-                None => None,
-            };
-            (repo, None)
-        }
+        None => None,
     };
-    // An unknown UUID is 404 whoever asks, as in git-annex; one listed in
-    // proxy.log but not proxied is refused after the access check, as
-    // git-annex's gateway refuses it when connecting.
+    // One listed in proxy.log but not proxied is refused after the access
+    // check, as git-annex's gateway refuses it when connecting.
     let refusal = match &repo {
         Some(_) => None,
         None => match shared.repos.refusal(&route.server_uuid) {
@@ -267,15 +258,20 @@ async fn route(
             None => return Err(Failure::new(StatusCode::NOT_FOUND, "not found")),
         },
     };
-    let decision = match (&shared.access, decision, &repo) {
-        (_, Some(decision), _) => decision,
-        (Gate::Custom(authorizer), None, Some(repo)) => authorizer.authorize(&Access {
+    let decision = match (decision, &shared.access, &repo) {
+        (Some(decision), _, _) => decision,
+        (None, Gate::Policy(policy), _) => {
+            policy
+                .decide_credentials_async(credentials, secure, class)
+                .await
+        }
+        (None, Gate::Custom(authorizer), Some(repo)) => authorizer.authorize(&Access {
             request: &parts,
             repository: repo.uuid(),
             action: class,
         }),
         // A refusal under an application's own rules: 502 whoever asks.
-        _ => Decision::Allowed,
+        (None, Gate::Custom(_), None) => Decision::Allowed,
     };
     match decision {
         Decision::Allowed => {}
