@@ -12,7 +12,7 @@ use annex_http::server::{
     auth, listen, tls, AccessPolicy, DirectoryRepositories, Repositories, Server, ServerSettings,
 };
 use annex_http::wire::DEFAULT_PORT;
-use annex_proxy::GatewayRepositories;
+use annex_proxy::{GatewayRepositories, PoolSettings};
 use annex_repo::LocalRepository;
 use anyhow::{bail, Context};
 use clap::Args;
@@ -85,9 +85,15 @@ pub struct P2phttpArgs {
     /// served concurrently.
     #[arg(short = 'J', long = "jobs", value_name = "N")]
     jobs: Option<String>,
-    /// The most ssh sessions kept open to each proxied remote (default 1).
+    /// The most ssh sessions kept open to each proxied remote for
+    /// transfers and checks (default 1). Content locks hold sessions of
+    /// their own beyond these.
     #[arg(long, value_name = "N")]
     proxyconnections: Option<u32>,
+    /// Seconds a request waits for a free ssh session to a proxied remote
+    /// before it fails with an error naming the remote.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    proxy_wait: u64,
     /// How many nodes of a cluster one upload writes to at once (default:
     /// annex.jobs, or all of them).
     #[arg(long, value_name = "N")]
@@ -99,6 +105,16 @@ pub struct P2phttpArgs {
     /// connection is kept open.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     idle_timeout: u64,
+    /// Seconds a download may wait for a client that reads nothing before
+    /// the connection is closed, freeing what it holds (a client that
+    /// reads at all, however slowly, is never cut off).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    send_timeout: u64,
+    /// Seconds an upload may wait for a client that sends nothing before
+    /// it is given up, freeing what it holds (a client that sends at all,
+    /// however slowly, is never cut off).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    receive_timeout: u64,
     /// On SIGTERM or SIGINT, seconds to let transfers in flight finish.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     shutdown_timeout: u64,
@@ -247,11 +263,15 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             annex_protocol::Repository::uuid(&repo)
         );
         let git_dir = repo.git_dir().to_owned();
-        let g = Arc::new(GatewayRepositories::new(
+        let pools = PoolSettings {
+            session_wait: Duration::from_secs(args.proxy_wait.max(1)),
+            ..PoolSettings::new(args.proxyconnections.unwrap_or(1) as usize)
+        };
+        let g = Arc::new(GatewayRepositories::with_settings(
             Arc::new(repo),
             &top,
             &git_dir,
-            args.proxyconnections.unwrap_or(1) as usize,
+            pools,
         )?);
         let jobs = match args.clusterjobs {
             Some(n) => Some(n.max(1) as usize),
@@ -281,6 +301,8 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         header_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         max_locked_files: args.lockedfiles,
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        send_timeout: Duration::from_secs(args.send_timeout.max(1)),
+        receive_timeout: Duration::from_secs(args.receive_timeout.max(1)),
         ..Default::default()
     };
     let std_listeners = match listen::systemd_listeners()? {
@@ -303,8 +325,7 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
     let closing = gateway.clone();
     rt.block_on(async move {
         if let Some(g) = &closing {
-            let g = g.gateway_repositories().clone();
-            tokio::spawn(g.watch(Duration::from_secs(1)));
+            tokio::spawn(g.clone().watch(Duration::from_secs(1)));
         }
         let mut listeners = Vec::new();
         for l in std_listeners {

@@ -6,10 +6,12 @@
 //!
 //! A node that wants the key because of its size (the balanced family
 //! with maxsize) has the key's size reserved until the upload ends, so
-//! that concurrent uploads do not overfill it.
+//! that concurrent uploads do not overfill it. A placement is refreshed
+//! when the gateway's configuration is read again, keeping the sizes and
+//! the reservations of uploads in flight.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use annex_branch::{Branch, BranchError};
 use annex_preferred::{
@@ -22,12 +24,25 @@ use annex_protocol::{Key, Uuid};
 /// sizes shared by every upload this gateway makes.
 pub struct Placement {
     branch: Arc<Mutex<Branch>>,
-    facts: Facts,
-    policies: Policies,
+    read: RwLock<Read>,
     /// Read from the branch at the first upload: a session that only
     /// downloads never needs them.
     sizes: std::sync::OnceLock<LiveSizes>,
     settings: Settings,
+}
+
+/// What was read from the branch, replaced by a refresh.
+struct Read {
+    facts: Facts,
+    policies: Policies,
+}
+
+impl Read {
+    fn load(branch: &Branch) -> Result<Read, BranchError> {
+        let facts = Facts::load(branch)?;
+        let policies = Policies::compile(&facts);
+        Ok(Read { facts, policies })
+    }
 }
 
 /// The nodes chosen for one upload.
@@ -44,18 +59,30 @@ impl Placement {
     /// Loads facts and preferred content from the gateway's branch (sizes
     /// when first needed); `here` is the gateway's UUID.
     pub fn load(branch: Arc<Mutex<Branch>>, here: Uuid) -> Result<Placement, BranchError> {
-        let facts = Facts::load(&branch.lock().unwrap_or_else(|p| p.into_inner()))?;
-        let policies = Policies::compile(&facts);
+        let read = Read::load(&branch.lock().unwrap_or_else(|p| p.into_inner()))?;
         Ok(Placement {
             branch,
-            facts,
-            policies,
+            read: RwLock::new(read),
             sizes: std::sync::OnceLock::new(),
             settings: Settings {
                 here: Some(here),
                 ..Settings::default()
             },
         })
+    }
+
+    /// Reads facts, preferred content and (when already read) sizes from
+    /// the branch again, after the configuration changed. Uploads in
+    /// flight keep their reservations, and are counted in the sizes
+    /// decisions read from now on. Blocking.
+    pub fn refresh(&self) -> Result<(), BranchError> {
+        let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+        let read = Read::load(&b)?;
+        if let Some(sizes) = self.sizes.get() {
+            sizes.set_base(annex_preferred::live::branch_sizes(&b, &read.facts)?);
+        }
+        *self.read.write().unwrap_or_else(|p| p.into_inner()) = read;
+        Ok(())
     }
 
     /// The gateway's branch.
@@ -68,8 +95,9 @@ impl Placement {
     pub fn locations(&self, key: &Key) -> Result<Vec<Uuid>, BranchError> {
         let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
         let locs = b.locations_without_clusters(key)?;
+        let read = self.read.read().unwrap_or_else(|p| p.into_inner());
         Ok(annex_branch::locations::add_cluster_uuids(
-            &self.facts.clusters,
+            &read.facts.clusters,
             locs,
         ))
     }
@@ -87,22 +115,23 @@ impl Placement {
             .filter(|&i| !locs.contains(&nodes[i]))
             .collect();
         let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+        let read = self.read.read().unwrap_or_else(|p| p.into_inner());
         let sizes = match self.sizes.get() {
             Some(s) => s,
             None => {
-                let s = LiveSizes::from_branch(&b, &self.facts)?;
+                let s = LiveSizes::from_branch(&b, &read.facts)?;
                 self.sizes.get_or_init(|| s)
             }
         };
-        let keys = BranchKeys::new(&b, self.facts.clusters.clone());
+        let keys = BranchKeys::new(&b, read.facts.clusters.clone());
         let wants = Wants {
             decider: Decider {
-                facts: &self.facts,
+                facts: &read.facts,
                 keys: &keys,
                 sizes: Some(sizes),
                 settings: &self.settings,
             },
-            policies: &self.policies,
+            policies: &read.policies,
         };
         let mut chosen = Chosen::default();
         for &i in &missing {

@@ -10,57 +10,84 @@ use std::sync::{Arc, Mutex};
 use annex_branch::Branch;
 use annex_http::server::Repositories;
 use annex_protocol::{Repository, Uuid};
-use annex_proxy::{Gateway, GatewayRepositories, NodePool, Recorded};
+use annex_proxy::{Gateway, GatewayRepositories, NodePool, PoolSettings, Recorded};
 
 use crate::cluster::{Cluster, ClusterNode, Rebypass};
 use crate::nodes::{cluster_nodes, NodeSpec};
 use crate::placement::Placement;
+
+/// The pools made for clusters' nodes, by node and the gateways each is
+/// asked to bypass, with the pool as served (its changes recorded).
+type NodePools = HashMap<(Uuid, Vec<Uuid>), (Arc<NodePool>, Arc<dyn Repository>)>;
 
 /// What building a cluster needs from the gateway.
 struct Parts<'a> {
     gateway: &'a Gateway,
     work: &'a Path,
     branch: &'a Arc<Mutex<Branch>>,
-    connections: usize,
+    settings: PoolSettings,
+    /// Pools of the previous build: a node configured as before keeps its
+    /// pool, and the sessions in it.
+    previous: &'a NodePools,
 }
 
 impl Parts<'_> {
-    fn pool(&self, spec: &NodeSpec, bypass: Vec<Uuid>) -> Arc<NodePool> {
-        Arc::new(
-            NodePool::new(
-                spec.proxied.clone(),
-                self.work,
-                self.gateway.uuid.clone(),
-                self.branch.clone(),
-                self.connections,
-            )
-            .with_bypass(bypass),
-        )
-    }
-
-    fn recorded(&self, pool: Arc<NodePool>) -> Arc<dyn Repository> {
-        Arc::new(Recorded::new(pool, self.branch.clone()))
+    /// The pool for `spec` asked to bypass `bypass`: the previous one when
+    /// the node is reached as before, else a new one. Added to `made`.
+    fn pool(
+        &self,
+        spec: &NodeSpec,
+        bypass: Vec<Uuid>,
+        made: &mut NodePools,
+    ) -> Arc<dyn Repository> {
+        let key = (spec.proxied.uuid.clone(), bypass);
+        let (pool, repo) = match self.previous.get(&key) {
+            Some((pool, repo)) if pool.proxied().remote == spec.proxied.remote => {
+                (pool.clone(), repo.clone())
+            }
+            _ => {
+                let pool = Arc::new(
+                    NodePool::new(
+                        spec.proxied.clone(),
+                        self.work,
+                        self.gateway.uuid.clone(),
+                        self.branch.clone(),
+                        self.settings,
+                    )
+                    .with_bypass(key.1.clone()),
+                );
+                let repo: Arc<dyn Repository> =
+                    Arc::new(Recorded::new(pool.clone(), self.branch.clone()));
+                (pool, repo)
+            }
+        };
+        made.insert(key, (pool, repo.clone()));
+        repo
     }
 
     /// The nodes of `cluster`; a direct node's repository is taken from
-    /// `existing` when the gateway already has it. Returns the pools made.
+    /// `existing` when the gateway already has it. Pools made or carried
+    /// over are added to `made`.
     fn nodes(
         &self,
         cluster: &Uuid,
         existing: impl Fn(&Uuid) -> Option<Arc<dyn Repository>>,
-    ) -> (Vec<Arc<ClusterNode>>, Vec<Arc<NodePool>>) {
+        made: &mut NodePools,
+    ) -> Vec<Arc<ClusterNode>> {
         let here = self.gateway.uuid.clone();
-        let mut made = Vec::new();
         let mut nodes = Vec::new();
         for spec in cluster_nodes(self.gateway, cluster, &BTreeSet::new()) {
             if spec.via_gateway.is_some() {
-                let pool = self.pool(&spec, vec![here.clone()]);
-                made.push(pool.clone());
+                let repo = self.pool(&spec, vec![here.clone()], made);
                 let rebypass: Rebypass = {
                     let spec = spec.clone();
                     let work = self.work.to_owned();
                     let branch = self.branch.clone();
                     let gateway = here.clone();
+                    let settings = PoolSettings {
+                        connections: 1,
+                        ..self.settings
+                    };
                     Arc::new(move |avoid: &[Uuid]| {
                         let pool = Arc::new(
                             NodePool::new(
@@ -68,28 +95,23 @@ impl Parts<'_> {
                                 &work,
                                 gateway.clone(),
                                 branch.clone(),
-                                1,
+                                settings,
                             )
                             .with_bypass(avoid.to_vec()),
                         );
                         Arc::new(Recorded::new(pool, branch.clone())) as Arc<dyn Repository>
                     })
                 };
-                let repo = self.recorded(pool);
                 nodes.push(Arc::new(ClusterNode::new(spec, repo, Some(rebypass))));
             } else {
                 let repo = match existing(&spec.proxied.uuid) {
                     Some(r) => r,
-                    None => {
-                        let pool = self.pool(&spec, Vec::new());
-                        made.push(pool.clone());
-                        self.recorded(pool)
-                    }
+                    None => self.pool(&spec, Vec::new(), made),
                 };
                 nodes.push(Arc::new(ClusterNode::new(spec, repo, None)));
             }
         }
-        (nodes, made)
+        nodes
     }
 }
 
@@ -108,9 +130,12 @@ pub fn open_cluster(
         gateway,
         work,
         branch,
-        connections: 1,
+        settings: PoolSettings::new(1),
+        previous: &NodePools::new(),
     };
-    let (nodes, pools) = parts.nodes(cluster, |_| None);
+    let mut made = NodePools::new();
+    let nodes = parts.nodes(cluster, |_| None, &mut made);
+    let pools = made.into_values().map(|(pool, _)| pool).collect();
     let placement = Arc::new(Placement::load(branch.clone(), gateway.uuid.clone())?);
     Ok((
         Cluster::new(
@@ -128,28 +153,39 @@ pub fn open_cluster(
 struct Built {
     generation: Option<u64>,
     clusters: HashMap<Uuid, Arc<Cluster>>,
-    pools: Vec<Arc<NodePool>>,
+    pools: NodePools,
+    /// Shared by every build, so that sizes and the reservations of
+    /// uploads in flight outlive a rebuild.
+    placement: Option<Arc<Placement>>,
 }
 
 /// A gateway's repositories for p2phttp with its clusters: the clusters
-/// proxy.log lists for it and cluster.log knows, rebuilt whenever the
+/// proxy.log lists for it and cluster.log knows, rebuilt (on the thread
+/// that read the configuration, never on a request's) whenever the
 /// gateway's configuration is read again; everything else as
-/// [`GatewayRepositories`] serves it.
+/// [`GatewayRepositories`] serves it. A rebuild keeps the pools of nodes
+/// configured as before, and the sizes and reservations placement reads.
 pub struct ClusterRepositories {
     inner: Arc<GatewayRepositories>,
     jobs: Option<usize>,
     built: Mutex<Built>,
+    /// Held while rebuilding: one rebuild at a time.
+    rebuilding: Mutex<()>,
 }
 
 impl ClusterRepositories {
     /// Serves `inner`'s repositories and its clusters; `jobs` bounds how
-    /// many nodes an upload writes at once.
+    /// many nodes an upload writes at once. Builds the clusters now
+    /// (blocking).
     pub fn new(inner: Arc<GatewayRepositories>, jobs: Option<usize>) -> ClusterRepositories {
-        ClusterRepositories {
+        let c = ClusterRepositories {
             inner,
             jobs,
             built: Mutex::new(Built::default()),
-        }
+            rebuilding: Mutex::new(()),
+        };
+        c.refresh();
+        c
     }
 
     /// The repositories without the clusters.
@@ -157,65 +193,123 @@ impl ClusterRepositories {
         &self.inner
     }
 
-    /// The clusters, rebuilt first when the configuration was read again.
-    fn with_clusters<T>(&self, f: impl FnOnce(&HashMap<Uuid, Arc<Cluster>>) -> T) -> T {
-        let generation = self.inner.generation();
-        let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
-        if built.generation != Some(generation) {
-            self.rebuild(&mut built, generation);
-        }
-        f(&built.clusters)
-    }
-
-    fn rebuild(&self, built: &mut Built, generation: u64) {
-        let mut fresh = Built {
-            generation: Some(generation),
-            ..Built::default()
+    /// Reads the gateway's configuration again when it changed, checking
+    /// every `every`, and rebuilds the clusters then, on a blocking thread;
+    /// runs until the task is dropped.
+    pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
+        let me = self.clone();
+        let Ok(mut last) = tokio::task::spawn_blocking(move || me.inner.stamp()).await else {
+            return;
         };
-        if let Some(gateway) = self.inner.gateway() {
-            let served = gateway.served_clusters();
-            let placement = (!served.is_empty())
-                .then(|| Placement::load(self.inner.branch().clone(), gateway.uuid.clone()).ok())
-                .flatten()
-                .map(Arc::new);
-            if let Some(placement) = placement {
-                let parts = Parts {
-                    gateway: &gateway,
-                    work: self.inner.work(),
-                    branch: self.inner.branch(),
-                    connections: self.inner.connections(),
-                };
-                for cu in served {
-                    let (nodes, pools) = parts.nodes(&cu, |u| self.inner.lookup(u));
-                    fresh.pools.extend(pools);
-                    fresh.clusters.insert(
-                        cu.clone(),
-                        Arc::new(Cluster::new(
-                            cu,
-                            gateway.uuid.clone(),
-                            nodes,
-                            placement.clone(),
-                            self.jobs,
-                        )),
-                    );
+        loop {
+            tokio::time::sleep(every).await;
+            let me = self.clone();
+            match tokio::task::spawn_blocking(move || {
+                if me.inner.reload_if_changed(&mut last) {
+                    me.refresh();
                 }
+                last
+            })
+            .await
+            {
+                Ok(l) => last = l,
+                Err(_) => return,
             }
         }
-        // Pools of the previous configuration are closed by whoever holds
-        // them last; their sessions end when dropped.
-        *built = fresh;
+    }
+
+    /// Rebuilds the clusters if the configuration was read again since
+    /// they were built (blocking). Requests meanwhile see the clusters
+    /// built before.
+    pub fn refresh(&self) {
+        let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.inner.generation();
+        let (previous, placement) = {
+            let built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            if built.generation == Some(generation) {
+                return;
+            }
+            (built.pools.clone(), built.placement.clone())
+        };
+        let fresh = self.build(generation, &previous, placement);
+        // Pools no longer used are closed by whoever holds them last;
+        // their sessions end when dropped.
+        *self.built.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+    }
+
+    fn build(
+        &self,
+        generation: u64,
+        previous: &NodePools,
+        placement: Option<Arc<Placement>>,
+    ) -> Built {
+        let mut fresh = Built {
+            generation: Some(generation),
+            placement,
+            ..Built::default()
+        };
+        let Some(gateway) = self.inner.gateway() else {
+            return fresh;
+        };
+        let served = gateway.served_clusters();
+        if served.is_empty() {
+            return fresh;
+        }
+        let placement = match &fresh.placement {
+            Some(p) => match p.refresh() {
+                Ok(()) => p.clone(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the git-annex branch for clusters");
+                    p.clone()
+                }
+            },
+            None => match Placement::load(self.inner.branch().clone(), gateway.uuid.clone()) {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the git-annex branch for clusters");
+                    return fresh;
+                }
+            },
+        };
+        fresh.placement = Some(placement.clone());
+        let parts = Parts {
+            gateway: &gateway,
+            work: self.inner.work(),
+            branch: self.inner.branch(),
+            settings: self.inner.pool_settings(),
+            previous,
+        };
+        for cu in served {
+            let nodes = parts.nodes(&cu, |u| self.inner.lookup(u), &mut fresh.pools);
+            fresh.clusters.insert(
+                cu.clone(),
+                Arc::new(Cluster::new(
+                    cu,
+                    gateway.uuid.clone(),
+                    nodes,
+                    placement.clone(),
+                    self.jobs,
+                )),
+            );
+        }
+        fresh
+    }
+
+    /// The pools made for the clusters' nodes.
+    fn pools(&self) -> Vec<Arc<NodePool>> {
+        self.built
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pools
+            .values()
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// Closes idle ssh sessions to every node (at shutdown).
     pub async fn close(&self) {
         self.inner.close().await;
-        let pools = self
-            .built
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pools
-            .clone();
-        for p in pools {
+        for p in self.pools() {
             p.close().await;
         }
     }
@@ -225,10 +319,7 @@ impl ClusterRepositories {
     pub fn commit(&self) -> Vec<String> {
         let mut errors = self.inner.commit();
         let dirs: Vec<PathBuf> = self
-            .built
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pools
+            .pools()
             .iter()
             .filter_map(|p| p.local_git_dir())
             .collect();
@@ -244,8 +335,9 @@ impl ClusterRepositories {
 impl Repositories for ClusterRepositories {
     fn lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
         if uuid.is_cluster() {
-            if let Some(c) = self.with_clusters(|cs| cs.get(uuid).cloned()) {
-                return Some(c as Arc<dyn Repository>);
+            let built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = built.clusters.get(uuid) {
+                return Some(c.clone() as Arc<dyn Repository>);
             }
         }
         self.inner.lookup(uuid)
@@ -257,6 +349,7 @@ impl Repositories for ClusterRepositories {
 
     fn rescan_and_lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
         self.inner.reload();
+        self.refresh();
         self.lookup(uuid)
     }
 
@@ -266,7 +359,14 @@ impl Repositories for ClusterRepositories {
 
     fn uuids(&self) -> Vec<Uuid> {
         let mut v = self.inner.uuids();
-        v.extend(self.with_clusters(|cs| cs.keys().cloned().collect::<Vec<_>>()));
+        v.extend(
+            self.built
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clusters
+                .keys()
+                .cloned(),
+        );
         v
     }
 }

@@ -138,3 +138,38 @@ fn remove_repository(path: &Path) {
     assert!(status.success());
     std::fs::remove_dir_all(path).unwrap();
 }
+
+#[test]
+fn a_uuid_two_repositories_claim_is_served_by_neither() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("top");
+    std::fs::create_dir_all(top.join("alice")).unwrap();
+    std::fs::create_dir_all(top.join("mallory")).unwrap();
+    let (a, a_uuid) = init_annex_repo(&top.join("alice"), "repo", "alice's");
+    let (b, b_uuid) = init_annex_repo(&top, "b", "b");
+    // A symlink to a repository leads to the same repository: not a
+    // second claim.
+    std::os::unix::fs::symlink(&b, top.join("link-to-b")).unwrap();
+    let repos = DirectoryRepositories::new(vec![top.clone()]);
+    assert!(repos.lookup(&uuid(&a_uuid)).is_some());
+
+    // Another user's copy claims alice's UUID: neither is served, whichever
+    // the directory lists first.
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(top.join("mallory/copy"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for _ in 0..2 {
+        assert!(repos.rescan_and_lookup(&uuid(&a_uuid)).is_none());
+        assert!(repos.lookup(&uuid(&a_uuid)).is_none());
+    }
+    assert_eq!(served(&repos), vec![uuid(&b_uuid)]);
+
+    // The copy gone, alice's repository is served again.
+    remove_repository(&top.join("mallory/copy"));
+    assert!(repos.rescan_and_lookup(&uuid(&a_uuid)).is_some());
+    assert_eq!(served(&repos), sorted(vec![uuid(&a_uuid), uuid(&b_uuid)]));
+}

@@ -38,5 +38,8 @@ pub mod ssh;
 pub use directory::DirectoryRemote;
 pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};
 pub use node::{commit_journal, connect, connect_bypassing, Node, Recorded};
-pub use pool::{GatewayRepositories, NodePool};
+pub use pool::{
+    ConfigStamp, GatewayRepositories, NodePool, PoolSettings, DEFAULT_LOCK_SESSIONS,
+    DEFAULT_SESSION_WAIT,
+};
 pub use remotes::{GitRemotes, Location, Remote};

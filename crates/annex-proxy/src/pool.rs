@@ -1,10 +1,15 @@
 //! Proxied repositories for a long-running server: each node connected
 //! on first use and kept; ssh sessions pooled up to a limit
 //! (`--proxyconnections`), a session that fails replaced by a new one.
+//! Content locks hold sessions of their own beyond that limit (up to a
+//! bound), so that a client holding locks never keeps transfers and
+//! checks from the node; a request waits for a session up to a deadline,
+//! then fails saying which node was busy.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use annex_branch::Branch;
 use annex_http::server::Repositories;
@@ -28,13 +33,61 @@ enum Connected {
     Sessions(Vec<Arc<Client>>),
 }
 
+/// How the pools of sessions to proxied nodes behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// The most ssh sessions to one node for transfers and checks
+    /// (`--proxyconnections`).
+    pub connections: usize,
+    /// The most ssh sessions to one node holding content locks, beyond
+    /// `connections`.
+    pub lock_sessions: usize,
+    /// How long a request waits for a free session before it fails.
+    pub session_wait: Duration,
+}
+
+/// The most content locks held at once on one node reached over ssh, each
+/// on a session of its own (git-annex's client locks one key at a time
+/// for each drop it proves).
+pub const DEFAULT_LOCK_SESSIONS: usize = 8;
+
+/// How long a request waits for a free session to a node unless told
+/// otherwise: long enough for transfers of ordinary files ahead of it to
+/// finish.
+pub const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(60);
+
+impl PoolSettings {
+    /// At most `connections` sessions per node for transfers and checks,
+    /// and the defaults for the rest.
+    pub fn new(connections: usize) -> PoolSettings {
+        PoolSettings {
+            connections: connections.max(1),
+            lock_sessions: DEFAULT_LOCK_SESSIONS,
+            session_wait: DEFAULT_SESSION_WAIT,
+        }
+    }
+}
+
+/// What a session is taken for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A transfer, check, removal or timestamp.
+    Request,
+    /// A content lock, held for as long as the client keeps it.
+    Lock,
+}
+
 /// A proxied node, connected when first used.
 pub struct NodePool {
     proxied: Proxied,
     gateway_work: PathBuf,
     gateway: Uuid,
     branch: Arc<Mutex<Branch>>,
+    settings: PoolSettings,
+    /// Sessions for requests.
     limit: Arc<Semaphore>,
+    /// Sessions holding locks.
+    lock_limit: Arc<Semaphore>,
     state: Arc<Mutex<Option<Connected>>>,
     local_git_dir: Mutex<Option<PathBuf>>,
     bypass: Vec<Uuid>,
@@ -62,21 +115,23 @@ impl Lease<'_> {
 }
 
 impl NodePool {
-    /// A pool for `proxied`, with at most `connections` ssh sessions;
+    /// A pool for `proxied`, with ssh sessions as `settings` says;
     /// `branch` is the gateway's (see [`connect`](crate::node::connect)).
     pub fn new(
         proxied: Proxied,
         gateway_work: &Path,
         gateway: Uuid,
         branch: Arc<Mutex<Branch>>,
-        connections: usize,
+        settings: PoolSettings,
     ) -> NodePool {
         NodePool {
             proxied,
             gateway_work: gateway_work.to_owned(),
             gateway,
             branch,
-            limit: Arc::new(Semaphore::new(connections.max(1))),
+            settings,
+            limit: Arc::new(Semaphore::new(settings.connections.max(1))),
+            lock_limit: Arc::new(Semaphore::new(settings.lock_sessions.max(1))),
             state: Arc::new(Mutex::new(None)),
             local_git_dir: Mutex::new(None),
             bypass: Vec::new(),
@@ -93,6 +148,45 @@ impl NodePool {
     /// What the pool reaches.
     pub fn proxied(&self) -> &Proxied {
         &self.proxied
+    }
+
+    /// The gateways the node is asked not to relay to.
+    pub fn bypass(&self) -> &[Uuid] {
+        &self.bypass
+    }
+
+    /// How the pool's sessions behave.
+    pub fn settings(&self) -> PoolSettings {
+        self.settings
+    }
+
+    /// A free session for `purpose`, waiting for one up to the deadline.
+    async fn permit(&self, purpose: Purpose) -> Result<OwnedSemaphorePermit, RepoError> {
+        let (limit, what, n, hint) = match purpose {
+            Purpose::Request => (
+                &self.limit,
+                "transfers and checks",
+                self.settings.connections,
+                "; see --proxyconnections",
+            ),
+            Purpose::Lock => (
+                &self.lock_limit,
+                "content locks",
+                self.settings.lock_sessions,
+                "",
+            ),
+        };
+        match tokio::time::timeout(self.settings.session_wait, limit.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(e)) => Err(RepoError::Other(e.to_string())),
+            Err(_) => Err(RepoError::Other(format!(
+                "{}: no ssh session to the node came free within {} s (all {n} sessions for {what} \
+                 are in use{hint})",
+                self.proxied.remote.name,
+                self.settings.session_wait.as_secs()
+            ))),
+        }
     }
 
     /// Closes the idle ssh sessions, letting each node's git-annex-shell
@@ -121,7 +215,7 @@ impl NodePool {
             .clone()
     }
 
-    async fn lease(&self) -> Result<Lease<'_>, RepoError> {
+    async fn lease(&self, purpose: Purpose) -> Result<Lease<'_>, RepoError> {
         {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(Connected::Shared(r)) = st.as_ref() {
@@ -133,12 +227,7 @@ impl NodePool {
                 });
             }
         }
-        let permit = self
-            .limit
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| RepoError::Other(e.to_string()))?;
+        let permit = self.permit(purpose).await?;
         {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             match st.as_mut() {
@@ -247,14 +336,14 @@ impl Repository for NodePool {
     }
 
     async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
-        let l = self.lease().await?;
+        let l = self.lease(Purpose::Request).await?;
         let r = l.repo.check_present(key).await;
         l.give_back(r.is_ok());
         r
     }
 
     async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
-        let l = self.lease().await?;
+        let l = self.lease(Purpose::Lock).await?;
         match l.repo.lock_content(key).await {
             Ok(Some(lock)) => Ok(Some(ContentLock::new(HeldLock {
                 lock: Some(lock),
@@ -272,14 +361,14 @@ impl Repository for NodePool {
     }
 
     async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
-        let l = self.lease().await?;
+        let l = self.lease(Purpose::Request).await?;
         let r = l.repo.remove(key, before).await;
         l.give_back(r.is_ok());
         r
     }
 
     async fn get_timestamp(&self) -> Result<u64, RepoError> {
-        let l = self.lease().await?;
+        let l = self.lease(Purpose::Request).await?;
         let r = l.repo.get_timestamp().await;
         l.give_back(r.is_ok());
         r
@@ -292,7 +381,7 @@ impl Repository for NodePool {
         offset: u64,
         sink: &mut dyn GetSink,
     ) -> Result<GetOutcome, RepoError> {
-        let l = self.lease().await?;
+        let l = self.lease(Purpose::Request).await?;
         let r = l.repo.get(key, file, offset, sink).await;
         l.give_back(r.is_ok());
         r
@@ -304,12 +393,17 @@ impl Repository for NodePool {
         file: &AssociatedFile,
         source: &mut dyn PutSource,
     ) -> Result<PutOutcome, RepoError> {
-        let l = self.lease().await?;
+        let l = self.lease(Purpose::Request).await?;
         let r = l.repo.put(key, file, source).await;
         l.give_back(r.is_ok());
         r
     }
 }
+
+/// When a gateway's configuration last changed, as
+/// [`GatewayRepositories::stamp`] reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigStamp(Vec<Option<std::time::SystemTime>>);
 
 /// A proxied node's pool, and the pool as served (its changes recorded).
 type ServedNode = (Arc<NodePool>, Arc<dyn Repository>);
@@ -323,8 +417,10 @@ pub struct GatewayRepositories {
     own: Arc<dyn Repository>,
     work: PathBuf,
     git_dir: PathBuf,
-    connections: usize,
+    settings: PoolSettings,
     branch: Arc<Mutex<Branch>>,
+    /// Held while reading the configuration: one read at a time.
+    reloading: Mutex<()>,
     nodes: Mutex<HashMap<Uuid, ServedNode>>,
     /// The configuration last read, for refusals.
     gateway: Mutex<Option<Gateway>>,
@@ -342,13 +438,25 @@ impl GatewayRepositories {
         git_dir: &Path,
         connections: usize,
     ) -> Result<GatewayRepositories, annex_branch::BranchError> {
+        GatewayRepositories::with_settings(own, work, git_dir, PoolSettings::new(connections))
+    }
+
+    /// [`new`](GatewayRepositories::new), with the nodes' sessions as
+    /// `settings` says.
+    pub fn with_settings(
+        own: Arc<dyn Repository>,
+        work: &Path,
+        git_dir: &Path,
+        settings: PoolSettings,
+    ) -> Result<GatewayRepositories, annex_branch::BranchError> {
         let branch = Branch::open(git_dir)?;
         let g = GatewayRepositories {
             own,
             work: work.to_owned(),
             git_dir: git_dir.to_owned(),
-            connections,
+            settings,
             branch: Arc::new(Mutex::new(branch)),
+            reloading: Mutex::new(()),
             nodes: Mutex::new(HashMap::new()),
             gateway: Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
@@ -357,36 +465,51 @@ impl GatewayRepositories {
         Ok(g)
     }
 
-    /// When git config or the git-annex branch last changed.
-    fn stamp(&self) -> Vec<Option<std::time::SystemTime>> {
-        ["config", "refs/heads/git-annex", "packed-refs"]
-            .iter()
-            .map(|f| {
-                std::fs::metadata(self.git_dir.join(f))
-                    .and_then(|m| m.modified())
-                    .ok()
-            })
-            .collect()
+    /// When git config or the git-annex branch last changed (blocking).
+    pub fn stamp(&self) -> ConfigStamp {
+        ConfigStamp(
+            ["config", "refs/heads/git-annex", "packed-refs"]
+                .iter()
+                .map(|f| {
+                    std::fs::metadata(self.git_dir.join(f))
+                        .and_then(|m| m.modified())
+                        .ok()
+                })
+                .collect(),
+        )
+    }
+
+    /// Reads proxy.log and git config again when either changed since
+    /// `last` (blocking); returns whether it did.
+    pub fn reload_if_changed(&self, last: &mut ConfigStamp) -> bool {
+        let now = self.stamp();
+        if now == *last {
+            return false;
+        }
+        *last = now;
+        self.reload();
+        true
     }
 
     /// Reads proxy.log and git config again whenever either changes,
-    /// checking every `every`; runs until the task is dropped.
+    /// checking every `every` on a blocking thread; runs until the task is
+    /// dropped.
     pub async fn watch(self: Arc<Self>, every: std::time::Duration) {
-        let mut last = {
-            let me = self.clone();
-            tokio::task::spawn_blocking(move || me.stamp())
-                .await
-                .unwrap_or_default()
+        let me = self.clone();
+        let Ok(mut last) = tokio::task::spawn_blocking(move || me.stamp()).await else {
+            return;
         };
         loop {
             tokio::time::sleep(every).await;
             let me = self.clone();
-            let Ok((now, me)) = tokio::task::spawn_blocking(move || (me.stamp(), me)).await else {
-                continue;
-            };
-            if now != last {
-                last = now;
-                let _ = tokio::task::spawn_blocking(move || me.reload()).await;
+            match tokio::task::spawn_blocking(move || {
+                me.reload_if_changed(&mut last);
+                last
+            })
+            .await
+            {
+                Ok(l) => last = l,
+                Err(_) => return,
             }
         }
     }
@@ -394,6 +517,7 @@ impl GatewayRepositories {
     /// Reads proxy.log and git config again: nodes no longer proxied are
     /// dropped, new ones added, reconfigured ones reconnected.
     pub fn reload(&self) {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let Ok(remotes) = GitRemotes::read(&self.git_dir) else {
             return;
         };
@@ -428,7 +552,7 @@ impl GatewayRepositories {
                     &self.work,
                     self.own.uuid().clone(),
                     self.branch.clone(),
-                    self.connections,
+                    self.settings,
                 ));
                 let repo: Arc<dyn Repository> =
                     Arc::new(Recorded::new(pool.clone(), self.branch.clone()));
@@ -466,9 +590,14 @@ impl GatewayRepositories {
         &self.own
     }
 
-    /// The most ssh sessions per node.
+    /// The most ssh sessions per node for transfers and checks.
     pub fn connections(&self) -> usize {
-        self.connections
+        self.settings.connections
+    }
+
+    /// How the nodes' sessions behave.
+    pub fn pool_settings(&self) -> PoolSettings {
+        self.settings
     }
 
     /// The pool of a proxied node, when it is proxied.

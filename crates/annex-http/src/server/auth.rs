@@ -5,14 +5,16 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use annex_protocol::ServerMode;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tokio::sync::Semaphore;
 
 /// What a request does, as git-annex classes it for access control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +63,84 @@ pub struct AccessPolicy {
     pub env_users: HashMap<String, (String, ServerMode)>,
     /// Credentials from a users file.
     pub file_users: HashMap<String, (String, ServerMode)>,
-    /// Users-file passwords already verified (hashes are slow to check).
-    verified: Mutex<HashMap<(String, String), ServerMode>>,
+    /// Users-file passwords already checked (hashes are slow to check).
+    verified: Verified,
+}
+
+/// The outcomes of users-file password checks, remembered by a salted
+/// hash of the user and password (never the password itself), and the
+/// bound on checks running at once.
+#[derive(Debug)]
+struct Verified {
+    /// Random for each process, so the remembered hashes say nothing
+    /// outside it.
+    salt: [u8; 32],
+    /// Whether each (user, password) checked was accepted, and as what.
+    outcomes: Mutex<HashMap<[u8; 32], Option<ServerMode>>>,
+    /// Argon2 checks running at once on blocking threads.
+    checks: Arc<Semaphore>,
+}
+
+impl Default for Verified {
+    fn default() -> Verified {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Verified {
+            salt: rand::random(),
+            outcomes: Mutex::new(HashMap::new()),
+            checks: Arc::new(Semaphore::new(cpus)),
+        }
+    }
+}
+
+impl Verified {
+    fn key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update((user.len() as u64).to_be_bytes());
+        h.update(user.as_bytes());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<Option<ServerMode>> {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    fn remember(&self, key: [u8; 32], outcome: Option<ServerMode>) {
+        let mut cache = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= VERIFIED_CACHE {
+            cache.clear();
+        }
+        cache.insert(key, outcome);
+    }
+}
+
+/// Whether `password` is the one `hash` (a PHC string) was made from.
+/// Slow by design: tens of milliseconds of CPU.
+fn argon2_matches(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// What the credentials of a request are, before any slow check.
+enum Credentials<'a> {
+    /// Accepted, with this mode.
+    Accepted(ServerMode),
+    /// Not accepted.
+    Refused,
+    /// A users-file password, to check against its hash.
+    Check {
+        hash: &'a str,
+        mode: ServerMode,
+        key: [u8; 32],
+    },
 }
 
 /// The mode a request runs in, as git-annex's `ServerMode`.
@@ -113,32 +191,78 @@ impl AccessPolicy {
         }
     }
 
-    fn authenticated(&self, secure: bool, user: &str, password: &str) -> Option<ServerMode> {
+    /// The credentials as far as they can be judged without an Argon2
+    /// check: environment credentials, and users-file passwords already
+    /// checked.
+    fn credentials(&self, secure: bool, user: &str, password: &str) -> Credentials<'_> {
         if self.auth_env_http || (secure && self.auth_env) {
             if let Some((p, mode)) = self.env_users.get(user) {
                 if constant_time_eq(p.as_bytes(), password.as_bytes()) {
-                    return Some(*mode);
+                    return Credentials::Accepted(*mode);
                 }
             }
         }
-        if secure || self.users_http {
-            let (hash, mode) = self.file_users.get(user)?;
-            let cache_key = (user.to_owned(), password.to_owned());
-            if let Some(m) = self.verified.lock().ok()?.get(&cache_key) {
-                return Some(*m);
-            }
-            let parsed = PasswordHash::new(hash).ok()?;
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .ok()?;
-            let mut cache = self.verified.lock().ok()?;
-            if cache.len() >= VERIFIED_CACHE {
-                cache.clear();
-            }
-            cache.insert(cache_key, *mode);
-            return Some(*mode);
+        if !(secure || self.users_http) {
+            return Credentials::Refused;
         }
-        None
+        let Some((hash, mode)) = self.file_users.get(user) else {
+            return Credentials::Refused;
+        };
+        let key = self.verified.key(user, password);
+        match self.verified.get(&key) {
+            Some(Some(mode)) => Credentials::Accepted(mode),
+            Some(None) => Credentials::Refused,
+            None => Credentials::Check {
+                hash,
+                mode: *mode,
+                key,
+            },
+        }
+    }
+
+    /// The mode the credentials give, checking a users-file password on
+    /// this thread (blocking).
+    fn authenticated(&self, secure: bool, user: &str, password: &str) -> Option<ServerMode> {
+        match self.credentials(secure, user, password) {
+            Credentials::Accepted(mode) => Some(mode),
+            Credentials::Refused => None,
+            Credentials::Check { hash, mode, key } => {
+                let outcome = argon2_matches(hash, password).then_some(mode);
+                self.verified.remember(key, outcome);
+                outcome
+            }
+        }
+    }
+
+    /// The mode the credentials give, checking a users-file password on a
+    /// blocking thread, with at most one check per CPU at once.
+    async fn authenticated_async(
+        &self,
+        secure: bool,
+        user: &str,
+        password: &str,
+    ) -> Option<ServerMode> {
+        match self.credentials(secure, user, password) {
+            Credentials::Accepted(mode) => Some(mode),
+            Credentials::Refused => None,
+            Credentials::Check { hash, mode, key } => {
+                let permit = self.verified.checks.clone().acquire_owned().await.ok()?;
+                // Checked meanwhile by a request that held a permit first.
+                if let Some(outcome) = self.verified.get(&key) {
+                    return outcome;
+                }
+                let (hash, password) = (hash.to_owned(), password.to_owned());
+                let matches = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    argon2_matches(&hash, &password)
+                })
+                .await
+                .unwrap_or(false);
+                let outcome = matches.then_some(mode);
+                self.verified.remember(key, outcome);
+                outcome
+            }
+        }
     }
 
     /// Decides a request: `authorization` is the Authorization header, if
@@ -158,36 +282,66 @@ impl AccessPolicy {
     }
 
     /// [`decide`](AccessPolicy::decide), given the user and password
-    /// already read from the header by [`parse_basic`].
+    /// already read from the header by [`parse_basic`]. A users-file
+    /// password is checked on this thread, which takes tens of
+    /// milliseconds: on an async runtime, use
+    /// [`decide_credentials_async`](AccessPolicy::decide_credentials_async).
     pub fn decide_credentials(
         &self,
         credentials: Option<(&str, &str)>,
         secure: bool,
         class: ActionClass,
     ) -> Decision {
-        let mode = match credentials {
+        let authenticated =
+            credentials.map(|(user, password)| self.authenticated(secure, user, password));
+        self.decision(authenticated, secure, class)
+    }
+
+    /// [`decide_credentials`](AccessPolicy::decide_credentials), checking a
+    /// users-file password on a blocking thread (at most one check per
+    /// CPU at once; a password checked before is not checked again).
+    pub async fn decide_credentials_async(
+        &self,
+        credentials: Option<(&str, &str)>,
+        secure: bool,
+        class: ActionClass,
+    ) -> Decision {
+        let authenticated = match credentials {
+            None => None,
+            Some((user, password)) => Some(self.authenticated_async(secure, user, password).await),
+        };
+        self.decision(authenticated, secure, class)
+    }
+
+    /// The decision, given what credentials the request had: none, or
+    /// ones giving this mode (`None`: not accepted).
+    fn decision(
+        &self,
+        authenticated: Option<Option<ServerMode>>,
+        secure: bool,
+        class: ActionClass,
+    ) -> Decision {
+        let mode = match authenticated {
             None => self.unauthenticated(secure),
-            Some((user, password)) => match self.authenticated(secure, user, password) {
-                Some(mode) => Mode::Serve {
+            Some(Some(mode)) => Mode::Serve {
+                mode,
+                unauth_locking: false,
+                can_authenticate: false,
+            },
+            // As git-annex: credentials that do not authenticate get
+            // what unauthenticated users get, and no second challenge
+            // where that is something.
+            Some(None) => match self.unauthenticated(secure) {
+                Mode::Serve {
                     mode,
-                    unauth_locking: false,
+                    unauth_locking,
+                    ..
+                } => Mode::Serve {
+                    mode,
+                    unauth_locking,
                     can_authenticate: false,
                 },
-                // As git-annex: credentials that do not authenticate get
-                // what unauthenticated users get, and no second challenge
-                // where that is something.
-                None => match self.unauthenticated(secure) {
-                    Mode::Serve {
-                        mode,
-                        unauth_locking,
-                        ..
-                    } => Mode::Serve {
-                        mode,
-                        unauth_locking,
-                        can_authenticate: false,
-                    },
-                    Mode::CannotServe => Mode::CannotServe,
-                },
+                Mode::CannotServe => Mode::CannotServe,
             },
         };
         match mode {
@@ -479,5 +633,72 @@ mod tests {
         );
         std::fs::write(&path, "carol:nohash:readwrite\n").unwrap();
         assert!(read_users_file(&path).is_err());
+    }
+
+    fn carol(password: &str) -> AccessPolicy {
+        let users = [(
+            "carol".to_owned(),
+            (hash_password(password).unwrap(), ServerMode::ReadWrite),
+        )]
+        .into_iter()
+        .collect();
+        AccessPolicy {
+            file_users: users,
+            users_http: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn passwords_checked_are_remembered_by_hash_only() {
+        let p = carol("correct horse");
+        let right = basic("carol", "correct horse");
+        let wrong = basic("carol", "battery staple");
+        for _ in 0..2 {
+            assert_eq!(
+                p.decide(Some(&right), false, ActionClass::Write),
+                Decision::Allowed
+            );
+            assert_eq!(
+                p.decide(Some(&wrong), false, ActionClass::Write),
+                Decision::AuthRequired
+            );
+        }
+        let remembered = format!("{:?}", p.verified);
+        assert!(!remembered.contains("correct horse"), "{remembered}");
+        assert!(!remembered.contains("battery staple"), "{remembered}");
+        assert_eq!(p.verified.outcomes.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn async_checks_leave_the_async_thread_free() {
+        let p = carol("pw");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let other_ran = std::sync::atomic::AtomicBool::new(false);
+        let ran_during_check = rt.block_on(async {
+            // Polled first: a check made on this (only) thread would
+            // finish before the other future ever ran.
+            let check = async {
+                let d = p
+                    .decide_credentials_async(Some(("carol", "pw")), false, ActionClass::Read)
+                    .await;
+                assert_eq!(d, Decision::Allowed);
+                other_ran.load(std::sync::atomic::Ordering::SeqCst)
+            };
+            let other = async {
+                other_ran.store(true, std::sync::atomic::Ordering::SeqCst);
+            };
+            tokio::join!(check, other).0
+        });
+        assert!(ran_during_check);
+        // Remembered: the second answer needs no check.
+        let again = rt.block_on(p.decide_credentials_async(
+            Some(("carol", "pw")),
+            false,
+            ActionClass::Read,
+        ));
+        assert_eq!(again, Decision::Allowed);
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::auth::{parse_basic, ActionClass, Decision};
 use super::body::{full, next_chunk, ChannelBody, IncomingReader, RequestBody, ResponseBody};
 use super::service::{Access, Gate, Secure, Shared};
+use super::stall::Stall;
 use super::zero_copy::{self, SpliceSlot};
 use crate::wire::{
     self, ApiVersion, Endpoint, GetTimestampResult, LockResult, Params, PutOffsetResult, PutResult,
@@ -213,41 +214,64 @@ async fn route(
         }
         _ => None,
     };
+    let (parts, body) = req.into_parts();
+    let class = action_class(route.endpoint);
+    let secure = parts.extensions.get::<Secure>().is_some();
+    let credentials = credentials
+        .as_ref()
+        .map(|(user, password)| (user.as_str(), password.as_str()));
+    // git-annex's rules do not depend on the repository. They are decided
+    // before looking for repositories again, so that a request refused
+    // anyway makes the server look only where git-annex's would, and not
+    // at all for an unknown UUID nobody will look for (404 whoever asks).
+    let mut decision = None;
     let repo = match shared.repos.lookup(&route.server_uuid) {
         Some(repo) => Some(repo),
         None if shared.repos.rescans() => {
-            let repos = shared.repos.clone();
-            let uuid = route.server_uuid.clone();
-            tokio::task::spawn_blocking(move || repos.rescan_and_lookup(&uuid))
-                .await
-                .ok()
-                .flatten()
+            let look = match &shared.access {
+                Gate::Policy(policy) if !shared.repos.rescan_when_refused() => {
+                    let d = policy
+                        .decide_credentials_async(credentials, secure, class)
+                        .await;
+                    decision = Some(d);
+                    d == Decision::Allowed
+                }
+                _ => true,
+            };
+            if look {
+                shared
+                    .rescans
+                    .lookup(&shared.repos, &route.server_uuid)
+                    .await
+            } else {
+                None
+            }
         }
         None => None,
     };
-    let repo = match repo {
-        Some(r) => r,
-        None => {
-            return Err(match shared.repos.refusal(&route.server_uuid) {
-                Some(why) => Failure::new(StatusCode::BAD_GATEWAY, why),
-                None => Failure::new(StatusCode::NOT_FOUND, "not found"),
-            })
-        }
+    // One listed in proxy.log but not proxied is refused after the access
+    // check, as git-annex's gateway refuses it when connecting.
+    let refusal = match &repo {
+        Some(_) => None,
+        None => match shared.repos.refusal(&route.server_uuid) {
+            Some(why) => Some(why),
+            None => return Err(Failure::new(StatusCode::NOT_FOUND, "not found")),
+        },
     };
-    let (parts, body) = req.into_parts();
-    let decision = match &shared.access {
-        Gate::Policy(policy) => {
-            let credentials = credentials
-                .as_ref()
-                .map(|(user, password)| (user.as_str(), password.as_str()));
-            let secure = parts.extensions.get::<Secure>().is_some();
-            policy.decide_credentials(credentials, secure, action_class(route.endpoint))
+    let decision = match (decision, &shared.access, &repo) {
+        (Some(decision), _, _) => decision,
+        (None, Gate::Policy(policy), _) => {
+            policy
+                .decide_credentials_async(credentials, secure, class)
+                .await
         }
-        Gate::Custom(authorizer) => authorizer.authorize(&Access {
+        (None, Gate::Custom(authorizer), Some(repo)) => authorizer.authorize(&Access {
             request: &parts,
             repository: repo.uuid(),
-            action: action_class(route.endpoint),
+            action: class,
         }),
+        // A refusal under an application's own rules: 502 whoever asks.
+        (None, Gate::Custom(_), None) => Decision::Allowed,
     };
     match decision {
         Decision::Allowed => {}
@@ -259,6 +283,15 @@ async fn route(
         }
         Decision::Forbidden => return Err(Failure::new(StatusCode::FORBIDDEN, "forbidden")),
     }
+    let repo = match (repo, refusal) {
+        (Some(repo), _) => repo,
+        (None, why) => {
+            return Err(Failure::new(
+                StatusCode::BAD_GATEWAY,
+                why.unwrap_or_default(),
+            ))
+        }
+    };
     let bypass_allowed = route.version.is_some_and(|v| v >= ApiVersion::V2);
     let repo = match (bypass_allowed && !params.bypass.is_empty())
         .then(|| repo.bypass(&params.bypass))
@@ -316,7 +349,7 @@ async fn route(
             let timestamp = call.repo.get_timestamp().await.map_err(Failure::repo)?;
             Ok(json(&GetTimestampResult { timestamp }))
         }
-        Endpoint::Put => put(body, data_length, call).await,
+        Endpoint::Put => put(shared, body, data_length, call).await,
         Endpoint::PutOffset => put_offset(call).await,
         Endpoint::LockContent => lock_content(shared, call).await,
         Endpoint::KeepLocked => keep_locked(shared, call, body).await,
@@ -544,6 +577,33 @@ struct LimitedBody {
     short: bool,
     /// The body went on past the limit.
     long: bool,
+    /// How long the body may send nothing.
+    stall: Stall,
+    /// The body sent nothing for that long.
+    stalled: bool,
+}
+
+/// What a PUT given up for its body says.
+const NOT_SENDING: &str = "the client sent nothing";
+
+impl LimitedBody {
+    /// Reads from the body with `op`, failing once the body has sent
+    /// nothing for the receive timeout.
+    fn poll_body<T>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        op: impl FnOnce(
+            &mut IncomingReader<RequestBody>,
+            &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<T>>,
+    ) -> std::task::Poll<io::Result<T>> {
+        let reader = &mut self.reader;
+        let r = self.stall.poll(cx, NOT_SENDING, |cx| op(reader, cx));
+        if matches!(&r, std::task::Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut) {
+            self.stalled = true;
+        }
+        r
+    }
 }
 
 impl AsyncRead for LimitedBody {
@@ -561,7 +621,7 @@ impl AsyncRead for LimitedBody {
         if !this.strict || left > 1 {
             let max = if this.strict { left - 1 } else { left };
             let before = buf.filled().len();
-            ready!(this.reader.poll_read_max(cx, buf, max))?;
+            ready!(this.poll_body(cx, |r, cx| r.poll_read_max(cx, buf, max)))?;
             let n = buf.filled().len() - before;
             if n == 0 {
                 this.short = true;
@@ -572,7 +632,7 @@ impl AsyncRead for LimitedBody {
         if this.last.is_none() {
             let mut one = [0u8; 1];
             let mut rb = ReadBuf::new(&mut one);
-            ready!(this.reader.poll_read_max(cx, &mut rb, 1))?;
+            ready!(this.poll_body(cx, |r, cx| r.poll_read_max(cx, &mut rb, 1)))?;
             if rb.filled().is_empty() {
                 this.short = true;
                 return Poll::Ready(Ok(()));
@@ -581,7 +641,7 @@ impl AsyncRead for LimitedBody {
         }
         let mut probe = [0u8; 1];
         let mut rb = ReadBuf::new(&mut probe);
-        ready!(this.reader.poll_read_max(cx, &mut rb, 1))?;
+        ready!(this.poll_body(cx, |r, cx| r.poll_read_max(cx, &mut rb, 1)))?;
         if !rb.filled().is_empty() {
             this.long = true;
             return Poll::Ready(Err(io::Error::new(
@@ -609,17 +669,19 @@ impl ChunkStream for LimitedBody {
         }
         if !self.strict || left > 1 {
             let max = if self.strict { left - 1 } else { left };
-            return Poll::Ready(match ready!(self.reader.poll_chunk_max(cx, max)) {
-                Err(e) => Some(Err(e)),
-                Ok(None) => {
-                    self.short = true;
-                    None
-                }
-                Ok(Some(chunk)) => {
-                    self.read += chunk.len() as u64;
-                    Some(Ok(chunk))
-                }
-            });
+            return Poll::Ready(
+                match ready!(self.poll_body(cx, |r, cx| r.poll_chunk_max(cx, max))) {
+                    Err(e) => Some(Err(e)),
+                    Ok(None) => {
+                        self.short = true;
+                        None
+                    }
+                    Ok(Some(chunk)) => {
+                        self.read += chunk.len() as u64;
+                        Some(Ok(chunk))
+                    }
+                },
+            );
         }
         // The last byte, handed over once the body is known to end there.
         let mut one = [0u8; 1];
@@ -696,6 +758,7 @@ impl PutSource for BodySource {
 }
 
 async fn put(
+    shared: &Arc<Shared>,
     body: RequestBody,
     data_length: Option<u64>,
     call: Call,
@@ -714,6 +777,8 @@ async fn put(
             last: None,
             short: false,
             long: false,
+            stall: Stall::new(shared.receive_timeout),
+            stalled: false,
         },
         declared: data_length.unwrap_or(0),
         client_offset: call.params.offset.unwrap_or(0),
@@ -722,7 +787,13 @@ async fn put(
         opened: false,
     };
     let result = call.repo.put(&key, &file, &mut source).await;
-    let bad_body = invalid.load(Ordering::Relaxed) || source.body.short || source.body.long;
+    if source.body.stalled {
+        tracing::info!(key = %key, "PUT given up: {NOT_SENDING} for {} s", shared.receive_timeout.as_secs());
+    }
+    let bad_body = invalid.load(Ordering::Relaxed)
+        || source.body.short
+        || source.body.long
+        || source.body.stalled;
     let (stored, plus) = match result {
         Ok(PutOutcome::Stored(plus)) | Ok(PutOutcome::AlreadyHave(plus)) => (true, plus),
         Ok(PutOutcome::NotStored) => (false, Vec::new()),

@@ -24,6 +24,7 @@ pub mod listen;
 pub mod locks;
 pub mod repos;
 mod service;
+mod stall;
 pub mod tls;
 mod zero_copy;
 
@@ -47,8 +48,10 @@ use tokio_rustls::TlsAcceptor;
 pub use auth::{AccessPolicy, ActionClass, Decision};
 pub use body::{BoxError, ResponseBody};
 pub use locks::LockTable;
-pub use repos::{DirectoryRepositories, Repositories, SingleRepository};
-pub use service::{Access, Authorize, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES};
+pub use repos::{DirectoryRepositories, Repositories, SingleRepository, MIN_RESCAN_INTERVAL};
+pub use service::{
+    Access, Authorize, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES, DEFAULT_RECEIVE_TIMEOUT,
+};
 use zero_copy::SpliceStream;
 
 /// Settings of a server.
@@ -69,7 +72,19 @@ pub struct ServerSettings {
     pub max_locked_files: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub shutdown_timeout: Duration,
+    /// How long a response may wait for a client that reads nothing
+    /// before the connection is closed (a GET whose client stopped
+    /// reading then frees the node session it holds).
+    pub send_timeout: Duration,
+    /// How long a PUT's body may send nothing before the upload is given
+    /// up (see [`P2pHttp::receive_timeout`]; not used by
+    /// [`Server::with_service`], whose service has its own).
+    pub receive_timeout: Duration,
 }
+
+/// How long a response may wait for a client that reads nothing, unless
+/// told otherwise: far longer than any pause of a slow but live client.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for ServerSettings {
     fn default() -> Self {
@@ -81,6 +96,8 @@ impl Default for ServerSettings {
             handshake_timeout: Duration::from_secs(30),
             max_locked_files: 100,
             shutdown_timeout: Duration::from_secs(60),
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            receive_timeout: DEFAULT_RECEIVE_TIMEOUT,
         }
     }
 }
@@ -93,13 +110,16 @@ pub struct Server {
     header_timeout: Duration,
     handshake_timeout: Duration,
     shutdown_timeout: Duration,
+    send_timeout: Duration,
 }
 
 impl Server {
     /// A server of `repos`.
     pub fn new(repos: Arc<dyn Repositories>, mut settings: ServerSettings) -> Server {
         let policy = std::mem::take(&mut settings.policy);
-        let service = P2pHttp::new(repos, policy).max_locked_files(settings.max_locked_files);
+        let service = P2pHttp::new(repos, policy)
+            .max_locked_files(settings.max_locked_files)
+            .receive_timeout(settings.receive_timeout);
         Server::with_service(service, settings)
     }
 
@@ -113,6 +133,7 @@ impl Server {
             header_timeout: settings.header_timeout,
             handshake_timeout: settings.handshake_timeout,
             shutdown_timeout: settings.shutdown_timeout,
+            send_timeout: settings.send_timeout,
         }
     }
 
@@ -202,12 +223,13 @@ impl Server {
     ) {
         let service = self.service.clone();
         let header_timeout = self.header_timeout;
+        let send_timeout = self.send_timeout;
         let watcher = graceful.watcher();
         match &self.tls {
             None => {
                 tokio::spawn(async move {
                     // Plain HTTP: stored content may go by sendfile.
-                    let (stream, slot) = SpliceStream::new(stream);
+                    let (stream, slot) = SpliceStream::new(stream, send_timeout);
                     let extend = move |req: &mut Request<Incoming>| {
                         req.extensions_mut().insert(slot.clone());
                     };
@@ -221,6 +243,7 @@ impl Server {
                 tokio::spawn(async move {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
+                            let tls = stall::WriteDeadline::new(tls, send_timeout);
                             let extend = |req: &mut Request<Incoming>| {
                                 req.extensions_mut().insert(Secure);
                             };

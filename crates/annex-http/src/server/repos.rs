@@ -1,11 +1,11 @@
 //! The repositories a server serves, looked up by the UUID in the request
 //! path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use annex_protocol::{Repository, Uuid};
 use annex_repo::{looks_like_repository, LocalRepository};
@@ -25,9 +25,21 @@ pub trait Repositories: Send + Sync + 'static {
     /// Looks for repositories again (which may block, on the file system),
     /// then looks `uuid` up. The server calls it on a blocking thread when
     /// `lookup` found nothing and [`rescans`](Repositories::rescans) is
-    /// true.
+    /// true, never two at once and at most once per
+    /// [`MIN_RESCAN_INTERVAL`].
     fn rescan_and_lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
         self.lookup(uuid)
+    }
+
+    /// Whether a request that is refused anyway (401 or 403) looks again
+    /// for a UUID not served, as every request does with git-annex's
+    /// `p2phttp --directory`: it is then answered as refused rather than
+    /// 404 when the repository has appeared since the last look. When
+    /// false (the default, as git-annex's server of one repository, whose
+    /// set of repositories is fixed), only requests allowed to go on make
+    /// the server look again.
+    fn rescan_when_refused(&self) -> bool {
+        false
     }
 
     /// The UUIDs served now (for logs).
@@ -39,6 +51,56 @@ pub trait Repositories: Send + Sync + 'static {
     /// default) answers 404.
     fn refusal(&self, _uuid: &Uuid) -> Option<String> {
         None
+    }
+}
+
+/// The least time between the starts of two looks for repositories made
+/// for requests naming a UUID not served: a burst of such requests costs
+/// one look, and a steady stream at most one a second. A request waits for
+/// the next look (at most this long, plus the look itself) rather than be
+/// answered from an older one.
+pub const MIN_RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs the looks for repositories a server makes for requests: one at a
+/// time, on a blocking thread, at most once per [`MIN_RESCAN_INTERVAL`],
+/// each answering every request that arrived before it started.
+#[derive(Default)]
+pub(crate) struct Rescans {
+    /// When the latest look started; held while looking and while waiting
+    /// for the next one to be due.
+    latest: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
+}
+
+impl Rescans {
+    /// Looks `uuid` up in `repos` after a look that started after this
+    /// call.
+    pub(crate) async fn lookup(
+        &self,
+        repos: &Arc<dyn Repositories>,
+        uuid: &Uuid,
+    ) -> Option<Arc<dyn Repository>> {
+        let asked = tokio::time::Instant::now();
+        let mut latest = self.latest.clone().lock_owned().await;
+        if let Some(started) = *latest {
+            if started >= asked {
+                // Looked since this request arrived.
+                drop(latest);
+                return repos.lookup(uuid);
+            }
+            tokio::time::sleep_until(started + MIN_RESCAN_INTERVAL).await;
+        }
+        *latest = Some(tokio::time::Instant::now());
+        let (repos, uuid) = (repos.clone(), uuid.clone());
+        // The guard goes with the look, so that a request that goes away
+        // meanwhile does not let a second look start beside it.
+        tokio::task::spawn_blocking(move || {
+            let found = repos.rescan_and_lookup(&uuid);
+            drop(latest);
+            found
+        })
+        .await
+        .ok()
+        .flatten()
     }
 }
 
@@ -71,6 +133,10 @@ impl Repositories for SingleRepository {
 /// later is served from its first request, and one removed is served no
 /// longer once a later look has not found it. Looks are never run two at
 /// once: requests that arrive during one wait for the next.
+///
+/// A UUID that two repositories claim (a copy of a repository, or one
+/// user's repository made to shadow another's) is served by neither, and
+/// a warning names both paths whenever the set of such UUIDs changes.
 pub struct DirectoryRepositories {
     dirs: Vec<PathBuf>,
     served: Mutex<Served>,
@@ -83,12 +149,19 @@ struct Served {
     by_uuid: HashMap<Uuid, Arc<dyn Repository>>,
     /// What was opened at each path, to reopen only what changed.
     by_path: HashMap<PathBuf, Opened>,
+    /// The UUIDs more than one repository claims, with their paths
+    /// (sorted): not served.
+    claimed_twice: BTreeMap<Uuid, Vec<PathBuf>>,
 }
 
 #[derive(Clone)]
 struct Opened {
     /// The device and inode of the path when it was opened.
     identity: (u64, u64),
+    /// The repository's git directory, with symlinks resolved: paths
+    /// that lead to one repository (a symlink, a linked work tree) have
+    /// the same.
+    git_dir: PathBuf,
     repo: Arc<dyn Repository>,
 }
 
@@ -122,15 +195,16 @@ impl DirectoryRepositories {
         for dir in &self.dirs {
             find_repositories(dir, 0, &mut found);
         }
-        let known = self
-            .served
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_path
-            .clone();
+        let (known, warned) = {
+            let served = self.served.lock().unwrap_or_else(|e| e.into_inner());
+            (served.by_path.clone(), served.claimed_twice.clone())
+        };
         // Opening reads each new repository's config: done without holding
         // the lock that requests take.
         let mut next = Served::default();
+        // For each UUID, the repositories (by git directory) claiming it,
+        // with a path to each.
+        let mut claims: BTreeMap<Uuid, BTreeMap<PathBuf, PathBuf>> = BTreeMap::new();
         for path in found {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
@@ -141,15 +215,36 @@ impl DirectoryRepositories {
                 _ => match LocalRepository::open(&path) {
                     Ok(repo) => Opened {
                         identity,
+                        git_dir: std::fs::canonicalize(repo.git_dir())
+                            .unwrap_or_else(|_| repo.git_dir().to_owned()),
                         repo: Arc::new(repo),
                     },
                     Err(_) => continue,
                 },
             };
-            next.by_uuid
+            claims
                 .entry(opened.repo.uuid().clone())
-                .or_insert_with(|| opened.repo.clone());
+                .or_default()
+                .insert(opened.git_dir.clone(), path.clone());
             next.by_path.insert(path, opened);
+        }
+        for (uuid, repos) in claims {
+            if repos.len() == 1 {
+                if let Some(o) = repos.values().next().and_then(|p| next.by_path.get(p)) {
+                    next.by_uuid.insert(uuid, o.repo.clone());
+                }
+            } else {
+                let paths: Vec<PathBuf> = repos.into_values().collect();
+                if warned.get(&uuid) != Some(&paths) {
+                    let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                    tracing::warn!(
+                        %uuid,
+                        paths = list.join(", "),
+                        "repositories with the same UUID: serving neither"
+                    );
+                }
+                next.claimed_twice.insert(uuid, paths);
+            }
         }
         *self.served.lock().unwrap_or_else(|e| e.into_inner()) = next;
     }
@@ -180,6 +275,10 @@ impl Repositories for DirectoryRepositories {
     }
 
     fn rescans(&self) -> bool {
+        true
+    }
+
+    fn rescan_when_refused(&self) -> bool {
         true
     }
 

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use annex_protocol::Uuid;
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use super::auth::{AccessPolicy, ActionClass, Decision};
 use super::body::{BoxError, RequestBody, ResponseBody};
 use super::handlers;
 use super::locks::{self, LockTable};
-use super::repos::Repositories;
+use super::repos::{Repositories, Rescans};
 
 /// What an [`Authorize`] is asked: may this request do this to this
 /// repository?
@@ -84,6 +84,11 @@ pub(crate) struct Shared {
     pub(crate) repos: Arc<dyn Repositories>,
     pub(crate) access: Gate,
     pub(crate) locks: Arc<LockTable>,
+    /// The looks for repositories made for requests.
+    pub(crate) rescans: Rescans,
+    /// How long a PUT's body may send nothing before the upload is given
+    /// up.
+    pub(crate) receive_timeout: Duration,
 }
 
 /// git-annex's p2phttp API over any [`Repositories`], as a
@@ -122,6 +127,11 @@ impl std::fmt::Debug for P2pHttp {
 /// (git-annex's `--lockedfiles` default).
 pub const DEFAULT_MAX_LOCKED_FILES: usize = 100;
 
+/// How long a PUT's body may send nothing, unless told otherwise, before
+/// the upload is given up and the node session it holds is freed: far
+/// longer than any pause of a slow but live client.
+pub const DEFAULT_RECEIVE_TIMEOUT: Duration = Duration::from_secs(300);
+
 impl P2pHttp {
     /// Serves `repos` with git-annex's access rules.
     pub fn new(repos: Arc<dyn Repositories>, policy: AccessPolicy) -> P2pHttp {
@@ -139,6 +149,8 @@ impl P2pHttp {
                 repos,
                 access,
                 locks: LockTable::new(DEFAULT_MAX_LOCKED_FILES, locks::LOCK_LIFETIME),
+                rescans: Rescans::default(),
+                receive_timeout: DEFAULT_RECEIVE_TIMEOUT,
             }),
         }
     }
@@ -151,6 +163,21 @@ impl P2pHttp {
             Ok(shared) => P2pHttp {
                 shared: Arc::new(Shared {
                     locks: LockTable::new(max, locks::LOCK_LIFETIME),
+                    ..shared
+                }),
+            },
+            Err(shared) => P2pHttp { shared },
+        }
+    }
+
+    /// Gives up a PUT whose body has sent nothing for `timeout` (default
+    /// [`DEFAULT_RECEIVE_TIMEOUT`]), freeing what the upload holds. Call it
+    /// before the service is cloned or used.
+    pub fn receive_timeout(self, timeout: Duration) -> P2pHttp {
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => P2pHttp {
+                shared: Arc::new(Shared {
+                    receive_timeout: timeout,
                     ..shared
                 }),
             },

@@ -27,12 +27,15 @@ use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+
+use super::stall::{Stall, NOT_READING};
 
 /// A connection's slot for content to send from a file.
 #[derive(Clone, Default)]
@@ -86,6 +89,11 @@ impl Job {
         }
     }
 
+    /// How far the sending has gone.
+    fn sent(&self) -> (usize, u64, usize) {
+        (self.header_sent, self.remaining, self.trailer_sent)
+    }
+
     /// Sends what is left of the chunk.
     fn poll_send(&mut self, stream: &TcpStream, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.header_sent < self.header.len() {
@@ -134,19 +142,24 @@ impl Job {
 
 /// A plain TCP connection that sends the job left in its slot when it is
 /// flushed: hyper writes everything it buffered before it flushes, and
-/// writes nothing while the body is waiting for the job.
+/// writes nothing while the body is waiting for the job. A write, or a
+/// job, that cannot go on for the write timeout fails.
 pub(crate) struct SpliceStream {
     stream: TcpStream,
     slot: SpliceSlot,
+    stall: Stall,
 }
 
 impl SpliceStream {
-    pub(crate) fn new(stream: TcpStream) -> (SpliceStream, SpliceSlot) {
+    /// `stream`, whose writes fail once the client has taken nothing for
+    /// `write_timeout`.
+    pub(crate) fn new(stream: TcpStream, write_timeout: Duration) -> (SpliceStream, SpliceSlot) {
         let slot = SpliceSlot::default();
         (
             SpliceStream {
                 stream,
                 slot: slot.clone(),
+                stall: Stall::new(write_timeout),
             },
             slot,
         )
@@ -158,7 +171,18 @@ impl SpliceStream {
         let Some(job) = slot.job.as_mut() else {
             return Poll::Ready(Ok(()));
         };
-        let result = ready!(job.poll_send(&self.stream, cx));
+        let before = job.sent();
+        let Poll::Ready(result) = job.poll_send(&self.stream, cx) else {
+            if job.sent() != before {
+                self.stall.went_on();
+            }
+            return if self.stall.poll_expired(cx) {
+                Poll::Ready(Err(self.stall.error(NOT_READING)))
+            } else {
+                Poll::Pending
+            };
+        };
+        self.stall.went_on();
         let mut job = slot.job.take().expect("the job polled above");
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
         if let Some(done) = job.done.take() {
@@ -198,7 +222,10 @@ impl AsyncWrite for SpliceStream {
     ) -> Poll<io::Result<usize>> {
         // What hyper writes while a job waits is what precedes it (the
         // response head): it goes first.
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let stream = &mut this.stream;
+        this.stall
+            .poll(cx, NOT_READING, |cx| Pin::new(stream).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -206,7 +233,11 @@ impl AsyncWrite for SpliceStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let stream = &mut this.stream;
+        this.stall.poll(cx, NOT_READING, |cx| {
+            Pin::new(stream).poll_write_vectored(cx, bufs)
+        })
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -217,11 +248,16 @@ impl AsyncWrite for SpliceStream {
         // hyper has written all it buffered before it flushes.
         let this = self.get_mut();
         ready!(this.poll_job(cx))?;
-        Pin::new(&mut this.stream).poll_flush(cx)
+        let stream = &mut this.stream;
+        this.stall
+            .poll(cx, NOT_READING, |cx| Pin::new(stream).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        let stream = &mut this.stream;
+        this.stall
+            .poll(cx, NOT_READING, |cx| Pin::new(stream).poll_shutdown(cx))
     }
 }
 
