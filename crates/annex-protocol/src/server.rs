@@ -91,6 +91,11 @@ pub enum ServeError {
     /// (in the middle of sending content).
     #[error("repository failed while content was being sent: {0}")]
     Repository(RepoError),
+    /// The repository stopped receiving content after the peer announced
+    /// it (DATA), without reading it: a full disk. The connection is
+    /// closed, as git-annex's server closes it.
+    #[error("{0}")]
+    ReceiveStopped(RepoError),
 }
 
 /// How a served connection ended without failure.
@@ -572,7 +577,33 @@ where
         state: SourceState::Idle,
     };
     let result = repo.put(key, file, &mut source).await;
-    let mut state = source.state;
+    let state = source.state;
+    // A repository that has no room for content announced with DATA
+    // stops before reading it: the connection is closed rather than
+    // the payload read to no use, as git-annex's server does.
+    match result {
+        Err(e) if state == SourceState::Streaming && is_storage_full(&e) => {
+            Err(ServeError::ReceiveStopped(e))
+        }
+        result => finish_put(c, state, result).await,
+    }
+}
+
+/// Whether a repository stopped a receive for want of disk space.
+fn is_storage_full(e: &RepoError) -> bool {
+    matches!(e, RepoError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull)
+}
+
+/// Answers a PUT the repository has handled.
+async fn finish_put<R, W>(
+    c: &mut Conn<R, W>,
+    mut state: SourceState,
+    result: Result<PutOutcome, RepoError>,
+) -> Result<(), ServeError>
+where
+    R: AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin,
+{
     // Whatever the repository did, the payload and the validity that
     // follows it are consumed, so the connection stays in step.
     if state == SourceState::Streaming {
