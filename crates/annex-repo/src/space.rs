@@ -281,6 +281,7 @@ mod tests {
             e.to_string(),
             "not enough free space, need 1.5 MB more (use --force to override this check or adjust annex.diskreserve)"
         );
+        assert!(e.is_for_peer());
         assert!(check(100, 50, 50, 0).is_ok());
         assert!(check(100, 50, 50, 1).is_err());
         assert!(check(100, u64::MAX, u64::MAX, u64::MAX).is_err());
