@@ -43,6 +43,7 @@ use crate::wire::{
     self, ApiVersion, Endpoint, GetTimestampResult, LockResult, Params, PutOffsetResult, PutResult,
     RemoveResult, DATA_LENGTH_HEADER,
 };
+pub use conn::{AnswerTooLong, MAX_ANSWER};
 use conn::{BodyReader, Pool, RequestBody};
 pub use url::{ServerUrl, UrlError};
 
