@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian bookworm machine:
-# git-annex 10.20250416 from bookworm-backports, and cargo-nextest if missing;
-# with --bench, also wrk for the benchmark scripts.
+# git-annex from bookworm-backports (10.20250416, the version the project
+# is written against, as long as the suite has it; else the version the
+# suite has, with a warning), and cargo-nextest if missing; with --bench,
+# also wrk for the benchmark scripts. Says which git-annex is installed.
 # The backports source is derived from the machine's own Debian apt source,
 # so no mirror is named here.
+#
+# APT_SOURCES_DIR (default /etc/apt/sources.list.d) is where apt's sources
+# are read and the backports source is written.
 set -euo pipefail
 
 want_version=10.20250416
+sources=${APT_SOURCES_DIR:-/etc/apt/sources.list.d}
 
 have_git_annex() {
   command -v git-annex >/dev/null 2>&1 &&
     git-annex version --raw 2>/dev/null | grep -q "^${want_version}"
+}
+
+# The versions of git-annex bookworm-backports has, newest first (apt
+# lists them so).
+backports_versions() {
+  apt-cache madison git-annex |
+    awk -F'|' '$3 ~ /[ \/]bookworm-backports[\/ ]/ { gsub(/ /, "", $2); print $2 }'
 }
 
 sudo_if_needed() {
@@ -18,8 +31,8 @@ sudo_if_needed() {
 }
 
 if ! have_git_annex; then
-  src=/etc/apt/sources.list.d/debian.sources
-  dst=/etc/apt/sources.list.d/bookworm-backports.sources
+  src=$sources/debian.sources
+  dst=$sources/bookworm-backports.sources
   if [ ! -f "$dst" ]; then
     if [ ! -f "$src" ]; then
       echo "install-deps: $src not found; add a bookworm-backports apt source by hand" >&2
@@ -49,10 +62,25 @@ if ! have_git_annex; then
     fi
   fi
   sudo_if_needed apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq \
-    -t bookworm-backports "git-annex=${want_version}*" >/dev/null
+  available=$(backports_versions)
+  pick=$(printf '%s\n' "$available" | grep "^${want_version}" | sed -n 1p || true)
+  if [ -z "$pick" ]; then
+    pick=$(printf '%s\n' "$available" | sed -n 1p)
+    if [ -z "$pick" ]; then
+      echo "install-deps: bookworm-backports has no git-annex" >&2
+      exit 1
+    fi
+    echo "install-deps: warning: bookworm-backports no longer has git-annex ${want_version}; installing ${pick}. The interop tests are written for ${want_version}'s behaviour: a difference they report may be a change in git-annex." >&2
+  fi
+  DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq --allow-downgrades \
+    -t bookworm-backports "git-annex=${pick}" >/dev/null
 fi
-have_git_annex || { echo "install-deps: git-annex ${want_version} did not install" >&2; exit 1; }
+installed=$(git-annex version --raw 2>/dev/null || true)
+if [ -z "$installed" ]; then
+  echo "install-deps: git-annex did not install" >&2
+  exit 1
+fi
+echo "install-deps: git-annex ${installed} installed"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest

@@ -103,6 +103,40 @@ pub fn try_lock(path: &Path, kind: LockKind) -> io::Result<Option<FileLock>> {
     }))
 }
 
+/// Whether some holder (this process through another open file, or any
+/// other process, git-annex included) has a lock on `path`, without taking
+/// one: a lock file that does not exist is not locked.
+pub fn is_locked(path: &Path) -> io::Result<bool> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: a zeroed flock is a valid value; F_OFD_GETLK reads the
+    // fields set below and writes the conflicting lock, if any, back.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    loop {
+        // SAFETY: the descriptor is open for the duration of the call and
+        // `fl` points to a valid flock.
+        let r = unsafe {
+            libc::fcntl(
+                file.as_raw_fd(),
+                libc::F_OFD_GETLK,
+                &mut fl as *mut libc::flock,
+            )
+        };
+        if r == 0 {
+            return Ok(fl.l_type != libc::F_UNLCK as libc::c_short);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
 /// Takes a lock, waiting for conflicting holders to release theirs. Blocks
 /// the calling thread.
 pub fn lock_blocking(path: &Path, kind: LockKind) -> io::Result<FileLock> {
@@ -133,5 +167,23 @@ mod tests {
         assert!(try_lock(&p, LockKind::Shared).unwrap().is_none());
         std::fs::remove_file(&p).unwrap();
         assert!(!e.is_sane());
+    }
+
+    #[test]
+    fn locks_are_seen_without_being_taken() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.lck");
+        assert!(!is_locked(&p).unwrap(), "no file, no lock");
+        let shared = try_lock(&p, LockKind::Shared).unwrap().unwrap();
+        // Held by this process, through another open file.
+        assert!(is_locked(&p).unwrap());
+        drop(shared);
+        assert!(!is_locked(&p).unwrap());
+        let ex = try_lock(&p, LockKind::Exclusive).unwrap().unwrap();
+        assert!(is_locked(&p).unwrap());
+        // Looking took nothing: the holder is undisturbed, and after it
+        // the lock is free to take.
+        drop(ex);
+        assert!(try_lock(&p, LockKind::Exclusive).unwrap().is_some());
     }
 }

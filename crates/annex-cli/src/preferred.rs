@@ -27,8 +27,8 @@ pub struct MatchexpressionArgs {
     #[arg(long, value_name = "KEY", value_parser = parse_key, allow_hyphen_values = true)]
     key: Option<Key>,
     /// The size to match against (`100`, `1mb`, `2 GiB`...).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_hyphen_values = true)]
-    size: Option<i128>,
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    size: Option<String>,
     /// Print why the expression matched or did not.
     #[arg(long)]
     explain: bool,
@@ -42,8 +42,18 @@ fn parse_key(s: &str) -> Result<Key, String> {
     Key::parse(s).map_err(|e| e.to_string())
 }
 
-fn parse_size(s: &str) -> Result<i128, String> {
-    annex_preferred::size::read_size(s).ok_or_else(|| "parse error".to_owned())
+/// An option whose value does not parse, refused as git-annex's option
+/// parser refuses it: its message, then the usage, and exit code 1.
+fn bad_option(option: &str) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cli = crate::Cli::command();
+    cli.build();
+    let usage = cli
+        .find_subcommand_mut("matchexpression")
+        .map(|c| c.render_usage().to_string())
+        .unwrap_or_default();
+    eprintln!("option --{option}: parse error\n\n{usage}");
+    ExitCode::FAILURE
 }
 
 /// The exit code git-annex uses when an expression cannot be matched.
@@ -104,6 +114,11 @@ impl Context {
 }
 
 pub fn matchexpression(args: MatchexpressionArgs) -> anyhow::Result<ExitCode> {
+    let size_option = match args.size.as_deref().map(annex_preferred::size::read_size) {
+        Some(None) => return Ok(bad_option("size")),
+        Some(Some(size)) => Some(size),
+        None => None,
+    };
     let here = Here::open_annex()?;
     let ctx = Context::load(&here, args.rebalance)?;
     let Some(u) = here.uuid.clone() else {
@@ -131,7 +146,7 @@ pub fn matchexpression(args: MatchexpressionArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .and_then(|k| k.size())
         .map(i128::from)
-        .or(args.size);
+        .or(size_option);
     let subject = Subject {
         key: args.key.as_ref(),
         file: args.file.as_deref(),

@@ -187,6 +187,16 @@ fn configlist(dir: &str) -> anyhow::Result<ExitCode> {
 
 fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Result<ExitCode> {
     use annex_protocol::Repository;
+    // Why a request failed, where the peer is only told that it did:
+    // standard error, which is the server's log (git-annex-shell writes
+    // its failures there too).
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
     let repo = open_repo(dir)?;
     let work = resolve_dir(dir);
     // A UUID other than this repository's is a repository it proxies, if

@@ -324,11 +324,14 @@ impl PutSource for StallingSource {
     }
 }
 
-/// The total size of the files under `dir`, once it stops changing.
+/// The total size of the content files under `dir` (not the lock files
+/// of receives, which hold their claims on free space), once it stops
+/// changing.
 fn settled_size(dir: &Path) -> u64 {
     let size = || -> u64 {
         files_under(dir)
             .iter()
+            .filter(|p| p.extension().is_none_or(|e| e != "lck"))
             .filter_map(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum()

@@ -27,12 +27,17 @@ struct Session {
 }
 
 async fn session(srv: &Path) -> Session {
+    session_with_stderr(srv, Stdio::inherit()).await
+}
+
+async fn session_with_stderr(srv: &Path, stderr: Stdio) -> Session {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_annex"))
         .args(["shell", "p2pstdio"])
         .arg(srv)
         .arg("00000000-0000-4000-8000-000000000001")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -269,6 +274,83 @@ async fn disk_reserve_is_honoured() {
         matches!(reply, Message::Error(ref e) if e.contains("annex.diskreserve")),
         "{reply:?}"
     );
+}
+
+/// A key without a size is checked against the DATA length: a receive
+/// that does not fit is stopped before its content is read, the session
+/// closed as git-annex-shell closes it, its reason on standard error; a
+/// receive in progress in another session counts.
+#[tokio::test]
+async fn disk_reserve_holds_for_keys_without_a_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let srv = served_repo(tmp.path());
+    // Room for a quarter of what is free now: far more than other
+    // programs on the machine write meanwhile.
+    let room = annex_repo::free_space(&srv).unwrap() / 4;
+    let reserve = annex_repo::free_space(&srv).unwrap() - room;
+    git(&srv, &["config", "annex.diskreserve", &reserve.to_string()]);
+
+    // Twice the room: stopped.
+    let mut s = session_with_stderr(&srv, Stdio::piped()).await;
+    let big = Key::parse("WORM--big").unwrap();
+    assert_eq!(
+        s.call(Message::Put(AssociatedFile::none(), big.clone()))
+            .await,
+        Message::PutFrom(0)
+    );
+    // The announcement and a few of the bytes (the server may have gone).
+    let _ = s.w.send_data(2 * room, &mut &b"the first bytes"[..]).await;
+    // No more comes: a server that reads the content sees it end early.
+    let Session { child, mut r, w } = s;
+    drop(w);
+    assert_eq!(r.read_message().await.unwrap(), None, "the session ends");
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not enough free space, need ")
+            && stderr.contains("adjust annex.diskreserve"),
+        "{stderr}"
+    );
+    assert!(!srv.join(".git/annex/tmp").join(big.to_file_name()).exists());
+
+    // 60% of the room is being received in one session: 60% more in
+    // another does not fit.
+    let share = room / 10 * 6;
+    let mut a = session(&srv).await;
+    let first = Key::parse("WORM--first").unwrap();
+    assert_eq!(
+        a.call(Message::Put(AssociatedFile::none(), first.clone()))
+            .await,
+        Message::PutFrom(0)
+    );
+    // The first 1000 bytes of what is announced (`send_data` says the
+    // rest is missing).
+    let _ = a.w.send_data(share, &mut &[7u8; 1000][..]).await;
+    let first_tmp = srv.join(".git/annex/tmp").join(first.to_file_name());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&first_tmp).map(|m| m.len()).unwrap_or(0) < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first upload never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut b = session_with_stderr(&srv, Stdio::piped()).await;
+    let second = Key::parse("WORM--second").unwrap();
+    assert_eq!(
+        b.call(Message::Put(AssociatedFile::none(), second)).await,
+        Message::PutFrom(0)
+    );
+    let _ = b.w.send_data(share, &mut &b"x"[..]).await;
+    let Session { child, mut r, w } = b;
+    drop(w);
+    assert_eq!(r.read_message().await.unwrap(), None, "the session ends");
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not enough free space"),
+        "{out:?}"
+    );
+    drop(a);
 }
 
 /// A repository holding one annexed file, and its key.

@@ -1,8 +1,8 @@
 //! `annex sim` as a command: a simulation kept in the repository between
 //! calls, `run` with its report and exit status, bad input refused with
-//! the line and git-annex's message and nothing left behind, and the sim
-//! files of git-annex's documentation (read from a git-annex source tree
-//! when one is at hand).
+//! the line and git-annex's message and nothing left behind. (The sim
+//! files of git-annex's documentation are compared with git-annex's own
+//! runs of them in sim_differential.rs.)
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -171,73 +171,4 @@ fn sim_bad_input_leaves_no_simulation_behind() {
     // A failed command changes nothing.
     assert_eq!(text(&sim(&dir, &["show"])).0.lines().count(), 1);
     assert!(sim(&dir, &["end"]).status.success());
-}
-
-/// The sim file `doc/sims/NAME` of git-annex 10.20250416: from the HTML
-/// of the installed git-annex's documentation (the Debian package ships
-/// it), or from a copy of git-annex's source (`GIT_ANNEX_SOURCE`, a git
-/// repository with its tags).
-fn git_annex_doc_sim(name: &str) -> Option<String> {
-    let html = Path::new("/usr/share/doc/git-annex/html/sims").join(format!("{name}.html"));
-    if let Ok(page) = std::fs::read_to_string(&html) {
-        return sim_of_html(&page);
-    }
-    let source = std::env::var("GIT_ANNEX_SOURCE").ok()?;
-    let o = output(&mut command(
-        Path::new(&source),
-        "git",
-        &["show", &format!("10.20250416:doc/sims/{name}.mdwn")],
-    ));
-    o.status
-        .success()
-        .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
-}
-
-/// The text of a sim page's main content: markdown lines joined by
-/// `<br />`, tags dropped, entities decoded.
-fn sim_of_html(page: &str) -> Option<String> {
-    const MAIN: &str = "<div id=\"content\" role=\"main\">";
-    let body = &page[page.find(MAIN)? + MAIN.len()..];
-    let body = &body[..body.find("</div>")?];
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in body.replace("<br />\n", "\n").chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    let text = text
-        .replace("&gt;", ">")
-        .replace("&lt;", "<")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&");
-    Some(format!("{}\n", text.trim()))
-}
-
-/// git-annex's example sim files run and succeed.
-#[test]
-fn sim_git_annex_doc_sims_run() {
-    let (_tmp, dir) = repo();
-    for name in [
-        "balanced",
-        "randomwanted",
-        "sizebalanced_cluster",
-        "sizebalanced_splitbrain",
-    ] {
-        let sim_text = git_annex_doc_sim(name).unwrap_or_else(|| {
-            panic!(
-                "git-annex's doc/sims/{name} is neither in the installed documentation nor in GIT_ANNEX_SOURCE"
-            )
-        });
-        assert!(sim_text.contains("init "), "{name}: {sim_text}");
-        let file = dir.join(format!("{name}.sim"));
-        std::fs::write(&file, sim_text).unwrap();
-        let r = output(command(&dir, annex_bin(), &["sim", "run"]).arg(&file));
-        assert!(r.status.success(), "{name}: {:?}", text(&r));
-        assert!(text(&r).0.contains("Sim ended."), "{name}");
-    }
 }

@@ -15,6 +15,7 @@ pub struct BytesSource {
     cursor: Cursor<Bytes>,
     validity: Validity,
     offset: Option<u64>,
+    announced: Option<u64>,
 }
 
 impl BytesSource {
@@ -24,7 +25,15 @@ impl BytesSource {
             cursor: Cursor::new(content.into()),
             validity: Validity::Valid,
             offset: None,
+            announced: None,
         }
+    }
+
+    /// Announces `len` bytes (the DATA length) whatever the content holds,
+    /// as a sender that lies or breaks off would: for testing receivers.
+    pub fn announcing(mut self, len: u64) -> Self {
+        self.announced = Some(len);
+        self
     }
 
     /// Sends `validity` after the content instead of VALID.
@@ -47,7 +56,7 @@ impl PutSource for BytesSource {
         self.offset = Some(offset);
         self.cursor.set_position(offset_in);
         Ok(PutData::Stream {
-            len: total - offset_in,
+            len: self.announced.unwrap_or(total - offset_in),
             stream: &mut self.cursor,
         })
     }

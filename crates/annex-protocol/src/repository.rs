@@ -132,6 +132,39 @@ pub enum RepoError {
     Other(String),
 }
 
+/// What a server tells its peer about a failure whose cause is the
+/// server's own business (a path, an ssh error, a node's answer): the
+/// details belong in the server's log. git-annex has no words of its own
+/// for this case: its p2phttp leaves such a request unanswered (or answers
+/// with the exception's text), its git-annex-shell ends the session.
+pub const SERVER_FAILURE: &str = "the repository failed (the server's log says why)";
+
+impl RepoError {
+    /// Whether the peer may be told this error's own text: refusals (their
+    /// text is written for the peer), a full disk (git-annex's words, no
+    /// path), what a repository cannot do. Anything else may hold paths,
+    /// host names or another server's answers.
+    pub fn is_for_peer(&self) -> bool {
+        match self {
+            RepoError::Refused(_) | RepoError::Unsupported(_) => true,
+            RepoError::Io(e) => e.kind() == io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
+    /// What a server sends its peer about this error (in ERROR, or as an
+    /// HTTP answer's body): its text when [`is_for_peer`](Self::is_for_peer),
+    /// git-annex's `protocol error` for a broken protocol, and otherwise
+    /// [`SERVER_FAILURE`].
+    pub fn peer_message(&self) -> String {
+        match self {
+            e if e.is_for_peer() => e.to_string(),
+            RepoError::Protocol(_) => "protocol error".to_owned(),
+            _ => SERVER_FAILURE.to_owned(),
+        }
+    }
+}
+
 /// What a remove did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoveOutcome {

@@ -91,6 +91,11 @@ pub enum ServeError {
     /// (in the middle of sending content).
     #[error("repository failed while content was being sent: {0}")]
     Repository(RepoError),
+    /// The repository stopped receiving content after the peer announced
+    /// it (DATA), without reading it: a full disk. The connection is
+    /// closed, as git-annex's server closes it.
+    #[error("{0}")]
+    ReceiveStopped(RepoError),
 }
 
 /// How a served connection ended without failure.
@@ -178,6 +183,16 @@ impl<R: AsyncRead + Send + Unpin, W: AsyncWrite + Send + Unpin> Conn<R, W> {
         self.send(&Message::Error(text.into())).await
     }
 
+    /// Answers a failed request with ERROR: the error's own text where it
+    /// is meant for the peer, else git-annex's words, with the details in
+    /// the log (see [`RepoError::peer_message`]).
+    async fn repo_error(&mut self, request: &str, e: &RepoError) -> Result<(), CodecError> {
+        if !e.is_for_peer() {
+            tracing::warn!(request, error = %e, "request failed");
+        }
+        self.error(e.peer_message()).await
+    }
+
     /// Reads the next message; an unparsable line is answered with ERROR and
     /// reported as `Ok(Some(None))`.
     async fn recv(&mut self) -> Result<Option<Option<Message>>, CodecError> {
@@ -257,7 +272,7 @@ where
             }
             Message::CheckPresent(key) => match repo.check_present(&key).await {
                 Ok(b) => c.send_result(b, Vec::new()).await?,
-                Err(e) => c.error(e.to_string()).await?,
+                Err(e) => c.repo_error("CHECKPRESENT", &e).await?,
             },
             Message::LockContent(key) => match repo.lock_content(&key).await {
                 Ok(Some(lock)) => {
@@ -276,7 +291,7 @@ where
                     }
                 }
                 Ok(None) => c.send(&Message::Failure).await?,
-                Err(e) => c.error(e.to_string()).await?,
+                Err(e) => c.repo_error("LOCKCONTENT", &e).await?,
             },
             Message::Remove(key) => handle_remove(c, repo, opts, &key, None).await?,
             Message::RemoveBefore(ts, key) if c.version.has_remove_before() => {
@@ -285,7 +300,7 @@ where
             Message::GetTimestamp if c.version.has_remove_before() => {
                 match repo.get_timestamp().await {
                     Ok(ts) => c.send(&Message::Timestamp(ts)).await?,
-                    Err(e) => c.error(e.to_string()).await?,
+                    Err(e) => c.repo_error("GETTIMESTAMP", &e).await?,
                 }
             }
             Message::Put(file, key) => {
@@ -307,7 +322,7 @@ where
                     (Ok(GetOutcome::NotPresent), SinkState::Idle) => {
                         send_missing_content(c).await?;
                     }
-                    (Err(e), SinkState::Idle) => c.error(e.to_string()).await?,
+                    (Err(e), SinkState::Idle) => c.repo_error("GET", &e).await?,
                     // The peer hung up during or right after the transfer.
                     (Err(RepoError::Codec(CodecError::UnexpectedEof)), _) => {
                         return Ok(ServeEnd::Closed)
@@ -349,7 +364,7 @@ where
     }
     match repo.remove(key, before).await {
         Ok(o) => c.send_result(o.removed, o.also_removed_from).await,
-        Err(e) => c.error(e.to_string()).await,
+        Err(e) => c.repo_error("REMOVE", &e).await,
     }
 }
 
@@ -572,7 +587,33 @@ where
         state: SourceState::Idle,
     };
     let result = repo.put(key, file, &mut source).await;
-    let mut state = source.state;
+    let state = source.state;
+    // A repository that has no room for content announced with DATA
+    // stops before reading it: the connection is closed rather than
+    // the payload read to no use, as git-annex's server does.
+    match result {
+        Err(e) if state == SourceState::Streaming && is_storage_full(&e) => {
+            Err(ServeError::ReceiveStopped(e))
+        }
+        result => finish_put(c, state, result).await,
+    }
+}
+
+/// Whether a repository stopped a receive for want of disk space.
+fn is_storage_full(e: &RepoError) -> bool {
+    matches!(e, RepoError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull)
+}
+
+/// Answers a PUT the repository has handled.
+async fn finish_put<R, W>(
+    c: &mut Conn<R, W>,
+    mut state: SourceState,
+    result: Result<PutOutcome, RepoError>,
+) -> Result<(), ServeError>
+where
+    R: AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin,
+{
     // Whatever the repository did, the payload and the validity that
     // follows it are consumed, so the connection stays in step.
     if state == SourceState::Streaming {
@@ -596,7 +637,7 @@ where
         (SourceState::Idle, Ok(PutOutcome::NotStored)) => {
             c.error("content could not be stored").await?;
         }
-        (SourceState::Idle, Err(e)) => c.error(e.to_string()).await?,
+        (SourceState::Idle, Err(e)) => c.repo_error("PUT", &e).await?,
         (SourceState::Abandoned, Err(RepoError::Codec(e))) => return Err(e.into()),
         (SourceState::Abandoned, _) => {}
         (SourceState::Done | SourceState::Present, Ok(PutOutcome::Stored(plus)))
@@ -609,7 +650,10 @@ where
         (SourceState::Done | SourceState::Present, Err(RepoError::Codec(e))) => {
             return Err(e.into())
         }
-        (SourceState::Done | SourceState::Present, Err(_)) => {
+        (SourceState::Done | SourceState::Present, Err(e)) => {
+            if !e.is_for_peer() {
+                tracing::warn!(request = "PUT", error = %e, "request failed");
+            }
             c.send_result(false, Vec::new()).await?;
         }
         (SourceState::Streaming, _) => unreachable!("payload consumed above"),

@@ -45,7 +45,7 @@ use annex_protocol::repository::{
 };
 use annex_protocol::{AssociatedFile, Key, KeyVariety, RepoError, Uuid};
 use annex_repo::read::FileStream;
-use annex_repo::{ensure_free_space, monotonic_seconds, receive_verified, ReceiveLock};
+use annex_repo::{monotonic_seconds, receive_verified, ReceiveLock};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -412,6 +412,22 @@ impl DirectoryRemote {
     /// `DIR/tmp/KEY`.
     pub fn tmp_dir(&self, key: &Key) -> PathBuf {
         self.inner.dir.join("tmp").join(key.to_file_name())
+    }
+
+    /// Makes room for `need` more bytes of the receive holding `lock`,
+    /// keeping the gateway's annex.diskreserve free on the directory's
+    /// filesystem after the other receives in progress into it and, when
+    /// the gateway's annex is on the same filesystem, into the gateway
+    /// (git-annex's checkDiskSpaceDirectory).
+    fn claim_space(&self, lock: &ReceiveLock, need: u64) -> Result<(), RepoError> {
+        let git_dir = self
+            .inner
+            .branch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .git_dir()
+            .to_owned();
+        lock.claim_space(need, self.inner.disk_reserve, Some(&git_dir))
     }
 
     fn not_accessible(&self) -> RepoError {
@@ -1180,7 +1196,7 @@ impl Repository for DirectoryRemote {
                 resume = p.resume()?;
             }
             if let Some(size) = p.key.size() {
-                ensure_free_space(dir, size - resume.offset, this.inner.disk_reserve)?;
+                this.claim_space(&lock, size - resume.offset)?;
             }
             Ok((lock, resume))
         })
@@ -1200,9 +1216,12 @@ impl Repository for DirectoryRemote {
             PutData::Stream { len, .. } | PutData::Chunks { len, .. } => *len,
         };
         let total = resume.offset + len;
-        if key.size().is_some_and(|s| total != s) {
+        match key.size() {
             // The sender's idea of the content's size is not the key's.
-            return Ok(PutOutcome::NotStored);
+            Some(s) if total != s => return Ok(PutOutcome::NotStored),
+            Some(_) => {}
+            // Room for what the sender says it sends, before reading it.
+            None => self.claim_space(&lock, len)?,
         }
         let prefix = Box::new(Concat {
             parts: resume.prefix.into_iter().collect(),
@@ -1660,8 +1679,62 @@ mod tests {
             .put(&k, &AssociatedFile::default(), &mut Source::new(&c))
             .await
             .unwrap_err();
-        assert!(matches!(err, RepoError::Refused(_)), "{err}");
+        assert!(is_full(&err), "{err}");
         assert!(files(&f.dir).is_empty());
+    }
+
+    fn is_full(e: &RepoError) -> bool {
+        matches!(e, RepoError::Io(io) if io.kind() == io::ErrorKind::StorageFull)
+    }
+
+    /// A key without a size is checked against the length its sender
+    /// announces, and receives in progress into the remote count.
+    #[tokio::test]
+    async fn disk_reserve_holds_for_keys_without_a_size() {
+        let f = fixture();
+        // Room for a quarter of what is free now: far more than other
+        // programs write meanwhile.
+        let room = annex_repo::free_space(&f.dir).unwrap() / 4;
+        let reserve = annex_repo::free_space(&f.dir).unwrap() - room;
+        for chunking in [Chunking::None, Chunking::Chunks(1 << 20)] {
+            let r = DirectoryRemote::new(
+                Uuid::parse("794fec3b-bb73-45fb-8f9b-4f11e080df39").unwrap(),
+                f.dir.clone(),
+                chunking,
+                reserve,
+                f.branch.clone(),
+            );
+            let k = Key::parse("WORM--big").unwrap();
+            let mut source = annex_protocol::BytesSource::new(&b"x"[..]).announcing(2 * room);
+            let err = r
+                .put(&k, &AssociatedFile::default(), &mut source)
+                .await
+                .unwrap_err();
+            assert!(is_full(&err), "{chunking:?}: {err}");
+            assert!(files(&f.dir.join("tmp")).is_empty(), "{chunking:?}");
+
+            // 60% of the room is claimed by a receive in progress (another
+            // process's: a lock on its temporary path and its claim).
+            let other = r.tmp_dir(&Key::parse("WORM--other").unwrap());
+            let lock = ReceiveLock::take(&other).unwrap().unwrap();
+            lock.claim_space(room / 10 * 6, 0, None).unwrap();
+            let mut source = annex_protocol::BytesSource::new(&b"x"[..]).announcing(room / 10 * 6);
+            let err = r
+                .put(&k, &AssociatedFile::default(), &mut source)
+                .await
+                .unwrap_err();
+            assert!(is_full(&err), "{chunking:?}: {err}");
+            drop(lock);
+            // Alone, it fits (and fails only for want of the bytes
+            // announced).
+            let mut source = annex_protocol::BytesSource::new(&b"x"[..]).announcing(room / 10 * 6);
+            let err = r
+                .put(&k, &AssociatedFile::default(), &mut source)
+                .await
+                .unwrap_err();
+            assert!(!is_full(&err), "{chunking:?}: {err}");
+            let _ = fs::remove_dir_all(f.dir.join("tmp"));
+        }
     }
 
     #[tokio::test]

@@ -38,10 +38,12 @@ pub mod location;
 mod objects;
 pub use annex_branch::lock;
 pub mod read;
+pub mod space;
 mod store;
 pub mod verify;
 
-pub use store::{ensure_free_space, free_space, receive_verified, ReceiveLock};
+pub use space::{ensure_free_space, free_space, ReceiveLock};
+pub use store::receive_verified;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;

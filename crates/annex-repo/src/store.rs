@@ -1,9 +1,7 @@
 //! Receiving content: into the temporary file, verified while it streams
 //! in, then moved into place.
 
-use std::ffi::CString;
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -12,40 +10,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::lock::{try_lock, FileLock, LockKind};
+use crate::space::ReceiveLock;
 use crate::verify::Verifier;
-use crate::{blocking_err, with_suffix, LocalRepository};
+use crate::{blocking_err, LocalRepository};
 
 /// Size of the chunks content is received and written in.
 const CHUNK: usize = 256 * 1024;
-
-/// Free bytes on the filesystem holding `path` (for an unprivileged
-/// writer: what statvfs(3) calls available).
-pub fn free_space(path: &Path) -> io::Result<u64> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds NUL"))?;
-    // SAFETY: a zeroed statvfs is valid to be written by statvfs(3), and
-    // `c` is a NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
-}
-
-/// Refuses to receive `need` more bytes into the directory `dir` when
-/// that would leave less than `reserve` bytes free on its filesystem
-/// (annex.diskreserve), with the message a server sends its peer.
-pub fn ensure_free_space(dir: &Path, need: u64, reserve: u64) -> Result<(), RepoError> {
-    let free = free_space(dir)?;
-    if free < need.saturating_add(reserve) {
-        return Err(RepoError::Refused(format!(
-            "not enough free space: {need} more bytes are needed, {free} are free, and annex.diskreserve keeps {reserve} free"
-        )));
-    }
-    Ok(())
-}
 
 fn is_hash_key(key: &Key) -> bool {
     matches!(key.variety(), KeyVariety::Hash { .. })
@@ -77,8 +47,11 @@ pub(crate) async fn put(
         tokio::fs::remove_file(&tmp).await?;
         offset = 0;
     }
+    // Room for the content, before the sender is asked for it (a key
+    // without a size: once the sender says how much it sends).
+    let claim = |need: u64| recv_lock.claim_space(need, repo.disk_reserve(), Some(repo.git_dir()));
     if let Some(size) = key.size() {
-        ensure_free_space(&tmpdir, size - offset, repo.disk_reserve())?;
+        claim(size - offset)?;
     }
 
     let data = source.open(offset).await?;
@@ -92,9 +65,13 @@ pub(crate) async fn put(
         }
         PutData::Stream { len, .. } | PutData::Chunks { len, .. } => *len,
     };
-    if key.size().is_some_and(|s| offset + len != s) {
+    match key.size() {
         // The sender's idea of the content's size is not the key's.
-        return Ok(PutOutcome::NotStored);
+        Some(s) if offset + len != s => return Ok(PutOutcome::NotStored),
+        Some(_) => {}
+        // Nothing is read nor written: the temporary file stays as it
+        // was, for a later attempt.
+        None => claim(len)?,
     }
     // A sender in this process that hashes the content itself (a cluster
     // gateway writing one upload to several repositories) spares the
@@ -300,35 +277,6 @@ fn move_into_place(repo: &LocalRepository, key: &Key, tmp: &Path) -> io::Result<
     })?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))?;
     Ok(())
-}
-
-/// The exclusive lock held while a key's content is being received (in
-/// this process or another), on `TMP.lck` beside the temporary file or
-/// directory `TMP`; the lock file is removed when it is released.
-pub struct ReceiveLock(Option<FileLock>);
-
-impl ReceiveLock {
-    /// Takes the lock for the temporary path `tmp`, or `Ok(None)` when
-    /// another receiver holds it.
-    pub fn take(tmp: &Path) -> io::Result<Option<ReceiveLock>> {
-        let path = with_suffix(tmp, ".lck");
-        loop {
-            match try_lock(&path, LockKind::Exclusive)? {
-                None => return Ok(None),
-                // Another receiver removed the file after we opened it.
-                Some(l) if !l.is_sane() => continue,
-                Some(l) => return Ok(Some(ReceiveLock(Some(l)))),
-            }
-        }
-    }
-}
-
-impl Drop for ReceiveLock {
-    fn drop(&mut self) {
-        if let Some(l) = self.0.take() {
-            let _ = std::fs::remove_file(l.path());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use annex_protocol::RepoError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
@@ -41,6 +41,50 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 /// is not faster: a chunk that still sits in the CPU cache when it is
 /// copied out is what makes a large GET fast.
 const READ_BUF: usize = 256 * 1024;
+
+/// The most an answer that is not content may hold: the head of any
+/// answer (status line and headers), and the body of a JSON answer or of
+/// an error. git-annex's are a few dozen bytes; a server that sends more
+/// is broken or hostile, and is not read further.
+pub const MAX_ANSWER: usize = 64 * 1024;
+
+/// An answer longer than [`MAX_ANSWER`] (carried as the source of an
+/// [`io::Error`] of kind [`io::ErrorKind::InvalidData`] in
+/// [`RepoError::Io`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the server's answer is longer than {limit} bytes: not read further")]
+pub struct AnswerTooLong {
+    /// The limit, [`MAX_ANSWER`].
+    pub limit: usize,
+}
+
+impl AnswerTooLong {
+    fn error() -> RepoError {
+        RepoError::Io(io::Error::new(
+            io::ErrorKind::InvalidData,
+            AnswerTooLong { limit: MAX_ANSWER },
+        ))
+    }
+}
+
+/// Reads a body of at most `limit` bytes whole.
+async fn read_bounded(mut body: Incoming, limit: usize) -> Result<Bytes, RepoError> {
+    use http_body::Body as _;
+    if body.size_hint().lower() > limit as u64 {
+        return Err(AnswerTooLong::error());
+    }
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| RepoError::Other(format!("reading the answer: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(AnswerTooLong::error());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
 
 /// One HTTP/1.1 connection and what drives it.
 pub(crate) struct Conn {
@@ -94,12 +138,11 @@ impl Conn {
         self.drive(fut).await
     }
 
-    /// Reads a whole (small) answer body.
+    /// Reads a whole answer body that is not content, of at most
+    /// [`MAX_ANSWER`] bytes; a longer one fails with [`AnswerTooLong`]
+    /// (and the connection is not to be used again).
     pub(crate) async fn collect(&mut self, body: Incoming) -> Result<Bytes, RepoError> {
-        self.drive(body.collect())
-            .await
-            .map(|c| c.to_bytes())
-            .map_err(|e| RepoError::Other(format!("reading the answer: {e}")))
+        self.drive(read_bounded(body, MAX_ANSWER)).await
     }
 
     /// Sends a request and reads its answer in a task of its own: for a
@@ -312,6 +355,9 @@ impl Pool {
                     };
                     match again {
                         Some(r) => req = r,
+                        None if e.error().is_parse_too_large() => {
+                            return Err(AnswerTooLong::error())
+                        }
                         None => {
                             return Err(RepoError::Other(format!(
                                 "{}: {}",
@@ -333,6 +379,7 @@ where
 {
     let (sender, conn) = http1::Builder::new()
         .max_buf_size(READ_BUF)
+        .max_header_size(MAX_ANSWER)
         .handshake(TokioIo::new(io))
         .await
         .map_err(|e| RepoError::Other(e.to_string()))?;

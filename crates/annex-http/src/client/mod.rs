@@ -43,6 +43,7 @@ use crate::wire::{
     self, ApiVersion, Endpoint, GetTimestampResult, LockResult, Params, PutOffsetResult, PutResult,
     RemoveResult, DATA_LENGTH_HEADER,
 };
+pub use conn::{AnswerTooLong, MAX_ANSWER};
 use conn::{BodyReader, Pool, RequestBody};
 pub use url::{ServerUrl, UrlError};
 
@@ -230,14 +231,14 @@ impl HttpRepository {
     fn status_error(&self, status: StatusCode, body: &[u8]) -> RepoError {
         let text = String::from_utf8_lossy(body).trim().to_owned();
         match status {
-            StatusCode::UNAUTHORIZED if self.shared.auth.is_some() => RepoError::Refused(format!(
-                "authentication failed: {} did not accept the user and password",
-                self.shared.pool.authority()
-            )),
-            StatusCode::UNAUTHORIZED => RepoError::Refused(format!(
-                "authentication required: {} asks for a user and password",
-                self.shared.pool.authority()
-            )),
+            // Refusals are relayed as they are by a gateway to its
+            // clients: they do not name the server.
+            StatusCode::UNAUTHORIZED if self.shared.auth.is_some() => RepoError::Refused(
+                "authentication failed: the server did not accept the user and password".into(),
+            ),
+            StatusCode::UNAUTHORIZED => RepoError::Refused(
+                "authentication required: the server asks for a user and password".into(),
+            ),
             StatusCode::FORBIDDEN => RepoError::Refused(if text.is_empty() {
                 "the server does not allow this".into()
             } else {

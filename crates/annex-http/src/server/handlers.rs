@@ -45,8 +45,14 @@ impl Failure {
         Failure::new(StatusCode::BAD_REQUEST, e.to_string())
     }
 
+    /// A failed repository call: the client gets the error's text only
+    /// where it is meant for a peer, else git-annex's words; the details
+    /// (paths, ssh errors, a node's answers) go to the log.
     fn repo(e: RepoError) -> Failure {
-        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        if !e.is_for_peer() {
+            tracing::warn!(error = %e, "request failed");
+        }
+        Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.peer_message())
     }
 }
 
@@ -362,7 +368,7 @@ enum GetStart {
     /// Content sent from a file by the connection (see zero_copy).
     SendingFile(u64, zero_copy::SplicedBody),
     NotPresent,
-    Failed(String),
+    Failed(RepoError),
 }
 
 /// Feeds a GET's content into the response body, holding the last chunk
@@ -515,7 +521,7 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
                 let _ = s.send(GetStart::NotPresent);
             }
             (Err(e), Some(s)) => {
-                let _ = s.send(GetStart::Failed(e.to_string()));
+                let _ = s.send(GetStart::Failed(e));
             }
             (Err(e), None) => {
                 // Cut the response short: the client sees less than the
@@ -558,7 +564,7 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
             headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(0u64));
             Ok(resp)
         }
-        Ok(GetStart::Failed(e)) => Err(Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+        Ok(GetStart::Failed(e)) => Err(Failure::repo(e)),
         Err(_) => Err(Failure::new(StatusCode::NOT_FOUND, "key not present")),
     }
 }
