@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use annex_branch::locations::location_log_path;
 use annex_branch::sizes::{RepoSize, RepoSizes};
 use annex_branch::Branch;
-use annex_protocol::{Key, Uuid};
 use annex_test_support::{git, init_annex_repo, setpresentkey};
+use annex_types::{Key, Uuid};
 
 /// A fresh repository initialised by the real git-annex, with a git user
 /// for the commits this crate makes.

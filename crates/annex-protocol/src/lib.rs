@@ -23,7 +23,8 @@
 //! ```
 //!
 //! - [`Key`] and [`Uuid`]: git-annex keys and repository UUIDs, parsed and
-//!   formatted exactly as git-annex does.
+//!   formatted exactly as git-annex does (from annex-types, re-exported
+//!   here at the same paths).
 //! - [`Message`]: every message of protocol versions 0 to 4, with its line
 //!   serialisation.
 //! - [`codec`]: reading and writing the line serialisation over any async
@@ -39,19 +40,19 @@ pub mod codec;
 pub mod content;
 #[doc(hidden)]
 pub mod fuzzing;
-mod hashdirs;
-pub mod key;
+pub use annex_types::hashdirs;
+pub use annex_types::key;
 pub mod memory;
 pub mod message;
 pub mod repository;
 pub mod server;
-pub mod uuid;
+pub use annex_types::uuid;
 
+pub use annex_types::{HashDirs, Key, KeyError, KeyVariety};
+pub use annex_types::{Uuid, UuidError};
 pub use client::{Client, ClientOptions};
 pub use codec::FileOutput;
 pub use content::{BytesSource, VecSink};
-pub use hashdirs::HashDirs;
-pub use key::{Key, KeyError, KeyVariety};
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
 pub use repository::{
@@ -62,4 +63,3 @@ pub use server::{
     serve, serve_split, serve_split_with_output, Authentication, ServeEnd, ServeError, ServerMode,
     ServerOptions,
 };
-pub use uuid::{Uuid, UuidError};
