@@ -91,14 +91,17 @@ pub enum Chunking {
 
 impl Chunking {
     /// The chunking a remote's configuration asks for, read as git-annex
-    /// reads it: `chunksize=` wins over `chunk=`, and a size of 0 means
-    /// no chunks.
+    /// reads it (sizes as [`annex_types::size::read_size`] reads them):
+    /// `chunksize=` wins over `chunk=`, a size of 0 means no chunks, and a
+    /// negative one is refused.
     pub fn from_config(config: &RemoteConfig) -> Result<Chunking, DirectoryError> {
         let size = |field: &'static str, v: &str| {
-            annex_repo::config::parse_size(v).ok_or_else(|| DirectoryError::BadChunkConfig {
-                field,
-                value: v.to_owned(),
-            })
+            annex_types::size::read_size(v)
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| DirectoryError::BadChunkConfig {
+                    field,
+                    value: v.to_owned(),
+                })
         };
         if let Some(v) = config.get("chunksize") {
             return Ok(match size("chunksize", v)? {
@@ -1289,6 +1292,16 @@ mod tests {
             Ok(Chunking::None)
         );
         assert!(Chunking::from_config(&cfg(&[("chunk", "lots")])).is_err());
+        // Sizes in every form git-annex reads; a negative one is refused.
+        assert_eq!(
+            Chunking::from_config(&cfg(&[("chunk", "1e3")])),
+            Ok(Chunking::Chunks(1000))
+        );
+        assert_eq!(
+            Chunking::from_config(&cfg(&[("chunk", "8kbit")])),
+            Ok(Chunking::Chunks(1000))
+        );
+        assert!(Chunking::from_config(&cfg(&[("chunk", "-1")])).is_err());
     }
 
     #[test]

@@ -135,9 +135,7 @@ fn open_special(
         .or_else(|| config.get("directory"))
         .filter(|d| !d.is_empty())
         .map(|d| gateway_work.join(d));
-    let disk_reserve = config_value(&cfg, "annex.diskreserve")
-        .and_then(annex_repo::config::parse_size)
-        .unwrap_or(annex_repo::config::DEFAULT_DISK_RESERVE);
+    let disk_reserve = annex_repo::config::disk_reserve(config_value(&cfg, "annex.diskreserve"));
     DirectoryRemote::from_config(
         uuid.clone(),
         config,

@@ -163,10 +163,7 @@ impl LocalRepository {
             }
             None => return Err(OpenError::NotAnnex(path.to_owned())),
         }
-        let disk_reserve = cfg
-            .get("annex.diskreserve")
-            .and_then(config::parse_size)
-            .unwrap_or(config::DEFAULT_DISK_RESERVE);
+        let disk_reserve = config::disk_reserve(cfg.get("annex.diskreserve"));
         Ok(LocalRepository {
             inner: Arc::new(Inner {
                 bare,

@@ -1,6 +1,6 @@
 //! git-annex's vocabulary, shared by every annex crate: keys, repository
-//! UUIDs and the hash directories of object files, parsed and formatted as
-//! git-annex 10.20250416 does. Pure: no async runtime, no I/O.
+//! UUIDs, the hash directories of object files and sizes, parsed and
+//! formatted as git-annex 10.20250416 does. Pure: no async runtime, no I/O.
 //!
 //! ```
 //! use annex_types::{Key, Uuid};
@@ -20,7 +20,9 @@
 #![warn(missing_docs)]
 
 pub mod hashdirs;
+pub mod haskell;
 pub mod key;
+pub mod size;
 pub mod uuid;
 
 pub use hashdirs::HashDirs;
