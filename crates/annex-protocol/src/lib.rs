@@ -32,6 +32,8 @@
 //! - [`Repository`]: the one trait for "a repository this program can
 //!   reach"; [`serve`] answers a peer by calling it, and [`Client`]
 //!   implements it by talking to a peer.
+//! - [`Repositories`]: the repositories a server serves, looked up by
+//!   UUID.
 
 #![warn(missing_docs)]
 
@@ -44,6 +46,7 @@ pub use annex_types::hashdirs;
 pub use annex_types::key;
 pub mod memory;
 pub mod message;
+pub mod repositories;
 pub mod repository;
 pub mod server;
 pub use annex_types::uuid;
@@ -55,6 +58,7 @@ pub use codec::FileOutput;
 pub use content::{BytesSource, VecSink};
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
+pub use repositories::{Repositories, SingleRepository};
 pub use repository::{
     ByteStream, ChunkReader, ChunkStream, ContentLock, GetOutcome, GetSink, LockGuard, PutData,
     PutOutcome, PutSource, RemoveOutcome, RepoError, Repository, StreamData, Validity,

@@ -12,12 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use annex_branch::Branch;
-use annex_http::server::Repositories;
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
 use annex_protocol::repository::{
     ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
 };
-use annex_protocol::{AssociatedFile, Client, Key, RepoError, Uuid};
+use annex_protocol::{AssociatedFile, Client, Key, RepoError, Repositories, Uuid};
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
