@@ -134,7 +134,7 @@ pub fn is_stable_key(key: &Key) -> bool {
 }
 
 fn bad_key(e: annex_protocol::KeyError) -> RepoError {
-    RepoError::Other(format!("cannot make a chunk key: {e}"))
+    RepoError::context("cannot make a chunk key", e)
 }
 
 /// The key without chunk fields (git-annex's `nonChunkKey`).
@@ -285,7 +285,7 @@ struct Inner {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> RepoError {
-    RepoError::Other(format!("background task failed: {e}"))
+    RepoError::context("background task failed", e)
 }
 
 fn file_size(p: &Path) -> Option<u64> {
@@ -452,7 +452,7 @@ impl DirectoryRemote {
         let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
         let data = b
             .read(&chunk_log_path(key))
-            .map_err(|e| RepoError::Other(format!("reading the chunk log: {e}")))?;
+            .map_err(|e| RepoError::context("reading the chunk log", e))?;
         Ok(current_chunks(
             &ChunkLog::parse_new(&data),
             &self.inner.uuid,
@@ -472,7 +472,7 @@ impl DirectoryRemote {
             log.set(field, ChunkCount(count), VectorClock::now()).ok()?;
             Some(log.write_new())
         })
-        .map_err(|e| RepoError::Other(format!("recording the chunk log: {e}")))?;
+        .map_err(|e| RepoError::context("recording the chunk log", e))?;
         Ok(())
     }
 

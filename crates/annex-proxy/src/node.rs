@@ -113,9 +113,9 @@ fn open_special(
     let refused = |why: String| RepoError::Other(format!("cannot proxy to {}: {why}", r.name));
     let (git_dir, log) = {
         let b = branch.lock().unwrap_or_else(|p| p.into_inner());
-        let log = b
-            .read(REMOTE_LOG)
-            .map_err(|e| refused(format!("reading remote.log: {e}")))?;
+        let log = b.read(REMOTE_LOG).map_err(|e| {
+            RepoError::context(format!("cannot proxy to {}: reading remote.log", r.name), e)
+        })?;
         (b.git_dir().to_owned(), log)
     };
     let cfg = git_config_list(&git_dir)?;
@@ -143,7 +143,7 @@ fn open_special(
         disk_reserve,
         branch.clone(),
     )
-    .map_err(|e| refused(e.to_string()))
+    .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))
 }
 
 /// Connects to a proxied repository. `gateway_work` is where relative
@@ -192,7 +192,7 @@ pub async fn connect_bypassing(
                 "p2pstdio",
                 &[&path, gateway.as_str(), "--uuid", proxied.uuid.as_str()],
             )
-            .map_err(|e| RepoError::Other(format!("cannot proxy to {}: {e}", r.name)))?
+            .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))?
             .tokio_command();
             let opts = ClientOptions {
                 max_version,
@@ -202,7 +202,7 @@ pub async fn connect_bypassing(
             Node::Ssh(Client::spawn(cmd, &opts).await?)
         }
         Location::Http(url) => {
-            let url = ServerUrl::parse(&url).map_err(|e| RepoError::Other(e.to_string()))?;
+            let url = ServerUrl::parse(&url).map_err(RepoError::failed)?;
             let h = HttpRepository::new(
                 url,
                 proxied.uuid.clone(),
@@ -276,12 +276,12 @@ impl Recorded {
             // (Cluster UUIDs are never recorded: set_location skips them.)
             for u in &uuids {
                 b.set_location(&key, u, present)
-                    .map_err(|e| RepoError::Other(format!("recording the location: {e}")))?;
+                    .map_err(|e| RepoError::context("recording the location", e))?;
             }
             Ok(())
         })
         .await
-        .map_err(|e| RepoError::Other(e.to_string()))?
+        .map_err(RepoError::failed)?
     }
 }
 

@@ -368,7 +368,7 @@ impl Drop for SharedContentLock {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> RepoError {
-    RepoError::Other(format!("background task failed: {e}"))
+    RepoError::context("background task failed", e)
 }
 
 #[async_trait]
