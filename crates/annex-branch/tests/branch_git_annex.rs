@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use annex_branch::locations::location_log_path;
+use annex_branch::logs::paths::UUID_LOG;
 use annex_branch::sizes::{RepoSize, RepoSizes};
 use annex_branch::Branch;
 use annex_test_support::{git, init_annex_repo, setpresentkey};
@@ -380,4 +381,42 @@ fn locations_add_clusters_as_git_annex_does() {
         .set_location(&k, &Uuid::parse(cluster).unwrap(), false)
         .unwrap());
     assert_eq!(b.locations_without_clusters(&k).unwrap(), vec![u1.clone()]);
+}
+
+#[test]
+fn a_refused_change_writes_nothing_and_hands_back_its_error() {
+    #[derive(Debug, PartialEq)]
+    enum Mine {
+        TooLong,
+        Branch,
+    }
+    impl From<annex_branch::BranchError> for Mine {
+        fn from(_: annex_branch::BranchError) -> Mine {
+            Mine::Branch
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (dir, _) = annex_repo(t.path(), "r");
+    let b = Branch::open(&dir).unwrap();
+    let before = b.read(UUID_LOG).unwrap();
+    let r = b.try_change(UUID_LOG, |old| {
+        if old.len() > 10 {
+            return Err(Mine::TooLong);
+        }
+        Ok(Some(b"overwritten\n".to_vec()))
+    });
+    assert_eq!(r, Err(Mine::TooLong));
+    assert!(!b.journal().is_dirty().unwrap());
+    assert_eq!(b.read(UUID_LOG).unwrap(), before);
+    // A change that goes through is written; one to the same bytes is not.
+    let grown = [before.clone(), b"x\n".to_vec()].concat();
+    assert_eq!(
+        b.try_change::<Mine>(UUID_LOG, |_| Ok(Some(grown.clone()))),
+        Ok(true)
+    );
+    assert_eq!(b.read(UUID_LOG).unwrap(), grown);
+    assert_eq!(
+        b.try_change::<Mine>(UUID_LOG, |_| Ok(Some(grown.clone()))),
+        Ok(false)
+    );
 }
