@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use annex_branch::locations::location_log_path;
 use annex_branch::logs::paths::UUID_LOG;
+use annex_branch::logs::uuid_based::ValueError;
 use annex_branch::sizes::{RepoSize, RepoSizes};
 use annex_branch::Branch;
 use annex_test_support::{git, init_annex_repo, setpresentkey};
@@ -419,4 +420,44 @@ fn a_refused_change_writes_nothing_and_hands_back_its_error() {
         b.try_change::<Mine>(UUID_LOG, |_| Ok(Some(grown.clone()))),
         Ok(false)
     );
+}
+
+/// The descriptions git-annex shows in `git annex info`, by UUID.
+fn described(dir: &Path) -> Vec<(String, String)> {
+    let out = git(dir, &["annex", "info", "--fast", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v["semitrusted repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |f: &str| r[f].as_str().unwrap().to_owned();
+            (s("uuid"), s("description"))
+        })
+        .collect()
+}
+
+#[test]
+fn descriptions_we_record_git_annex_shows() {
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    let t = tempfile::tempdir().unwrap();
+    let (dir, _) = annex_repo(t.path(), "r");
+    let b = Branch::open(&dir).unwrap();
+    let other = Uuid::parse(OTHER).unwrap();
+    // Described twice: the later description wins, a newline written as
+    // git-annex writes it.
+    assert!(b.set_description::<Error>(&other, "first").unwrap());
+    assert!(b.set_description::<Error>(&other, "two\nlines").unwrap());
+    b.commit("update").unwrap();
+    let want = (OTHER.to_owned(), "two\\nlines".to_owned());
+    assert!(described(&dir).contains(&want), "{:?}", described(&dir));
+
+    // A description that cannot be logged is refused with its error, and
+    // nothing is written.
+    let err = b
+        .set_description::<Error>(&other, "carriage\rreturn")
+        .unwrap_err();
+    assert!(err.downcast_ref::<ValueError>().is_some(), "{err}");
+    assert!(!b.journal().is_dirty().unwrap());
+    assert!(described(&dir).contains(&want));
 }

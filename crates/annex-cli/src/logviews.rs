@@ -56,12 +56,9 @@ pub fn descriptions(branch: &Branch) -> anyhow::Result<BTreeMap<Uuid, String>> {
 
 /// Records a repository's description in uuid.log.
 pub fn set_description(branch: &Branch, uuid: &Uuid, desc: &str) -> anyhow::Result<()> {
-    branch.try_change::<anyhow::Error>(UUID_LOG, |old| {
-        let mut log = uuid_log::parse(old);
-        uuid_log::describe(&mut log, uuid.clone(), desc, VectorClock::now())
-            .map_err(|e| anyhow!("cannot record that description: {e}"))?;
-        Ok(Some(uuid_log::write(&log)))
-    })?;
+    uuid_log::escape_description(desc)
+        .map_err(|e| anyhow!("cannot record that description: {e}"))?;
+    branch.set_description::<anyhow::Error>(uuid, desc)?;
     Ok(())
 }
 

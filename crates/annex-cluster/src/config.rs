@@ -254,11 +254,7 @@ pub fn init_cluster(
         &format!("annex.cluster.{name}"),
         cu.as_str(),
     )?;
-    branch.try_change::<ConfigError>(UUID_LOG, |old| {
-        let mut log = uuid_log::parse(old);
-        uuid_log::describe(&mut log, cu.clone(), description, VectorClock::now())?;
-        Ok(Some(uuid_log::write(&log)))
-    })?;
+    branch.set_description::<ConfigError>(&cu, description)?;
     Ok(Some(cu))
 }
 
