@@ -40,6 +40,7 @@
 pub mod client;
 pub mod codec;
 pub mod content;
+pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 pub use annex_types::hashdirs;
@@ -56,6 +57,7 @@ pub use annex_types::{Uuid, UuidError};
 pub use client::{Client, ClientOptions};
 pub use codec::FileOutput;
 pub use content::{BytesSource, VecSink};
+pub use forward::Forward;
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
 pub use repositories::{Repositories, SingleRepository};

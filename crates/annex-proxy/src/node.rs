@@ -13,10 +13,8 @@ use annex_branch::Branch;
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
-use annex_protocol::repository::{
-    ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
-};
-use annex_protocol::{AssociatedFile, Key, ProtocolVersion, RepoError, Uuid};
+use annex_protocol::repository::{PutOutcome, PutSource, RemoveOutcome, Repository};
+use annex_protocol::{AssociatedFile, Forward, Key, ProtocolVersion, RepoError, Uuid};
 use annex_repo::LocalRepository;
 use async_trait::async_trait;
 
@@ -256,7 +254,7 @@ pub fn commit_journal(git_dir: &Path) -> Result<(), annex_branch::BranchError> {
 /// A proxied node whose changes are also recorded in the gateway's
 /// branch: content stored there (with any further repositories it
 /// names) is logged present after the store, content removed is logged
-/// missing before the answer.
+/// missing before the answer. Every other call goes to the node as it is.
 pub struct Recorded {
     inner: Arc<dyn Repository>,
     gateway: Arc<Mutex<Branch>>,
@@ -286,17 +284,9 @@ impl Recorded {
 }
 
 #[async_trait]
-impl Repository for Recorded {
-    fn uuid(&self) -> &Uuid {
-        self.inner.uuid()
-    }
-
-    async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
-        self.inner.check_present(key).await
-    }
-
-    async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
-        self.inner.lock_content(key).await
+impl Forward for Recorded {
+    fn inner(&self) -> &dyn Repository {
+        &*self.inner
     }
 
     async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
@@ -316,20 +306,6 @@ impl Repository for Recorded {
         Ok(out)
     }
 
-    async fn get_timestamp(&self) -> Result<u64, RepoError> {
-        self.inner.get_timestamp().await
-    }
-
-    async fn get(
-        &self,
-        key: &Key,
-        file: &AssociatedFile,
-        offset: u64,
-        sink: &mut dyn GetSink,
-    ) -> Result<GetOutcome, RepoError> {
-        self.inner.get(key, file, offset, sink).await
-    }
-
     async fn put(
         &self,
         key: &Key,
@@ -343,9 +319,5 @@ impl Repository for Recorded {
             self.log(key, stored, true).await?;
         }
         Ok(out)
-    }
-
-    fn bypass(&self, gateways: &[Uuid]) -> Option<Box<dyn Repository>> {
-        self.inner.bypass(gateways)
     }
 }
