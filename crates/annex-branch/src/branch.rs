@@ -196,8 +196,7 @@ impl Branch {
         path: &str,
         f: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
     ) -> Result<bool, BranchError> {
-        let lock = self.journal.lock().map_err(io("locking the journal"))?;
-        self.change_locked(&lock, path, f)
+        self.try_change(path, |old| Ok(f(old)))
     }
 
     /// [`Branch::change`] with the journal lock already held.
@@ -207,8 +206,42 @@ impl Branch {
         path: &str,
         f: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
     ) -> Result<bool, BranchError> {
+        self.try_change_locked(lock, path, |old| Ok(f(old)))
+    }
+
+    /// [`Branch::change`] where `f` may refuse the change with an error of
+    /// the caller's type, which is returned (nothing is then written); the
+    /// branch's own errors are converted to it.
+    ///
+    /// ```no_run
+    /// # fn demo(branch: &annex_branch::Branch) -> Result<(), Box<dyn std::error::Error>> {
+    /// let changed = branch.try_change::<Box<dyn std::error::Error>>("numcopies.log", |old| {
+    ///     if old.len() > 1000 {
+    ///         return Err("numcopies.log is too long".into());
+    ///     }
+    ///     Ok(Some(b"1795546890s 2\n".to_vec()))
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_change<E: From<BranchError>>(
+        &self,
+        path: &str,
+        f: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<bool, E> {
+        let lock = self.journal.lock().map_err(io("locking the journal"))?;
+        self.try_change_locked(&lock, path, f)
+    }
+
+    /// [`Branch::try_change`] with the journal lock already held.
+    pub fn try_change_locked<E: From<BranchError>>(
+        &self,
+        lock: &JournalLock,
+        path: &str,
+        f: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, E>,
+    ) -> Result<bool, E> {
         let current = self.read(path)?;
-        match f(&current) {
+        match f(&current)? {
             Some(new) if new != current => {
                 self.journal
                     .write(lock, path, &new)

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use annex_protocol::Key;
+use annex_types::Key;
 
 use crate::clock::VectorClock;
 use crate::logs::metadata::{self, CurrentField, IllegalField, MetaData, MetaDataLog, ModMeta};

@@ -20,6 +20,7 @@
 
 pub mod branch;
 pub mod clock;
+mod description;
 mod error;
 pub mod journal;
 pub mod key_metadata;

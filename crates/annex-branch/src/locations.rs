@@ -1,6 +1,6 @@
 //! Where content is: the per-key location logs, `xxx/yyy/KEY.log`.
 
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 
 use std::collections::BTreeSet;
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::Path;
 
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 use gix::objs::FindExt;
 use gix::ObjectId;
 

@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use annex_branch::locations::location_log_path;
+use annex_branch::logs::paths::UUID_LOG;
+use annex_branch::logs::uuid_based::ValueError;
 use annex_branch::sizes::{RepoSize, RepoSizes};
 use annex_branch::Branch;
-use annex_protocol::{Key, Uuid};
 use annex_test_support::{git, init_annex_repo, setpresentkey};
+use annex_types::{Key, Uuid};
 
 /// A fresh repository initialised by the real git-annex, with a git user
 /// for the commits this crate makes.
@@ -380,4 +382,82 @@ fn locations_add_clusters_as_git_annex_does() {
         .set_location(&k, &Uuid::parse(cluster).unwrap(), false)
         .unwrap());
     assert_eq!(b.locations_without_clusters(&k).unwrap(), vec![u1.clone()]);
+}
+
+#[test]
+fn a_refused_change_writes_nothing_and_hands_back_its_error() {
+    #[derive(Debug, PartialEq)]
+    enum Mine {
+        TooLong,
+        Branch,
+    }
+    impl From<annex_branch::BranchError> for Mine {
+        fn from(_: annex_branch::BranchError) -> Mine {
+            Mine::Branch
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (dir, _) = annex_repo(t.path(), "r");
+    let b = Branch::open(&dir).unwrap();
+    let before = b.read(UUID_LOG).unwrap();
+    let r = b.try_change(UUID_LOG, |old| {
+        if old.len() > 10 {
+            return Err(Mine::TooLong);
+        }
+        Ok(Some(b"overwritten\n".to_vec()))
+    });
+    assert_eq!(r, Err(Mine::TooLong));
+    assert!(!b.journal().is_dirty().unwrap());
+    assert_eq!(b.read(UUID_LOG).unwrap(), before);
+    // A change that goes through is written; one to the same bytes is not.
+    let grown = [before.clone(), b"x\n".to_vec()].concat();
+    assert_eq!(
+        b.try_change::<Mine>(UUID_LOG, |_| Ok(Some(grown.clone()))),
+        Ok(true)
+    );
+    assert_eq!(b.read(UUID_LOG).unwrap(), grown);
+    assert_eq!(
+        b.try_change::<Mine>(UUID_LOG, |_| Ok(Some(grown.clone()))),
+        Ok(false)
+    );
+}
+
+/// The descriptions git-annex shows in `git annex info`, by UUID.
+fn described(dir: &Path) -> Vec<(String, String)> {
+    let out = git(dir, &["annex", "info", "--fast", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v["semitrusted repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |f: &str| r[f].as_str().unwrap().to_owned();
+            (s("uuid"), s("description"))
+        })
+        .collect()
+}
+
+#[test]
+fn descriptions_we_record_git_annex_shows() {
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    let t = tempfile::tempdir().unwrap();
+    let (dir, _) = annex_repo(t.path(), "r");
+    let b = Branch::open(&dir).unwrap();
+    let other = Uuid::parse(OTHER).unwrap();
+    // Described twice: the later description wins, a newline written as
+    // git-annex writes it.
+    assert!(b.set_description::<Error>(&other, "first").unwrap());
+    assert!(b.set_description::<Error>(&other, "two\nlines").unwrap());
+    b.commit("update").unwrap();
+    let want = (OTHER.to_owned(), "two\\nlines".to_owned());
+    assert!(described(&dir).contains(&want), "{:?}", described(&dir));
+
+    // A description that cannot be logged is refused with its error, and
+    // nothing is written.
+    let err = b
+        .set_description::<Error>(&other, "carriage\rreturn")
+        .unwrap_err();
+    assert!(err.downcast_ref::<ValueError>().is_some(), "{err}");
+    assert!(!b.journal().is_dirty().unwrap());
+    assert!(described(&dir).contains(&want));
 }

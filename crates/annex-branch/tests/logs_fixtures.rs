@@ -11,7 +11,7 @@ use annex_branch::logs::{
     cluster, group, maxsize, numcopies, paths, preferred_content, proxy, remote_config, trust,
     union, uuid_log,
 };
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/branch")

@@ -20,8 +20,8 @@ use annex_branch::logs::{
     uuid_log,
 };
 use annex_branch::VectorClock;
-use annex_protocol::Uuid;
 use annex_test_support::{command, files_under, git, init_annex_repo, run_ok};
+use annex_types::Uuid;
 
 const HERE: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 const U: [&str; 6] = [

@@ -15,7 +15,7 @@ use annex_branch::logs::trust::{self, TrustLevel};
 use annex_branch::logs::uuid_based::{Entry, MapLog};
 use annex_branch::logs::{preferred_content, union, uuid_log};
 use annex_branch::VectorClock;
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 use proptest::prelude::*;
 use proptest::string::string_regex;
 

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use annex_branch::key_metadata::metadata_log_path;
 use annex_branch::logs::metadata::{fold_field, ModMeta};
 use annex_branch::{Branch, VectorClock};
-use annex_protocol::Key;
 use annex_test_support::{command, git, init_annex_repo, run_ok};
+use annex_types::Key;
 
 /// Field names and values, as shown by git-annex or read by this crate.
 type Shown = BTreeMap<String, BTreeSet<String>>;

@@ -13,7 +13,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::logviews::{self, Overview};
-use crate::units;
+use annex_types::size::{precise_size, read_size, rough_size, show_imprecise};
 
 /// Arguments of `annex init`.
 #[derive(Args)]
@@ -236,11 +236,20 @@ pub fn merge(_args: MergeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A percentage of `have` in `full`, with no decimals, like `42%`.
+fn percentage(full: u64, have: u64) -> String {
+    if full == 0 {
+        return "0%".into();
+    }
+    let p = have as f64 * 100.0 / full as f64;
+    format!("{}%", show_imprecise(0, p))
+}
+
 fn size_text(bytes_opt: bool, n: u64) -> String {
     if bytes_opt {
         n.to_string()
     } else {
-        units::rough_size(n, 0)
+        rough_size(n, 0)
     }
 }
 
@@ -270,7 +279,7 @@ pub fn maxsize(args: MaxsizeArgs) -> anyhow::Result<ExitCode> {
                     "{}",
                     match v {
                         Some(n) if args.bytes => n.to_string(),
-                        Some(n) => units::precise_size(n),
+                        Some(n) => precise_size(n),
                         None => String::new(),
                     }
                 );
@@ -280,7 +289,10 @@ pub fn maxsize(args: MaxsizeArgs) -> anyhow::Result<ExitCode> {
         (Some(name), Some(size)) => {
             let ov = here.overview()?;
             let u = ov.resolve_with_here(name, here.uuid.as_ref())?;
-            let n = annex_repo::config::parse_size(size)
+            // git-annex would record a negative maxsize too; ours refuses
+            // it, as a size no repository can keep under.
+            let n = read_size(size)
+                .and_then(|n| u64::try_from(n).ok())
                 .ok_or_else(|| anyhow!("Unable to parse size."))?;
             logviews::set_maxsize(&here.branch, &u, n)?;
             here.branch.commit("update")?;
@@ -342,7 +354,7 @@ fn maxsize_overview(here: &Here, args: &MaxsizeArgs) -> anyhow::Result<ExitCode>
     let fmt = |n: Option<u64>| n.map(|n| size_text(args.bytes, n)).unwrap_or_default();
     for (u, (max, size)) in &list {
         let full = match (size, max) {
-            (Some(s), Some(m)) if s <= m => units::percentage(*m, *s),
+            (Some(s), Some(m)) if s <= m => percentage(*m, *s),
             (Some(_), Some(_)) => ">100%".into(),
             _ => String::new(),
         };
@@ -444,4 +456,18 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentage;
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percentage(1000, 0), "0%");
+        // Halves round to even, as Haskell's round does.
+        assert_eq!(percentage(1000, 425), "42%");
+        assert_eq!(percentage(1000, 435), "44%");
+        assert_eq!(percentage(0, 5), "0%");
+    }
 }

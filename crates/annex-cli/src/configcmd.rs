@@ -203,18 +203,9 @@ fn change_log<E: std::fmt::Display>(
     path: &str,
     f: impl FnOnce(&[u8]) -> Result<Option<Vec<u8>>, E>,
 ) -> anyhow::Result<()> {
-    let mut err = None;
-    here.branch.change(path, |old| match f(old) {
-        Ok(new) => new,
-        Err(e) => {
-            err = Some(e.to_string());
-            None
-        }
-    })?;
-    match err {
-        Some(e) => Err(anyhow!(e)),
-        None => Ok(()),
-    }
+    here.branch
+        .try_change::<anyhow::Error>(path, |old| f(old).map_err(|e| anyhow!(e.to_string())))?;
+    Ok(())
 }
 
 /// Checks an expression as git-annex does before recording it.

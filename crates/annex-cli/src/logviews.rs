@@ -56,40 +56,21 @@ pub fn descriptions(branch: &Branch) -> anyhow::Result<BTreeMap<Uuid, String>> {
 
 /// Records a repository's description in uuid.log.
 pub fn set_description(branch: &Branch, uuid: &Uuid, desc: &str) -> anyhow::Result<()> {
-    let mut err = None;
-    branch.change(UUID_LOG, |old| {
-        let mut log = uuid_log::parse(old);
-        match uuid_log::describe(&mut log, uuid.clone(), desc, VectorClock::now()) {
-            Ok(_) => Some(uuid_log::write(&log)),
-            Err(e) => {
-                err = Some(e);
-                None
-            }
-        }
-    })?;
-    match err {
-        Some(e) => Err(anyhow!("cannot record that description: {e}")),
-        None => Ok(()),
-    }
+    uuid_log::escape_description(desc)
+        .map_err(|e| anyhow!("cannot record that description: {e}"))?;
+    branch.set_description::<anyhow::Error>(uuid, desc)?;
+    Ok(())
 }
 
 /// Records a repository's maxsize in maxsize.log.
 pub fn set_maxsize(branch: &Branch, uuid: &Uuid, size: u64) -> anyhow::Result<()> {
-    let mut err = None;
-    branch.change(MAX_SIZE_LOG, |old| {
+    branch.try_change::<anyhow::Error>(MAX_SIZE_LOG, |old| {
         let mut log = maxsize::parse(old);
-        match maxsize::set(&mut log, uuid.clone(), i128::from(size), VectorClock::now()) {
-            Ok(_) => Some(maxsize::write(&log)),
-            Err(e) => {
-                err = Some(e);
-                None
-            }
-        }
+        maxsize::set(&mut log, uuid.clone(), i128::from(size), VectorClock::now())
+            .map_err(|e| anyhow!("cannot record that maxsize: {e}"))?;
+        Ok(Some(maxsize::write(&log)))
     })?;
-    match err {
-        Some(e) => Err(anyhow!("cannot record that maxsize: {e}")),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Reads every log the CLI shows, and the repository's remotes.

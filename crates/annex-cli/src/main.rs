@@ -13,7 +13,6 @@ mod remote;
 mod shell;
 mod sim;
 mod stdio;
-mod units;
 
 /// The servers allocate and free buffers of content on several threads
 /// at once; mimalloc keeps those pages mapped where the system allocator

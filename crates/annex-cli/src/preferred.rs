@@ -114,7 +114,7 @@ impl Context {
 }
 
 pub fn matchexpression(args: MatchexpressionArgs) -> anyhow::Result<ExitCode> {
-    let size_option = match args.size.as_deref().map(annex_preferred::size::read_size) {
+    let size_option = match args.size.as_deref().map(annex_types::size::read_size) {
         Some(None) => return Ok(bad_option("size")),
         Some(Some(size)) => Some(size),
         None => None,

@@ -130,6 +130,17 @@ fn maxsize_written_by_either_reads_the_same_in_both() {
         ours.extend(&args);
         assert_eq!(annex(&dir, &ours), git(&dir, &ga), "maxsize {args:?}");
     }
+    // Sizes read as git-annex reads them: ours records for here what
+    // git-annex records for the other repository from the same words.
+    for size in ["1e3", "1kbit", "8Mbit", "2.5", "3.5", "0x10", "1.5 KiB"] {
+        annex(&dir, &["maxsize", "here", size]);
+        git(&dir, &["annex", "maxsize", OTHER, size]);
+        assert_eq!(
+            git(&dir, &["annex", "maxsize", "here", "--bytes"]),
+            git(&dir, &["annex", "maxsize", OTHER, "--bytes"]),
+            "maxsize {size}"
+        );
+    }
     // A size that does not parse is refused, as git-annex refuses it.
     let out = annex_output(&dir, &["maxsize", "here", "lots"]);
     assert!(!out.status.success());

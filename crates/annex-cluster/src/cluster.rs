@@ -127,9 +127,9 @@ impl Cluster {
         let key = key.clone();
         tokio::task::spawn_blocking(move || p.locations(&key))
             .await
-            .map_err(|e| RepoError::Other(e.to_string()))?
+            .map_err(RepoError::failed)?
             .map(|l| l.into_iter().collect())
-            .map_err(|e| RepoError::Other(format!("reading the location log: {e}")))
+            .map_err(|e| RepoError::context("reading the location log", e))
     }
 
     /// The nodes the location log says have the key, in the order to try
@@ -349,8 +349,8 @@ impl Repository for Cluster {
         let (k, f) = (key.clone(), file.display_path());
         let chosen = tokio::task::spawn_blocking(move || p.choose(&uuids, &k, f.as_deref()))
             .await
-            .map_err(|e| RepoError::Other(e.to_string()))?
-            .map_err(|e| RepoError::Other(format!("choosing the nodes: {e}")))?;
+            .map_err(RepoError::failed)?
+            .map_err(|e| RepoError::context("choosing the nodes", e))?;
         let nodes: Vec<&Arc<ClusterNode>> = chosen.nodes.iter().map(|&i| &self.nodes[i]).collect();
         let repos: Vec<Arc<dyn Repository>> = nodes.iter().map(|n| n.repo.clone()).collect();
         let _busy: Vec<Busy<'_>> = nodes.iter().map(|n| n.busy()).collect();

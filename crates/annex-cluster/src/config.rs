@@ -254,21 +254,8 @@ pub fn init_cluster(
         &format!("annex.cluster.{name}"),
         cu.as_str(),
     )?;
-    let mut err = None;
-    branch.change(UUID_LOG, |old| {
-        let mut log = uuid_log::parse(old);
-        match uuid_log::describe(&mut log, cu.clone(), description, VectorClock::now()) {
-            Ok(_) => Some(uuid_log::write(&log)),
-            Err(e) => {
-                err = Some(e);
-                None
-            }
-        }
-    })?;
-    match err {
-        Some(e) => Err(e.into()),
-        None => Ok(Some(cu)),
-    }
+    branch.set_description::<ConfigError>(&cu, description)?;
+    Ok(Some(cu))
 }
 
 /// What [`update_clusters`] did.
@@ -407,20 +394,11 @@ pub fn update_clusters(
         }
         let nodes: BTreeSet<Uuid> = all.difference(&private).cloned().collect();
         let cu = cu.clone();
-        let mut err = None;
-        branch.change(CLUSTER_LOG, |old| {
+        branch.try_change::<ConfigError>(CLUSTER_LOG, |old| {
             let mut log = cluster::parse(old);
-            match cluster::record(&mut log, cu, nodes, VectorClock::now()) {
-                Ok(_) => Some(cluster::write(&log)),
-                Err(e) => {
-                    err = Some(e);
-                    None
-                }
-            }
+            cluster::record(&mut log, cu, nodes, VectorClock::now())?;
+            Ok(Some(cluster::write(&log)))
         })?;
-        if let Some(e) = err {
-            return Err(e.into());
-        }
     }
     Ok(update)
 }

@@ -300,8 +300,7 @@ mod tests {
     use super::*;
     use annex_protocol::content::VecSink;
     use annex_protocol::memory::MemoryRepository;
-    use annex_protocol::repository::{ContentLock, PutOutcome, PutSource, RemoveOutcome};
-    use annex_protocol::Uuid;
+    use annex_protocol::{Forward, Uuid};
 
     /// A node that sends part of the content and then fails.
     struct Breaking {
@@ -310,21 +309,9 @@ mod tests {
     }
 
     #[async_trait]
-    impl Repository for Breaking {
-        fn uuid(&self) -> &Uuid {
-            self.inner.uuid()
-        }
-        async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
-            self.inner.check_present(key).await
-        }
-        async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
-            self.inner.lock_content(key).await
-        }
-        async fn remove(&self, key: &Key, b: Option<u64>) -> Result<RemoveOutcome, RepoError> {
-            self.inner.remove(key, b).await
-        }
-        async fn get_timestamp(&self) -> Result<u64, RepoError> {
-            self.inner.get_timestamp().await
+    impl Forward for Breaking {
+        fn inner(&self) -> &dyn Repository {
+            &self.inner
         }
         async fn get(
             &self,
@@ -354,14 +341,6 @@ mod tests {
             }
             sink.data(rest.len() as u64, &mut Fails(&mut part)).await?;
             Ok(GetOutcome::Sent { accepted: true })
-        }
-        async fn put(
-            &self,
-            key: &Key,
-            file: &AssociatedFile,
-            source: &mut dyn PutSource,
-        ) -> Result<PutOutcome, RepoError> {
-            self.inner.put(key, file, source).await
         }
     }
 

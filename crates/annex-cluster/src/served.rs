@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use annex_branch::Branch;
-use annex_http::server::Repositories;
-use annex_protocol::{Repository, Uuid};
+use annex_protocol::{Repositories, Repository, Uuid};
 use annex_proxy::{Gateway, GatewayRepositories, NodePool, PoolSettings, Recorded};
 
 use crate::cluster::{Cluster, ClusterNode, Rebypass};

@@ -12,10 +12,8 @@ use std::time::Duration;
 use annex_http::server::{
     AccessPolicy, P2pHttp, Repositories, Server, ServerSettings, SingleRepository,
 };
-use annex_protocol::repository::{
-    ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome,
-};
-use annex_protocol::{AssociatedFile, Key, MemoryRepository, RepoError, Repository, Uuid};
+use annex_protocol::repository::{GetOutcome, GetSink, PutOutcome, PutSource};
+use annex_protocol::{AssociatedFile, Forward, Key, MemoryRepository, RepoError, Repository, Uuid};
 use annex_repo::LocalRepository;
 use annex_test_support::{git, init_annex_repo, pseudo_random, sha256e_key};
 use async_trait::async_trait;
@@ -48,25 +46,9 @@ impl Drop for Active {
 }
 
 #[async_trait]
-impl Repository for Counting {
-    fn uuid(&self) -> &Uuid {
-        self.inner.uuid()
-    }
-
-    async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
-        self.inner.check_present(key).await
-    }
-
-    async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
-        self.inner.lock_content(key).await
-    }
-
-    async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
-        self.inner.remove(key, before).await
-    }
-
-    async fn get_timestamp(&self) -> Result<u64, RepoError> {
-        self.inner.get_timestamp().await
+impl Forward for Counting {
+    fn inner(&self) -> &dyn Repository {
+        &*self.inner
     }
 
     async fn get(

@@ -8,7 +8,7 @@
 //! number of candidates. The choice for a key never changes while the
 //! group does not.
 
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

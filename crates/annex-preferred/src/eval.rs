@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use annex_branch::logs::metadata::MetaData;
 use annex_branch::logs::trust::TrustLevel;
-use annex_protocol::key::{HashKind, KeyVariety};
-use annex_protocol::{Key, Uuid};
+use annex_types::key::{HashKind, KeyVariety};
+use annex_types::{Key, Uuid};
 
 use crate::facts::Facts;
 use crate::glob::GlobError;

@@ -15,7 +15,7 @@ use annex_branch::logs::{
     group, maxsize, numcopies, preferred_content, remote_config, trust, uuid_log,
 };
 use annex_branch::{Branch, BranchError};
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use crate::balanced::Picker;
 use crate::FastMap;

@@ -7,7 +7,7 @@ use annex_branch::locations::{add_cluster_uuids, location_log_path, present_uuid
 use annex_branch::logs::cluster::Clusters;
 use annex_branch::logs::metadata::MetaData;
 use annex_branch::Branch;
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 
 use crate::eval::{EvalError, KeyInfo};
 use crate::FastMap;

@@ -29,7 +29,6 @@ pub mod keys;
 pub mod live;
 pub mod metadata;
 pub mod policy;
-pub mod size;
 pub mod standard;
 pub mod syntax;
 pub mod term;

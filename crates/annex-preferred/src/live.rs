@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use annex_branch::sizes::RepoSizes;
 use annex_branch::{Branch, BranchError};
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use crate::FastMap;
 

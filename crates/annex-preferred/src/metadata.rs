@@ -175,12 +175,9 @@ fn decode_lossy(value: &[u8]) -> String {
     out
 }
 
-/// Haskell's `isSpace`.
+/// Haskell's `isSpace`, of a code point.
 fn is_space(c: u32) -> bool {
-    matches!(
-        c,
-        0x20 | 0x09..=0x0d | 0xa0 | 0x1680 | 0x2000..=0x200a | 0x202f | 0x205f | 0x3000
-    )
+    char::from_u32(c).is_some_and(annex_types::haskell::is_space)
 }
 
 fn is_ident_char(c: u32) -> bool {

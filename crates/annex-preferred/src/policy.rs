@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use crate::facts::Facts;
 use crate::standard::standard_group_of;

@@ -55,14 +55,7 @@ pub enum Matcher<Op> {
     Op(Op),
 }
 
-/// Whether `c` is whitespace as Haskell's `isSpace` sees it.
-pub fn is_space(c: char) -> bool {
-    matches!(
-        c,
-        ' ' | '\t' | '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
-    )
-}
+pub use annex_types::haskell::is_space;
 
 /// The most words an expression may have. git-annex has no limit; here
 /// the tree is built and evaluated recursively, and a limit keeps an

@@ -275,8 +275,12 @@ pub fn parse_word(word: &str) -> Result<Token<Word>, String> {
                 }
                 "include" => Term::Include(Glob::new(v)),
                 "exclude" => Term::Exclude(Glob::new(v)),
-                "largerthan" => Term::LargerThan(crate::size::read_size(v).ok_or("bad size")?),
-                "smallerthan" => Term::SmallerThan(crate::size::read_size(v).ok_or("bad size")?),
+                "largerthan" => {
+                    Term::LargerThan(annex_types::size::read_size(v).ok_or("bad size")?)
+                }
+                "smallerthan" => {
+                    Term::SmallerThan(annex_types::size::read_size(v).ok_or("bad size")?)
+                }
                 _ => return Err(format!("near {}", haskell_show(word))),
             }
         }

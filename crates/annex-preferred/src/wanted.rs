@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 
 use crate::eval::{Decider, EvalError, Subject, Verdict};
 use crate::policy::{Policies, Policy};

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use annex_preferred::{Decider, Facts, LiveSizes, MemoryKeys, Policies, Settings, Wants};
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 
 fn u(i: usize) -> Uuid {
     Uuid::parse(&format!("00000000-0000-4000-8000-{i:012}")).unwrap()

@@ -14,7 +14,7 @@ use annex_preferred::{
     check_expression, Decider, Expansion, Expression, Facts, LiveSizes, MemoryKeys, Policies,
     Policy, Settings, Subject, SubjectKind,
 };
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 
 #[cfg(test)]
 #[test]

@@ -14,8 +14,8 @@ use std::path::Path;
 
 use annex_branch::Branch;
 use annex_preferred::metadata::MetaDataMatcher;
-use annex_protocol::Key;
 use annex_test_support::{command, git, init_annex_repo, output, PseudoRandom};
+use annex_types::Key;
 
 /// What git-annex made of a term.
 #[derive(Debug, PartialEq, Eq)]

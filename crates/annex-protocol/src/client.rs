@@ -230,7 +230,7 @@ impl Client {
                 let _ = child.kill().await;
                 return Err(match status {
                     Some(s) if !s.success() => {
-                        RepoError::Other(format!("protocol command exited with {s}: {e}"))
+                        RepoError::context(format!("protocol command exited with {s}"), e)
                     }
                     _ => e,
                 });

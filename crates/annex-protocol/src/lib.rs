@@ -23,7 +23,8 @@
 //! ```
 //!
 //! - [`Key`] and [`Uuid`]: git-annex keys and repository UUIDs, parsed and
-//!   formatted exactly as git-annex does.
+//!   formatted exactly as git-annex does (from annex-types, re-exported
+//!   here at the same paths).
 //! - [`Message`]: every message of protocol versions 0 to 4, with its line
 //!   serialisation.
 //! - [`codec`]: reading and writing the line serialisation over any async
@@ -31,29 +32,35 @@
 //! - [`Repository`]: the one trait for "a repository this program can
 //!   reach"; [`serve`] answers a peer by calling it, and [`Client`]
 //!   implements it by talking to a peer.
+//! - [`Repositories`]: the repositories a server serves, looked up by
+//!   UUID.
 
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod codec;
 pub mod content;
+pub mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
-mod hashdirs;
-pub mod key;
+pub use annex_types::hashdirs;
+pub use annex_types::key;
 pub mod memory;
 pub mod message;
+pub mod repositories;
 pub mod repository;
 pub mod server;
-pub mod uuid;
+pub use annex_types::uuid;
 
+pub use annex_types::{HashDirs, Key, KeyError, KeyVariety};
+pub use annex_types::{Uuid, UuidError};
 pub use client::{Client, ClientOptions};
 pub use codec::FileOutput;
 pub use content::{BytesSource, VecSink};
-pub use hashdirs::HashDirs;
-pub use key::{Key, KeyError, KeyVariety};
+pub use forward::Forward;
 pub use memory::MemoryRepository;
 pub use message::{AssociatedFile, AuthToken, Message, ParseError, ProtocolVersion, Service};
+pub use repositories::{Repositories, SingleRepository};
 pub use repository::{
     ByteStream, ChunkReader, ChunkStream, ContentLock, GetOutcome, GetSink, LockGuard, PutData,
     PutOutcome, PutSource, RemoveOutcome, RepoError, Repository, StreamData, Validity,
@@ -62,4 +69,3 @@ pub use server::{
     serve, serve_split, serve_split_with_output, Authentication, ServeEnd, ServeError, ServerMode,
     ServerOptions,
 };
-pub use uuid::{Uuid, UuidError};

@@ -127,9 +127,29 @@ pub enum RepoError {
     /// Local input or output failed.
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// Any other failure, described.
+    /// Any other failure that has no underlying error, described.
     #[error("{0}")]
     Other(String),
+    /// A failure caused by another error (a task that panicked, a URL that
+    /// does not parse, a log that cannot be read), kept as its
+    /// [`source`](std::error::Error::source). Shown as `CONTEXT: SOURCE`,
+    /// or as the source alone where there is no context. Made by
+    /// [`RepoError::context`] and [`RepoError::failed`].
+    #[error("{}{source}", context_prefix(.context))]
+    Failed {
+        /// What was being done (`recording the location`); may be empty.
+        context: String,
+        /// The error that made it fail.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn context_prefix(context: &str) -> String {
+    if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
+    }
 }
 
 /// What a server tells its peer about a failure whose cause is the
@@ -140,6 +160,23 @@ pub enum RepoError {
 pub const SERVER_FAILURE: &str = "the repository failed (the server's log says why)";
 
 impl RepoError {
+    /// A failure of `context` (what was being done) caused by `source`,
+    /// which is kept: `RepoError::context("recording the location", e)`.
+    pub fn context(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> RepoError {
+        RepoError::Failed {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+
+    /// A failure caused by `source`, kept, and shown as its own text.
+    pub fn failed(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> RepoError {
+        RepoError::context(String::new(), source)
+    }
+
     /// Whether the peer may be told this error's own text: refusals (their
     /// text is written for the peer), a full disk (git-annex's words, no
     /// path), what a repository cannot do. Anything else may hold paths,
@@ -480,5 +517,24 @@ mod tests {
         let mut sink = VecSink::new(1 << 20);
         let err = sink.data_chunks(10, &mut chunks).await.unwrap_err();
         assert!(err.to_string().contains("disk gone"), "{err}");
+    }
+
+    #[test]
+    fn a_failure_keeps_its_source_and_tells_the_peer_nothing_of_it() {
+        use std::error::Error as _;
+        let e = RepoError::context("recording the location", io::Error::other("disk gone"));
+        assert_eq!(e.to_string(), "recording the location: disk gone");
+        let source = e.source().expect("the source is kept");
+        assert_eq!(source.to_string(), "disk gone");
+        assert!(source.downcast_ref::<io::Error>().is_some());
+        assert!(!e.is_for_peer());
+        assert_eq!(e.peer_message(), SERVER_FAILURE);
+
+        let e = RepoError::failed(io::Error::other("no route to host"));
+        assert_eq!(e.to_string(), "no route to host");
+        assert!(e.source().is_some());
+        assert_eq!(e.peer_message(), SERVER_FAILURE);
+
+        assert!(RepoError::Other("went away".into()).source().is_none());
     }
 }

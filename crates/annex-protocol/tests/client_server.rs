@@ -6,8 +6,8 @@ use std::sync::Arc;
 use annex_protocol::codec::{ProtocolReader, ProtocolWriter};
 use annex_protocol::{
     serve, AssociatedFile, AuthToken, Authentication, BytesSource, Client, ClientOptions,
-    GetOutcome, GetSink, Key, MemoryRepository, Message, ProtocolVersion, PutOutcome, PutSource,
-    RepoError, Repository, ServeEnd, ServerMode, ServerOptions, Uuid, Validity, VecSink,
+    GetOutcome, Key, MemoryRepository, Message, ProtocolVersion, PutOutcome, PutSource, RepoError,
+    Repository, ServeEnd, ServerMode, ServerOptions, Uuid, Validity, VecSink,
 };
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -406,18 +406,9 @@ async fn plus_replies_from_v2_only() {
     /// A repository that reports further UUIDs, as a cluster does.
     struct Plus(MemoryRepository, Vec<Uuid>);
     #[async_trait]
-    impl Repository for Plus {
-        fn uuid(&self) -> &Uuid {
-            self.0.uuid()
-        }
-        async fn check_present(&self, k: &Key) -> Result<bool, RepoError> {
-            self.0.check_present(k).await
-        }
-        async fn lock_content(
-            &self,
-            k: &Key,
-        ) -> Result<Option<annex_protocol::ContentLock>, RepoError> {
-            self.0.lock_content(k).await
+    impl annex_protocol::Forward for Plus {
+        fn inner(&self) -> &dyn Repository {
+            &self.0
         }
         async fn remove(
             &self,
@@ -427,18 +418,6 @@ async fn plus_replies_from_v2_only() {
             let mut o = self.0.remove(k, b).await?;
             o.also_removed_from = self.1.clone();
             Ok(o)
-        }
-        async fn get_timestamp(&self) -> Result<u64, RepoError> {
-            self.0.get_timestamp().await
-        }
-        async fn get(
-            &self,
-            k: &Key,
-            f: &AssociatedFile,
-            o: u64,
-            s: &mut dyn GetSink,
-        ) -> Result<GetOutcome, RepoError> {
-            self.0.get(k, f, o, s).await
         }
         async fn put(
             &self,

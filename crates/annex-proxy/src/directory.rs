@@ -91,14 +91,17 @@ pub enum Chunking {
 
 impl Chunking {
     /// The chunking a remote's configuration asks for, read as git-annex
-    /// reads it: `chunksize=` wins over `chunk=`, and a size of 0 means
-    /// no chunks.
+    /// reads it (sizes as [`annex_types::size::read_size`] reads them):
+    /// `chunksize=` wins over `chunk=`, a size of 0 means no chunks, and a
+    /// negative one is refused.
     pub fn from_config(config: &RemoteConfig) -> Result<Chunking, DirectoryError> {
         let size = |field: &'static str, v: &str| {
-            annex_repo::config::parse_size(v).ok_or_else(|| DirectoryError::BadChunkConfig {
-                field,
-                value: v.to_owned(),
-            })
+            annex_types::size::read_size(v)
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| DirectoryError::BadChunkConfig {
+                    field,
+                    value: v.to_owned(),
+                })
         };
         if let Some(v) = config.get("chunksize") {
             return Ok(match size("chunksize", v)? {
@@ -131,7 +134,7 @@ pub fn is_stable_key(key: &Key) -> bool {
 }
 
 fn bad_key(e: annex_protocol::KeyError) -> RepoError {
-    RepoError::Other(format!("cannot make a chunk key: {e}"))
+    RepoError::context("cannot make a chunk key", e)
 }
 
 /// The key without chunk fields (git-annex's `nonChunkKey`).
@@ -282,7 +285,7 @@ struct Inner {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> RepoError {
-    RepoError::Other(format!("background task failed: {e}"))
+    RepoError::context("background task failed", e)
 }
 
 fn file_size(p: &Path) -> Option<u64> {
@@ -449,7 +452,7 @@ impl DirectoryRemote {
         let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
         let data = b
             .read(&chunk_log_path(key))
-            .map_err(|e| RepoError::Other(format!("reading the chunk log: {e}")))?;
+            .map_err(|e| RepoError::context("reading the chunk log", e))?;
         Ok(current_chunks(
             &ChunkLog::parse_new(&data),
             &self.inner.uuid,
@@ -469,7 +472,7 @@ impl DirectoryRemote {
             log.set(field, ChunkCount(count), VectorClock::now()).ok()?;
             Some(log.write_new())
         })
-        .map_err(|e| RepoError::Other(format!("recording the chunk log: {e}")))?;
+        .map_err(|e| RepoError::context("recording the chunk log", e))?;
         Ok(())
     }
 
@@ -1289,6 +1292,16 @@ mod tests {
             Ok(Chunking::None)
         );
         assert!(Chunking::from_config(&cfg(&[("chunk", "lots")])).is_err());
+        // Sizes in every form git-annex reads; a negative one is refused.
+        assert_eq!(
+            Chunking::from_config(&cfg(&[("chunk", "1e3")])),
+            Ok(Chunking::Chunks(1000))
+        );
+        assert_eq!(
+            Chunking::from_config(&cfg(&[("chunk", "8kbit")])),
+            Ok(Chunking::Chunks(1000))
+        );
+        assert!(Chunking::from_config(&cfg(&[("chunk", "-1")])).is_err());
     }
 
     #[test]

@@ -13,10 +13,8 @@ use annex_branch::Branch;
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
-use annex_protocol::repository::{
-    ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
-};
-use annex_protocol::{AssociatedFile, Key, ProtocolVersion, RepoError, Uuid};
+use annex_protocol::repository::{PutOutcome, PutSource, RemoveOutcome, Repository};
+use annex_protocol::{AssociatedFile, Forward, Key, ProtocolVersion, RepoError, Uuid};
 use annex_repo::LocalRepository;
 use async_trait::async_trait;
 
@@ -113,9 +111,9 @@ fn open_special(
     let refused = |why: String| RepoError::Other(format!("cannot proxy to {}: {why}", r.name));
     let (git_dir, log) = {
         let b = branch.lock().unwrap_or_else(|p| p.into_inner());
-        let log = b
-            .read(REMOTE_LOG)
-            .map_err(|e| refused(format!("reading remote.log: {e}")))?;
+        let log = b.read(REMOTE_LOG).map_err(|e| {
+            RepoError::context(format!("cannot proxy to {}: reading remote.log", r.name), e)
+        })?;
         (b.git_dir().to_owned(), log)
     };
     let cfg = git_config_list(&git_dir)?;
@@ -135,9 +133,7 @@ fn open_special(
         .or_else(|| config.get("directory"))
         .filter(|d| !d.is_empty())
         .map(|d| gateway_work.join(d));
-    let disk_reserve = config_value(&cfg, "annex.diskreserve")
-        .and_then(annex_repo::config::parse_size)
-        .unwrap_or(annex_repo::config::DEFAULT_DISK_RESERVE);
+    let disk_reserve = annex_repo::config::disk_reserve(config_value(&cfg, "annex.diskreserve"));
     DirectoryRemote::from_config(
         uuid.clone(),
         config,
@@ -145,7 +141,7 @@ fn open_special(
         disk_reserve,
         branch.clone(),
     )
-    .map_err(|e| refused(e.to_string()))
+    .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))
 }
 
 /// Connects to a proxied repository. `gateway_work` is where relative
@@ -194,7 +190,7 @@ pub async fn connect_bypassing(
                 "p2pstdio",
                 &[&path, gateway.as_str(), "--uuid", proxied.uuid.as_str()],
             )
-            .map_err(|e| RepoError::Other(format!("cannot proxy to {}: {e}", r.name)))?
+            .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))?
             .tokio_command();
             let opts = ClientOptions {
                 max_version,
@@ -204,7 +200,7 @@ pub async fn connect_bypassing(
             Node::Ssh(Client::spawn(cmd, &opts).await?)
         }
         Location::Http(url) => {
-            let url = ServerUrl::parse(&url).map_err(|e| RepoError::Other(e.to_string()))?;
+            let url = ServerUrl::parse(&url).map_err(RepoError::failed)?;
             let h = HttpRepository::new(
                 url,
                 proxied.uuid.clone(),
@@ -258,7 +254,7 @@ pub fn commit_journal(git_dir: &Path) -> Result<(), annex_branch::BranchError> {
 /// A proxied node whose changes are also recorded in the gateway's
 /// branch: content stored there (with any further repositories it
 /// names) is logged present after the store, content removed is logged
-/// missing before the answer.
+/// missing before the answer. Every other call goes to the node as it is.
 pub struct Recorded {
     inner: Arc<dyn Repository>,
     gateway: Arc<Mutex<Branch>>,
@@ -278,27 +274,19 @@ impl Recorded {
             // (Cluster UUIDs are never recorded: set_location skips them.)
             for u in &uuids {
                 b.set_location(&key, u, present)
-                    .map_err(|e| RepoError::Other(format!("recording the location: {e}")))?;
+                    .map_err(|e| RepoError::context("recording the location", e))?;
             }
             Ok(())
         })
         .await
-        .map_err(|e| RepoError::Other(e.to_string()))?
+        .map_err(RepoError::failed)?
     }
 }
 
 #[async_trait]
-impl Repository for Recorded {
-    fn uuid(&self) -> &Uuid {
-        self.inner.uuid()
-    }
-
-    async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
-        self.inner.check_present(key).await
-    }
-
-    async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
-        self.inner.lock_content(key).await
+impl Forward for Recorded {
+    fn inner(&self) -> &dyn Repository {
+        &*self.inner
     }
 
     async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
@@ -318,20 +306,6 @@ impl Repository for Recorded {
         Ok(out)
     }
 
-    async fn get_timestamp(&self) -> Result<u64, RepoError> {
-        self.inner.get_timestamp().await
-    }
-
-    async fn get(
-        &self,
-        key: &Key,
-        file: &AssociatedFile,
-        offset: u64,
-        sink: &mut dyn GetSink,
-    ) -> Result<GetOutcome, RepoError> {
-        self.inner.get(key, file, offset, sink).await
-    }
-
     async fn put(
         &self,
         key: &Key,
@@ -345,9 +319,5 @@ impl Repository for Recorded {
             self.log(key, stored, true).await?;
         }
         Ok(out)
-    }
-
-    fn bypass(&self, gateways: &[Uuid]) -> Option<Box<dyn Repository>> {
-        self.inner.bypass(gateways)
     }
 }

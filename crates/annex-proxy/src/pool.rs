@@ -12,12 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use annex_branch::Branch;
-use annex_http::server::Repositories;
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
 use annex_protocol::repository::{
     ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
 };
-use annex_protocol::{AssociatedFile, Client, Key, RepoError, Uuid};
+use annex_protocol::{AssociatedFile, Client, Key, RepoError, Repositories, Uuid};
 use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -179,7 +178,7 @@ impl NodePool {
         match tokio::time::timeout(self.settings.session_wait, limit.clone().acquire_owned()).await
         {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(e)) => Err(RepoError::Other(e.to_string())),
+            Ok(Err(e)) => Err(RepoError::failed(e)),
             Err(_) => Err(RepoError::Other(format!(
                 "{}: no ssh session to the node came free within {} s (all {n} sessions for {what} \
                  are in use{hint})",
@@ -264,7 +263,7 @@ impl NodePool {
             &self.bypass,
         )
         .await
-        .map_err(|e| RepoError::Other(format!("{}: {e}", self.proxied.remote.name)))?;
+        .map_err(|e| RepoError::context(self.proxied.remote.name.clone(), e))?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match node {
             Node::Ssh(c) => {

@@ -1,4 +1,4 @@
-//! Reading a repository's git config, and git-annex's size syntax.
+//! Reading a repository's git config.
 
 use std::collections::HashMap;
 use std::io;
@@ -56,34 +56,15 @@ impl GitConfig {
     }
 }
 
-/// Parses a size as git-annex writes them: a number and an optional unit,
-/// decimal (`kb`, `megabytes`, `GB`...) or binary (`KiB`, `MiB`...).
-pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let unit = unit
-        .strip_suffix('s')
-        .filter(|u| u.len() > 1)
-        .unwrap_or(&unit);
-    let mult: f64 = match unit {
-        "" | "b" | "byte" => 1.0,
-        "k" | "kb" | "kilobyte" => 1e3,
-        "m" | "mb" | "megabyte" => 1e6,
-        "g" | "gb" | "gigabyte" => 1e9,
-        "t" | "tb" | "terabyte" => 1e12,
-        "p" | "pb" | "petabyte" => 1e15,
-        "kib" | "kibibyte" => 1024.0,
-        "mib" | "mebibyte" => 1024.0 * 1024.0,
-        "gib" | "gibibyte" => 1024.0 * 1024.0 * 1024.0,
-        "tib" | "tebibyte" => 1024f64.powi(4),
-        _ => return None,
-    };
-    Some((num * mult) as u64)
+/// annex.diskreserve as git-annex reads it (`readSize dataUnits`, see
+/// [`annex_types::size`]), given its value if set: unset or unreadable,
+/// [`DEFAULT_DISK_RESERVE`]. A negative reserve (which git-annex would
+/// count as room the filesystem does not have) is taken as none.
+pub fn disk_reserve(value: Option<&str>) -> u64 {
+    match value.and_then(annex_types::size::read_size) {
+        Some(n) => u64::try_from(n.max(0)).unwrap_or(u64::MAX),
+        None => DEFAULT_DISK_RESERVE,
+    }
 }
 
 #[cfg(test)]
@@ -91,13 +72,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("1 megabyte"), Some(1_000_000));
-        assert_eq!(parse_size("2.5GB"), Some(2_500_000_000));
-        assert_eq!(parse_size("1MiB"), Some(1 << 20));
-        assert_eq!(parse_size("10 kilobytes"), Some(10_000));
-        assert_eq!(parse_size("lots"), None);
+    fn disk_reserves() {
+        assert_eq!(disk_reserve(Some("100")), 100);
+        assert_eq!(disk_reserve(Some("1 megabyte")), 1_000_000);
+        assert_eq!(disk_reserve(Some("2.5GB")), 2_500_000_000);
+        assert_eq!(disk_reserve(Some("1MiB")), 1 << 20);
+        assert_eq!(disk_reserve(Some("1e3")), 1000);
+        assert_eq!(disk_reserve(Some("1kbit")), 125);
+        assert_eq!(disk_reserve(Some("-5")), 0);
+        assert_eq!(disk_reserve(Some("lots")), DEFAULT_DISK_RESERVE);
+        assert_eq!(disk_reserve(None), DEFAULT_DISK_RESERVE);
     }
 
     #[test]

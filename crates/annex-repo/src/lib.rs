@@ -163,10 +163,7 @@ impl LocalRepository {
             }
             None => return Err(OpenError::NotAnnex(path.to_owned())),
         }
-        let disk_reserve = cfg
-            .get("annex.diskreserve")
-            .and_then(config::parse_size)
-            .unwrap_or(config::DEFAULT_DISK_RESERVE);
+        let disk_reserve = config::disk_reserve(cfg.get("annex.diskreserve"));
         Ok(LocalRepository {
             inner: Arc::new(Inner {
                 bare,
@@ -371,7 +368,7 @@ impl Drop for SharedContentLock {
 }
 
 fn blocking_err(e: tokio::task::JoinError) -> RepoError {
-    RepoError::Other(format!("background task failed: {e}"))
+    RepoError::context("background task failed", e)
 }
 
 #[async_trait]

@@ -53,7 +53,7 @@ pub fn not_enough_space(more: u64) -> RepoError {
         io::ErrorKind::StorageFull,
         format!(
             "not enough free space, need {} more (use --force to override this check or adjust annex.diskreserve)",
-            annex_preferred::size::rough_size(more, 2)
+            annex_types::size::rough_size(more, 2)
         ),
     ))
 }

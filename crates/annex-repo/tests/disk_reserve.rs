@@ -164,3 +164,45 @@ async fn receives_in_progress_count_against_the_room() {
     assert!(!is_full(&err), "{err}");
     assert!(err.to_string().contains("ended early"), "{err}");
 }
+
+/// The reserve git-annex reads from the repository's annex.diskreserve:
+/// what `git annex info` shows in "(+N reserved)".
+fn git_annex_reserve(dir: &Path) -> u64 {
+    let info = annex_test_support::git(dir, &["annex", "info", "--fast", "--bytes", "--json"]);
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    let space = info["available local disk space"].as_str().unwrap();
+    let reserved = space
+        .split_once("(+")
+        .and_then(|(_, r)| r.strip_suffix(" reserved)"))
+        .unwrap_or_else(|| panic!("no reserve in {space:?}"));
+    reserved.parse().unwrap()
+}
+
+#[test]
+fn the_reserve_is_read_as_git_annex_reads_it() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, _) = annex_test_support::init_annex_repo(t.path(), "r", "reserve");
+    // Exponents, bandwidth units, fractions rounded half to even, hex,
+    // spaces, committee units, and no reserve set at all.
+    for value in [
+        Some("1e3"),
+        Some("1kbit"),
+        Some("8Mbit"),
+        Some("2.5"),
+        Some("3.5"),
+        Some("1.5kB"),
+        Some("0x10"),
+        Some("1 megabyte"),
+        Some("1MiB"),
+        Some("2 KILOBYTES"),
+        Some("lots"),
+        None,
+    ] {
+        match value {
+            Some(v) => annex_test_support::git(&dir, &["config", "annex.diskreserve", v]),
+            None => annex_test_support::git(&dir, &["config", "--unset", "annex.diskreserve"]),
+        };
+        let ours = LocalRepository::open(&dir).unwrap().disk_reserve();
+        assert_eq!(ours, git_annex_reserve(&dir), "annex.diskreserve {value:?}");
+    }
+}

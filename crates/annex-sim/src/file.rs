@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::size::{format_size, parse_size};
+use annex_types::size::{precise_size, read_size};
 
 /// The direction of one link of a `connect` or `disconnect` chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,7 +250,7 @@ fn owned(ws: &[&str]) -> Vec<String> {
 }
 
 fn size_of(s: &str, what: &str) -> Result<i128, ParseError> {
-    parse_size(s).ok_or_else(|| ParseError(format!("Unable to parse {what} \"{s}\"")))
+    read_size(s).ok_or_else(|| ParseError(format!("Unable to parse {what} \"{s}\"")))
 }
 
 /// Reads a command given as words (`annex sim COMMAND...`).
@@ -380,6 +380,12 @@ pub fn parse_file(text: &str) -> Result<Vec<(usize, Command)>, (usize, ParseErro
         .collect()
 }
 
+/// A size as `git annex sim show` writes it: `preciseSize storageUnits
+/// True` with its space taken out (`1.0MB`, `2.5kB`).
+fn format_size(n: i128) -> String {
+    precise_size(n).replace(' ', "")
+}
+
 /// A command as one line of a sim file.
 pub fn format_command(c: &Command) -> String {
     use Command as C;
@@ -440,6 +446,17 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse_line(line).unwrap_err().0
+    }
+
+    #[test]
+    fn sizes_as_sim_show_writes_them() {
+        assert_eq!(format_size(1_000_000), "1.0MB");
+        assert_eq!(format_size(2_500), "2.5kB");
+        assert_eq!(format_size(0), "0.0B");
+        assert_eq!(format_size(100_000_000_000), "100.0GB");
+        for n in [1, 999, 1234567, 10_000_000_000_000] {
+            assert_eq!(read_size(&format_size(n)), Some(n));
+        }
     }
 
     #[test]

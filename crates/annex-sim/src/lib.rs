@@ -26,7 +26,6 @@
 pub mod file;
 pub mod report;
 pub mod rng;
-pub mod size;
 mod state;
 mod step;
 pub mod visit;

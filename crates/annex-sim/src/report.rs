@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::size::rough_size as format_size;
 use crate::state::{Failure, Sim};
+use annex_types::size::rough_size;
 
 /// One repository's share.
 #[derive(Debug, Clone, Serialize)]
@@ -224,8 +224,10 @@ impl Report {
                 "{:<w$} {:>8} {:>12} {:>12} {:>6}",
                 r.name,
                 r.files,
-                format_size(r.bytes),
-                r.maxsize.map(format_size).unwrap_or_else(|| "-".into()),
+                rough_size(r.bytes, 2),
+                r.maxsize
+                    .map(|m| rough_size(m, 2))
+                    .unwrap_or_else(|| "-".into()),
                 r.full_percent
                     .map(|p| format!("{p:.0}%"))
                     .unwrap_or_else(|| "-".into())

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use annex_branch::logs::metadata::{CurrentField, ModMeta};
 use annex_branch::logs::trust::TrustLevel;
 use annex_preferred::{check_expression, Facts, LiveSizes, Settings};
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use annex_branch::logs::metadata::MetaData;
 use annex_branch::logs::trust::TrustLevel;
 use annex_preferred::{Decider, EvalError, Facts, KeyInfo, LiveSizes, Policies, Settings, Subject};
-use annex_protocol::{Key, Uuid};
+use annex_types::{Key, Uuid};
 
 use crate::file::{Action, Command};
 use crate::rng::Permutation;

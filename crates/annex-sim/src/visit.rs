@@ -17,7 +17,7 @@ use annex_branch::logs::paths::{
 };
 use annex_branch::logs::{group, maxsize, numcopies, preferred_content, presence, trust, uuid_log};
 use annex_branch::{Branch, BranchError, VectorClock};
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use crate::state::{trust_level, Sim};
 

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::proxy::not_plain;
 use super::trust::{with_level, TrustLevel, TrustLog};

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::uuid_based::{LogValue, UuidLog, ValueError};
 use crate::clock::VectorClock;

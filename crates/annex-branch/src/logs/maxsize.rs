@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::readish::read_integer;
 use super::uuid_based::{LogValue, UuidLog, ValueError};

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::uuid_based::{MapLog, UuidLog, ValueError};
 use crate::clock::VectorClock;

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::uuid_based::{LogField, LogValue, UuidLog, ValueError};
 use crate::clock::VectorClock;
@@ -139,7 +139,7 @@ pub(crate) fn not_plain(log: &str, what: &str, u: &Uuid) -> String {
     format!(
         "{log}: skipping {what}: {:?} is not a UUID (only ASCII letters, digits and '-', at most {} of them)",
         u.as_str(),
-        annex_protocol::uuid::MAX_PLAIN_LEN
+        annex_types::uuid::MAX_PLAIN_LEN
     )
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::readish::is_hs_space;
 use super::uuid_based::{LogValue, UuidLog, ValueError};

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 use thiserror::Error;
 
 use super::uuid_based::{LogValue, UuidLog, ValueError};

@@ -32,7 +32,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 use thiserror::Error;
 
 use super::presence::lines;

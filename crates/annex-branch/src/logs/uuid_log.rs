@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use annex_protocol::Uuid;
+use annex_types::Uuid;
 
 use super::uuid_based::{no_line_break, UuidLog, ValueError};
 use crate::clock::VectorClock;

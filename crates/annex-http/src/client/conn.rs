@@ -75,7 +75,7 @@ async fn read_bounded(mut body: Incoming, limit: usize) -> Result<Bytes, RepoErr
     }
     let mut out = BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| RepoError::Other(format!("reading the answer: {e}")))?;
+        let frame = frame.map_err(|e| RepoError::context("reading the answer", e))?;
         if let Ok(data) = frame.into_data() {
             if out.len() + data.len() > limit {
                 return Err(AnswerTooLong::error());
@@ -211,20 +211,24 @@ pub(crate) fn tls_connector(
         let _ = roots.add(cert);
     }
     if let Some(path) = ca_file {
-        let bad = |e: &dyn std::fmt::Display| RepoError::Other(format!("{}: {e}", path.display()));
+        let bad = |e: Box<dyn std::error::Error + Send + Sync>| {
+            RepoError::context(path.display().to_string(), e)
+        };
         let mut found = false;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.into()))? {
+            roots
+                .add(cert.map_err(|e| bad(e.into()))?)
+                .map_err(|e| bad(e.into()))?;
             found = true;
         }
         if !found {
-            return Err(bad(&"no PEM certificate in the file"));
+            return Err(bad("no PEM certificate in the file".into()));
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| RepoError::Other(e.to_string()))?
+        .map_err(RepoError::failed)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -268,16 +272,16 @@ impl Pool {
             let tcp = TcpStream::connect((self.url.host.as_str(), self.url.port))
                 .await
                 .map_err(|e| {
-                    RepoError::Other(format!("cannot connect to {}: {e}", self.authority))
+                    RepoError::context(format!("cannot connect to {}", self.authority), e)
                 })?;
             let _ = tcp.set_nodelay(true);
             match &self.tls {
                 None => handshake(tcp).await,
                 Some(tls) => {
                     let name = ServerName::try_from(self.url.host.clone())
-                        .map_err(|e| RepoError::Other(format!("{}: {e}", self.url.host)))?;
+                        .map_err(|e| RepoError::context(self.url.host.clone(), e))?;
                     let stream = tls.connect(name, tcp).await.map_err(|e| {
-                        RepoError::Other(format!("TLS with {}: {e}", self.authority))
+                        RepoError::context(format!("TLS with {}", self.authority), e)
                     })?;
                     handshake(stream).await
                 }
@@ -382,7 +386,7 @@ where
         .max_header_size(MAX_ANSWER)
         .handshake(TokioIo::new(io))
         .await
-        .map_err(|e| RepoError::Other(e.to_string()))?;
+        .map_err(RepoError::failed)?;
     Ok(Conn {
         sender,
         driver: Some(Box::pin(conn)),

@@ -139,10 +139,7 @@ impl HttpRepository {
                     )));
                 }
                 let token = STANDARD.encode(format!("{user}:{password}"));
-                Some(
-                    HeaderValue::from_str(&format!("Basic {token}"))
-                        .map_err(|e| RepoError::Other(e.to_string()))?,
-                )
+                Some(HeaderValue::from_str(&format!("Basic {token}")).map_err(RepoError::failed)?)
             }
             None => None,
         };
@@ -176,7 +173,7 @@ impl HttpRepository {
         client: Uuid,
         options: HttpOptions,
     ) -> Result<HttpRepository, RepoError> {
-        let url = ServerUrl::parse(url).map_err(|e| RepoError::Other(e.to_string()))?;
+        let url = ServerUrl::parse(url).map_err(RepoError::failed)?;
         let server = server.or_else(|| url.uuid.clone()).ok_or_else(|| {
             RepoError::Other(format!(
                 "{}: the UUID of the repository is needed (the URL can end with /git-annex/UUID)",
@@ -274,7 +271,7 @@ impl HttpRepository {
             .uri(path)
             .header(HOST, self.shared.pool.authority())
             .body(body)
-            .map_err(|e| RepoError::Other(e.to_string()))?;
+            .map_err(RepoError::failed)?;
         if let Some(auth) = &self.shared.auth {
             req.headers_mut().insert(AUTHORIZATION, auth.clone());
         }

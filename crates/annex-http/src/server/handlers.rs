@@ -527,7 +527,7 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
                 // Cut the response short: the client sees less than the
                 // data length and discards it.
                 tracing::warn!(key = %key, error = %e, "GET failed while sending");
-                let _ = sink.tx.send(Err(io::Error::other(e.to_string()))).await;
+                let _ = sink.tx.send(Err(io::Error::other(e))).await;
             }
             _ => {}
         }

@@ -1,5 +1,6 @@
 //! The repositories a server serves, looked up by the UUID in the request
-//! path.
+//! path: the [`Repositories`] trait and [`SingleRepository`] (from
+//! annex-protocol, re-exported here), and [`DirectoryRepositories`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -7,52 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use annex_protocol::repositories::{Repositories, SingleRepository};
 use annex_protocol::{Repository, Uuid};
 use annex_repo::{looks_like_repository, LocalRepository};
-
-/// The repositories a server serves.
-pub trait Repositories: Send + Sync + 'static {
-    /// The repository with this UUID, if it is served. This is called for
-    /// every request, on the server's async threads: it must not block.
-    fn lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>>;
-
-    /// Whether [`rescan_and_lookup`](Repositories::rescan_and_lookup) can
-    /// find repositories [`lookup`](Repositories::lookup) did not.
-    fn rescans(&self) -> bool {
-        false
-    }
-
-    /// Looks for repositories again (which may block, on the file system),
-    /// then looks `uuid` up. The server calls it on a blocking thread when
-    /// `lookup` found nothing and [`rescans`](Repositories::rescans) is
-    /// true, never two at once and at most once per
-    /// [`MIN_RESCAN_INTERVAL`].
-    fn rescan_and_lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
-        self.lookup(uuid)
-    }
-
-    /// Whether a request that is refused anyway (401 or 403) looks again
-    /// for a UUID not served, as every request does with git-annex's
-    /// `p2phttp --directory`: it is then answered as refused rather than
-    /// 404 when the repository has appeared since the last look. When
-    /// false (the default, as git-annex's server of one repository, whose
-    /// set of repositories is fixed), only requests allowed to go on make
-    /// the server look again.
-    fn rescan_when_refused(&self) -> bool {
-        false
-    }
-
-    /// The UUIDs served now (for logs).
-    fn uuids(&self) -> Vec<Uuid>;
-
-    /// Why a UUID this server knows of, but does not serve, is refused:
-    /// answered 502 Bad Gateway with this text, as git-annex's gateway
-    /// answers for a repository it is not configured to proxy. `None` (the
-    /// default) answers 404.
-    fn refusal(&self, _uuid: &Uuid) -> Option<String> {
-        None
-    }
-}
 
 /// The least time between the starts of two looks for repositories made
 /// for requests naming a UUID not served: a burst of such requests costs
@@ -101,26 +59,6 @@ impl Rescans {
         .await
         .ok()
         .flatten()
-    }
-}
-
-/// Serves exactly one repository.
-pub struct SingleRepository(Arc<dyn Repository>);
-
-impl SingleRepository {
-    /// Serves `repo`.
-    pub fn new(repo: Arc<dyn Repository>) -> SingleRepository {
-        SingleRepository(repo)
-    }
-}
-
-impl Repositories for SingleRepository {
-    fn lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
-        (self.0.uuid() == uuid).then(|| self.0.clone())
-    }
-
-    fn uuids(&self) -> Vec<Uuid> {
-        vec![self.0.uuid().clone()]
     }
 }
 

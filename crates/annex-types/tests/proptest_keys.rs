@@ -1,8 +1,8 @@
 //! Property tests: keys format back to the bytes they were parsed from,
 //! file names escape reversibly and safely, and no input panics.
 
-use annex_protocol::key::KeyParts;
-use annex_protocol::Key;
+use annex_types::key::KeyParts;
+use annex_types::Key;
 use proptest::prelude::*;
 
 fn backend() -> impl Strategy<Value = String> {
