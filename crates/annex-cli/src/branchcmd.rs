@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use annex_branch::sizes::RepoSizes;
 use annex_branch::Branch;
 use annex_protocol::Uuid;
+use annex_repo::config::{self, GitConfig};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use serde_json::json;
@@ -63,42 +64,41 @@ pub(crate) struct Here {
     pub(crate) branch: Branch,
     /// Its annex.uuid, if it has one.
     pub(crate) uuid: Option<Uuid>,
-}
-
-/// `git config ARGS` in `dir`: the value, or `None` when a single key is
-/// asked for and not set.
-pub(crate) fn git_config(dir: &Path, args: &[&str]) -> anyhow::Result<Option<String>> {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .arg("config")
-        .args(args)
-        .output()
-        .context("running git config")?;
-    if out.status.success() {
-        Ok(Some(
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        ))
-    } else if out.status.code() == Some(1) && args.len() == 1 {
-        Ok(None)
-    } else {
-        bail!(
-            "git config {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    }
+    /// Its git config, as read when the command started.
+    pub(crate) config: GitConfig,
 }
 
 impl Here {
     fn open() -> anyhow::Result<Here> {
         let work = std::env::current_dir()?;
         let branch = Branch::open(&work)?;
-        let uuid = git_config(&work, &["annex.uuid"])?
+        let config = GitConfig::read(branch.git_dir()).context("reading git config")?;
+        let uuid = config
+            .get("annex.uuid")
             .filter(|u| !u.is_empty())
-            .map(|u| Uuid::parse(&u))
+            .map(Uuid::parse)
             .transpose()
             .map_err(|e| anyhow!("annex.uuid: {e}"))?;
-        Ok(Here { work, branch, uuid })
+        Ok(Here {
+            work,
+            branch,
+            uuid,
+            config,
+        })
+    }
+
+    /// `git config NAME VALUE` in this repository.
+    pub(crate) fn set_config(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        Ok(config::set(self.branch.git_dir(), name, value)?)
+    }
+
+    /// Commits the journal as git-annex does when a command ends (unless
+    /// annex.alwayscommit is false); whether a commit was made.
+    pub(crate) fn commit_at_end(&self) -> anyhow::Result<bool> {
+        if !self.config.bool_or("annex.alwayscommit", true) {
+            return Ok(false);
+        }
+        Ok(self.branch.commit("update")?.is_some())
     }
 
     /// Opens a repository that must already be a git-annex repository.
@@ -139,13 +139,13 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         Some(u) => u.clone(),
         None => {
             let u = Uuid::new_v4();
-            git_config(dir, &["annex.uuid", u.as_str()])?;
+            here.set_config("annex.uuid", u.as_str())?;
             u
         }
     };
     here.branch.create("branch created")?;
-    if git_config(dir, &["annex.version"])?.is_none() {
-        git_config(dir, &["annex.version", "10"])?;
+    if here.config.get("annex.version").is_none() {
+        here.set_config("annex.version", "10")?;
     }
     if !bare {
         for (name, body) in [
@@ -164,7 +164,7 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
             ("filter.annex.clean", "git-annex smudge --clean -- %f"),
             ("filter.annex.process", "git-annex filter-process"),
         ] {
-            git_config(dir, &[k, v])?;
+            here.set_config(k, v)?;
         }
         let info = here.branch.git_dir().join("info");
         std::fs::create_dir_all(&info)?;

@@ -17,7 +17,7 @@ use annex_proxy::GitRemotes;
 use anyhow::bail;
 use clap::Args;
 
-use crate::branchcmd::{git_config, Here};
+use crate::branchcmd::Here;
 
 /// Arguments of `annex initcluster`.
 #[derive(Args)]
@@ -50,19 +50,6 @@ pub struct ExtendclusterArgs {
     /// Say nothing but errors, warnings and updatecluster's report.
     #[arg(short, long)]
     quiet: bool,
-}
-
-/// Commits the journal as git-annex does when a command ends (unless
-/// annex.alwayscommit is false); whether a commit was made.
-fn commit(here: &Here) -> anyhow::Result<bool> {
-    let always = git_config(
-        &here.work,
-        &["--type=bool", "--default=true", "annex.alwayscommit"],
-    )?;
-    if always.as_deref() == Some("false") {
-        return Ok(false);
-    }
-    Ok(here.branch.commit("update")?.is_some())
 }
 
 /// Merges the remotes' git-annex branches, as git-annex does before it
@@ -153,7 +140,7 @@ pub fn initcluster(args: InitclusterArgs) -> anyhow::Result<ExitCode> {
             if !args.quiet {
                 println!("ok");
             }
-            if commit(&here)? && !args.quiet {
+            if here.commit_at_end()? && !args.quiet {
                 println!("(recording state in git...)");
             }
             Ok(ExitCode::SUCCESS)
@@ -193,7 +180,7 @@ fn update(here: &Here, uuid: &annex_protocol::Uuid, remotes: &GitRemotes) -> any
         }
     }
     std::io::stdout().flush()?;
-    commit(here)?;
+    here.commit_at_end()?;
     Ok(())
 }
 

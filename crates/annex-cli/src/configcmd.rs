@@ -25,7 +25,7 @@ use annex_protocol::Uuid;
 use anyhow::{anyhow, bail};
 use clap::Args;
 
-use crate::branchcmd::{git_config, Here};
+use crate::branchcmd::Here;
 
 /// Arguments of `annex wanted` and `annex required`.
 #[derive(Args)]
@@ -183,14 +183,7 @@ fn announce(
 /// command (unless annex.alwayscommit is false), saying so when there was
 /// something to commit.
 fn record(here: &Here) -> anyhow::Result<()> {
-    let always = git_config(
-        &here.work,
-        &["--type=bool", "--default=true", "annex.alwayscommit"],
-    )?;
-    if always.as_deref() == Some("false") {
-        return Ok(());
-    }
-    if here.branch.commit("update")?.is_some() {
+    if here.commit_at_end()? {
         println!("(recording state in git...)");
     }
     Ok(())
@@ -351,7 +344,9 @@ pub fn copies(kind: CopiesKind, args: CopiesArgs) -> anyhow::Result<ExitCode> {
             (None, CopiesKind::MinCopies) => println!("global mincopies is not set"),
             (None, CopiesKind::NumCopies) => {
                 println!("global numcopies is not set");
-                let deprecated = git_config(&here.work, &["annex.numcopies"])?
+                let deprecated = here
+                    .config
+                    .get("annex.numcopies")
                     .and_then(|v| read_int(v.as_bytes()))
                     .map(Copies::configured);
                 match deprecated {

@@ -9,6 +9,8 @@ use annex_branch::logs::trust::TrustLevel;
 use annex_branch::logs::{cluster, maxsize, proxy, trust, uuid_log};
 use annex_branch::{Branch, VectorClock};
 use annex_protocol::Uuid;
+use annex_proxy::GitRemotes;
+use annex_repo::config::GitConfig;
 use anyhow::anyhow;
 
 /// git-annex's built-in special remotes, which every repository knows.
@@ -97,7 +99,7 @@ pub fn overview(branch: &Branch, work: &Path) -> anyhow::Result<Overview> {
         }
         ov.trust.insert(u, level.as_str().to_string());
     }
-    let list = remotes(work)?;
+    let list = remotes(branch.git_dir(), work)?;
     ov.remotes = list.known;
     ov.uuidless_remotes = list.unknown;
     for (name, u) in &ov.remotes {
@@ -124,57 +126,21 @@ struct RemoteList {
 /// annex-uuid whose URL is a local path gets the UUID of the repository
 /// there, as git-annex finds it (git-annex also records it in the git
 /// config; this does not).
-fn remotes(work: &Path) -> anyhow::Result<RemoteList> {
-    let out = std::process::Command::new("git")
-        .current_dir(work)
-        .args(["config", "--null", "--get-regexp", r"^remote\."])
-        .output()?;
-    // Name to (url, annex-uuid, annex-ignore), in the order git lists them.
-    let mut order: Vec<String> = Vec::new();
-    let mut seen: BTreeMap<String, (Option<String>, Option<String>, bool)> = BTreeMap::new();
-    for item in out.stdout.split(|&b| b == 0) {
-        let item = String::from_utf8_lossy(item);
-        let (k, v) = item.split_once('\n').unwrap_or((&item, ""));
-        let Some(rest) = k.strip_prefix("remote.") else {
-            continue;
-        };
-        let Some((name, key)) = rest.rsplit_once('.') else {
-            continue;
-        };
-        if name.is_empty() {
-            continue;
-        }
-        let e = seen.entry(name.to_string()).or_insert_with(|| {
-            order.push(name.to_string());
-            (None, None, false)
-        });
-        match key {
-            "url" => e.0 = Some(v.to_string()),
-            "annex-uuid" => e.1 = Some(v.trim().to_string()),
-            "annex-ignore" => {
-                e.2 = matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1")
-            }
-            _ => {}
-        }
-    }
+fn remotes(git_dir: &Path, work: &Path) -> anyhow::Result<RemoteList> {
     let mut list = RemoteList {
         known: Vec::new(),
         unknown: Vec::new(),
     };
-    for name in order {
-        let (url, uuid, ignored) = &seen[&name];
-        let uuid = uuid
-            .as_deref()
-            .filter(|u| !u.is_empty())
-            .and_then(|u| Uuid::parse(u).ok())
-            .or_else(|| {
-                url.as_deref()
-                    .filter(|_| !ignored)
-                    .and_then(|url| local_repository_uuid(work, url))
-            });
-        match (uuid, url) {
-            (Some(u), _) => list.known.push((name, u)),
-            (None, Some(_)) => list.unknown.push(name),
+    for r in GitRemotes::read(git_dir)?.remotes {
+        let uuid = r.uuid.or_else(|| {
+            r.url
+                .as_deref()
+                .filter(|_| !r.ignore)
+                .and_then(|url| local_repository_uuid(work, url))
+        });
+        match (uuid, r.url) {
+            (Some(u), _) => list.known.push((r.name, u)),
+            (None, Some(_)) => list.unknown.push(r.name),
             (None, None) => {}
         }
     }
@@ -201,18 +167,8 @@ fn local_repository_uuid(work: &Path, url: &str) -> Option<Uuid> {
     } else {
         return None;
     };
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(&git_dir)
-        .args(["config", "annex.uuid"])
-        .output()
-        .ok()?;
-    let u = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() && !u.is_empty() {
-        Uuid::parse(&u).ok()
-    } else {
-        None
-    }
+    let config = GitConfig::read(&git_dir).ok()?;
+    Uuid::parse(config.get("annex.uuid")?.trim()).ok()
 }
 
 impl Overview {

@@ -13,7 +13,7 @@ use annex_preferred::{
 };
 use annex_protocol::{Key, Uuid};
 
-use crate::branchcmd::{git_config, Here};
+use crate::branchcmd::Here;
 
 #[derive(Args)]
 pub struct MatchexpressionArgs {
@@ -96,7 +96,9 @@ impl Context {
     pub(crate) fn load(here: &Here, rebalance: bool) -> anyhow::Result<Context> {
         let facts = Facts::load(&here.branch)?;
         let sizes = LiveSizes::from_branch(&here.branch, &facts)?;
-        let threshold = git_config(&here.work, &["annex.fullybalancedthreshhold"])?
+        let threshold = here
+            .config
+            .get("annex.fullybalancedthreshhold")
             .and_then(|v| v.trim().parse::<f64>().ok())
             .map(|v| v / 100.0)
             .unwrap_or(0.9);
@@ -244,8 +246,8 @@ pub fn placement(args: PlacementArgs) -> anyhow::Result<ExitCode> {
         }
         m
     } else if let Some(c) = &args.cluster {
-        let cu = match git_config(&here.work, &[&format!("annex.cluster.{c}")])? {
-            Some(u) => Uuid::parse(&u)?,
+        let cu = match here.config.get(&format!("annex.cluster.{c}")) {
+            Some(u) => Uuid::parse(u.trim())?,
             None => Uuid::parse(c).map_err(|_| anyhow::anyhow!("no cluster named {c}"))?,
         };
         match ctx.facts.clusters.nodes_of(&cu) {

@@ -10,6 +10,7 @@ use annex_protocol::{
     PutData, PutOutcome, PutSource, RepoError, Repository, Uuid, Validity,
 };
 use annex_proxy::ssh::GitAnnexShell;
+use annex_repo::config::GitConfig;
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use clap::{Args, Subcommand};
@@ -269,16 +270,11 @@ fn locate(target: &str) -> Location {
 
 /// This repository's UUID when run inside one, or a fresh one.
 fn client_uuid() -> Uuid {
-    let out = std::process::Command::new("git")
-        .args(["config", "annex.uuid"])
-        .stderr(std::process::Stdio::null())
-        .output();
-    if let Ok(o) = out {
-        if let Ok(u) = Uuid::parse(String::from_utf8_lossy(&o.stdout).trim()) {
-            return u;
-        }
-    }
-    Uuid::new_v4()
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| GitConfig::read_in(&dir).ok())
+        .and_then(|c| Uuid::parse(c.get("annex.uuid")?.trim()).ok())
+        .unwrap_or_else(Uuid::new_v4)
 }
 
 async fn connect(args: &RemoteArgs) -> anyhow::Result<Client> {

@@ -315,3 +315,32 @@ fn unknown_repositories_and_bad_arguments_fail_as_in_git_annex() {
     p.same(&["wanted", "main"]);
     p.same(&["group", "main", "g"]);
 }
+
+/// A remote whose `annex-ignore` is written without a value (`[remote
+/// "near"]` then a line `annex-ignore`), as git reads a boolean true: its
+/// repository, on this machine, is not looked at for its UUID, so that
+/// the remote cannot be named, in git-annex and in ours; with `false`
+/// written out, it is looked at in both.
+#[test]
+fn a_valueless_annex_ignore_ignores_the_remote_as_in_git_annex() {
+    let p = Pair::new();
+    let (near, _) = init_annex_repo(p._tmp.path(), "near", "the near one");
+    for dir in [&p.git_annex, &p.ours] {
+        git(dir, &["remote", "add", "near", near.to_str().unwrap()]);
+        let config = dir.join(".git/config");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str("[remote \"near\"]\n\tannex-ignore\n");
+        std::fs::write(&config, text).unwrap();
+    }
+    let before = branch_state(&p.ours);
+    p.same(&["group", "near", "g"]);
+    p.same(&["wanted", "near"]);
+    assert_eq!(branch_state(&p.ours), before);
+    for dir in [&p.git_annex, &p.ours] {
+        git(dir, &["config", "remote.near.annex-ignore", "false"]);
+    }
+    assert_eq!(
+        p.same(&["group", "near", "g"]),
+        "group near ok\n(recording state in git...)\n"
+    );
+}

@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use annex_branch::logs::cluster::{self, Clusters};
 use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, TRUST_LOG, UUID_LOG};
@@ -23,9 +22,10 @@ use annex_branch::logs::uuid_based::ValueError;
 use annex_branch::logs::{proxy, trust, uuid_log};
 use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
-use annex_proxy::gateway::{annex_remote_list, private_uuids};
+use annex_proxy::gateway::annex_remote_list;
 use annex_proxy::ssh::GitAnnexShell;
 use annex_proxy::{GitRemotes, Location, Remote};
+use annex_repo::config::{self, GitConfig};
 
 /// Why a cluster command refused.
 #[derive(Debug, thiserror::Error)]
@@ -59,23 +59,7 @@ pub fn is_legal_name(name: &str) -> bool {
 
 /// `git config KEY VALUE` in the repository at `git_dir`.
 pub fn set_git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["config", key, value])
-        .output()
-        .map_err(|e| ConfigError::Config(format!("running git config: {e}")))?;
-    if !out.status.success() {
-        return Err(ConfigError::Config(format!(
-            "git config {key}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
-}
-
-fn read_config(git_dir: &Path) -> Result<Vec<u8>, ConfigError> {
-    annex_repo::config::list_z(git_dir).map_err(|e| ConfigError::Config(e.to_string()))
+    config::set(git_dir, key, value).map_err(|e| ConfigError::Config(e.to_string()))
 }
 
 /// Where the git directory of the repository at `path` is: `path/.git`
@@ -107,7 +91,7 @@ pub fn discover_uuids(
     git_dir: &Path,
     remotes: &mut GitRemotes,
 ) -> Result<Vec<String>, ConfigError> {
-    let config = annex_repo::config::GitConfig::parse_z(&read_config(git_dir)?);
+    let config = GitConfig::read(git_dir).map_err(|e| ConfigError::Config(e.to_string()))?;
     let mut warnings = Vec::new();
     let mut order: Vec<usize> = (0..remotes.remotes.len()).collect();
     order.sort_by_key(|&i| format!("remote.{}.url", remotes.remotes[i].name).into_bytes());
@@ -129,10 +113,7 @@ pub fn discover_uuids(
             _ => continue,
         };
         // A remote on this machine is read each time, unless told not to.
-        let check = config
-            .get(&format!("remote.{}.annex-checkuuid", r.name))
-            .map(|v| v.trim().to_ascii_lowercase());
-        if matches!(check.as_deref(), Some("false" | "no" | "off" | "0")) {
+        if !config.bool_or(&format!("remote.{}.annex-checkuuid", r.name), true) {
             continue;
         }
         let Some(dir) = git_dir_of(&path) else {
@@ -141,15 +122,9 @@ pub fn discover_uuids(
             }
             continue;
         };
-        let found = Command::new("git")
-            .arg("config")
-            .arg("--file")
-            .arg(dir.join("config"))
-            .args(["--get", "annex.uuid"])
-            .output()
+        let found = GitConfig::read_file(&dir.join("config"))
             .ok()
-            .filter(|o| o.status.success())
-            .and_then(|o| Uuid::parse(String::from_utf8_lossy(&o.stdout).trim()).ok());
+            .and_then(|c| Uuid::parse(c.get("annex.uuid")?.trim()).ok());
         if let Some(u) = found {
             if r.uuid.as_ref() != Some(&u) {
                 set_git_config(
@@ -356,8 +331,7 @@ pub fn update_clusters(
     let cluster_log = cluster::parse(&branch.read(CLUSTER_LOG)?);
     let trust_log = trust::parse(&branch.read(TRUST_LOG)?);
     let descs = descriptions(branch, here, &list)?;
-    let config = read_config(branch.git_dir())?;
-    let private = private_uuids(&config, here, remotes);
+    let private = remotes.private_uuids(here);
     for (name, cu) in &remotes.clusters {
         if !is_legal_name(name) || !cu.is_cluster() {
             continue;

@@ -87,42 +87,6 @@ pub fn annex_remote_list(remotes: &GitRemotes) -> Vec<&Remote> {
     out
 }
 
-/// The UUIDs git config marks private (`annex.private` for this
-/// repository, `remote.NAME.annex-private` for a remote with a known
-/// UUID), which git-annex keeps out of proxy.log and cluster.log; from
-/// `git config --list -z` output.
-pub fn private_uuids(config_z: &[u8], here: &Uuid, remotes: &GitRemotes) -> BTreeSet<Uuid> {
-    let truthy = |v: &str| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "true" | "yes" | "on" | "1" | ""
-        )
-    };
-    let mut last: BTreeMap<String, String> = BTreeMap::new();
-    for entry in config_z.split(|&b| b == 0).filter(|e| !e.is_empty()) {
-        let entry = String::from_utf8_lossy(entry);
-        let (k, v) = entry.split_once('\n').unwrap_or((entry.as_ref(), ""));
-        last.insert(k.to_owned(), v.to_owned());
-    }
-    let mut out = BTreeSet::new();
-    for (k, v) in &last {
-        if !truthy(v) {
-            continue;
-        }
-        if k == "annex.private" {
-            out.insert(here.clone());
-        } else if let Some(name) = k
-            .strip_prefix("remote.")
-            .and_then(|r| r.strip_suffix(".annex-private"))
-        {
-            if let Some(u) = remotes.by_name(name).and_then(|r| r.uuid.clone()) {
-                out.insert(u);
-            }
-        }
-    }
-    out
-}
-
 /// The cluster names of a remote's `annex-cluster-node` that git-annex
 /// takes (legal remote names).
 fn cluster_node_names(r: &Remote) -> impl Iterator<Item = &String> {
@@ -207,8 +171,8 @@ pub fn configured_proxies(
 /// Records in proxy.log what this repository (`gateway`) proxies, as
 /// `git annex updateproxy` does (see [`configured_proxies`]); `remotes`
 /// as git config lists them, the remotes proxied through them are added
-/// from proxy.log. Private repositories (see [`private_uuids`]) are kept
-/// out of the log.
+/// from proxy.log. Private repositories (see
+/// [`GitRemotes::private_uuids`]) are kept out of the log.
 pub fn update_proxy(
     branch: &Branch,
     gateway: &Uuid,
@@ -242,12 +206,7 @@ pub fn update_proxy(
             _ => {}
         }
     }
-    let config =
-        annex_repo::config::list_z(branch.git_dir()).map_err(|source| BranchError::Io {
-            context: "reading git config".into(),
-            source,
-        })?;
-    let private = private_uuids(&config, gateway, remotes);
+    let private = remotes.private_uuids(gateway);
     let recorded: BTreeSet<Proxy> = wanted
         .into_iter()
         .filter(|p| !private.contains(&p.uuid))
@@ -484,19 +443,5 @@ mod tests {
             warnings,
             ["n2 is a git remote without a known annex-uuid. Cannot proxy to this remote."]
         );
-    }
-
-    #[test]
-    fn private_repositories() {
-        let remotes = GitRemotes::parse_z(
-            format!("remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0").as_bytes(),
-        );
-        let cfg =
-            "annex.private\ntrue\0remote.n1.annex-private\ntrue\0remote.zz.annex-private\ntrue\0";
-        assert_eq!(
-            private_uuids(cfg.as_bytes(), &u(G), &remotes),
-            BTreeSet::from([u(G), u(U1)])
-        );
-        assert!(private_uuids(b"annex.private\nfalse\0", &u(G), &remotes).is_empty());
     }
 }

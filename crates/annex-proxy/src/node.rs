@@ -15,6 +15,7 @@ use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
 use annex_protocol::repository::{PutOutcome, PutSource, RemoveOutcome, Repository};
 use annex_protocol::{AssociatedFile, Forward, Key, ProtocolVersion, RepoError, Uuid};
+use annex_repo::config::GitConfig;
 use annex_repo::LocalRepository;
 use async_trait::async_trait;
 
@@ -60,43 +61,6 @@ impl Node {
     }
 }
 
-/// The gateway's git config as `git config --list` gives it, in order:
-/// names with their section and variable in lower case, and the remote
-/// names (subsections) as they are.
-fn git_config_list(git_dir: &Path) -> Result<Vec<(String, String)>, RepoError> {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(git_dir)
-        .args(["config", "--list", "-z"])
-        .output()?;
-    if !out.status.success() {
-        return Err(RepoError::Other(format!(
-            "git config failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(out
-        .stdout
-        .split(|&b| b == 0)
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let e = String::from_utf8_lossy(e);
-            match e.split_once('\n') {
-                Some((k, v)) => (k.to_owned(), v.to_owned()),
-                None => (e.into_owned(), "true".to_owned()),
-            }
-        })
-        .collect())
-}
-
-/// The last value of `name` in a config list.
-fn config_value<'a>(list: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    list.iter()
-        .rev()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// Opens a special remote (one without a URL) from its configuration in
 /// the gateway's remote.log (under `remote.NAME.annex-config-uuid` for a
 /// `--sameas` remote), with the directory of git config's
@@ -116,9 +80,10 @@ fn open_special(
         })?;
         (b.git_dir().to_owned(), log)
     };
-    let cfg = git_config_list(&git_dir)?;
+    let cfg = GitConfig::read(&git_dir)?;
     let remote_key = |var: &str| format!("remote.{}.{var}", r.name);
-    let config_uuid = config_value(&cfg, &remote_key("annex-config-uuid"))
+    let config_uuid = cfg
+        .get(&remote_key("annex-config-uuid"))
         .and_then(|u| Uuid::parse(u.trim()).ok())
         .unwrap_or_else(|| uuid.clone());
     let configs = remote_config::config_map(&remote_config::parse(&log));
@@ -129,11 +94,12 @@ fn open_special(
     };
     // git-annex keeps the directory in git config; older versions also
     // recorded it in remote.log.
-    let directory = config_value(&cfg, &remote_key("annex-directory"))
+    let directory = cfg
+        .get(&remote_key("annex-directory"))
         .or_else(|| config.get("directory"))
         .filter(|d| !d.is_empty())
         .map(|d| gateway_work.join(d));
-    let disk_reserve = annex_repo::config::disk_reserve(config_value(&cfg, "annex.diskreserve"));
+    let disk_reserve = annex_repo::config::disk_reserve(cfg.get("annex.diskreserve"));
     DirectoryRemote::from_config(
         uuid.clone(),
         config,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use annex_branch::logs::proxy::Proxy;
 use annex_protocol::Uuid;
+use annex_repo::config::GitConfig;
 
 /// One remote.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,6 +38,9 @@ pub struct Remote {
     /// repository behind this remote is a gateway for (set by
     /// `extendcluster`).
     pub cluster_gateway: Vec<Uuid>,
+    /// `remote.NAME.annex-private`: kept out of the logs that other
+    /// repositories read.
+    pub private: bool,
     /// Made from another remote's proxy.log entry (`GATEWAY-NAME`), not
     /// configured in git config.
     pub synthesized: bool,
@@ -62,19 +66,44 @@ pub enum Location {
     Other,
 }
 
-fn truthy(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "true" | "yes" | "on" | "1" | ""
-    )
-}
-
 /// git-annex's cost of a remote on this machine.
 pub const CHEAP_REMOTE_COST: f64 = 100.0;
 /// git-annex's cost of a remote reached over a network.
 pub const EXPENSIVE_REMOTE_COST: f64 = 200.0;
 
 impl Remote {
+    /// The remote `name` as `config` sets it up, each setting read as
+    /// git-annex reads it (the last value set).
+    pub fn from_config(config: &GitConfig, name: &str) -> Remote {
+        let get = |var: &str| config.get(&format!("remote.{name}.{var}"));
+        let flag = |var: &str| config.bool_or(&format!("remote.{name}.{var}"), false);
+        let uuid = |var: &str| get(var).and_then(|v| Uuid::parse(v.trim()).ok());
+        Remote {
+            name: name.to_owned(),
+            url: get("url").map(str::to_owned),
+            annex_url: get("annexurl").map(str::to_owned),
+            uuid: uuid("annex-uuid"),
+            proxy: flag("annex-proxy"),
+            cluster_node: get("annex-cluster-node")
+                .map(|v| v.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+            ignore: flag("annex-ignore"),
+            cost: get("annex-cost").and_then(|v| v.trim().parse().ok()),
+            proxied_by: uuid("annex-proxied-by"),
+            shell: get("annex-shell").map(str::to_owned),
+            cluster_gateway: get("annex-cluster-gateway")
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|u| Uuid::parse(u).ok())
+                        .filter(Uuid::is_cluster)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            private: flag("annex-private"),
+            synthesized: false,
+        }
+    }
+
     /// The cost git-annex gives the remote when `annex-cost` is not set:
     /// cheap on this machine, expensive over a network.
     pub fn default_cost(&self) -> f64 {
@@ -154,68 +183,55 @@ pub struct GitRemotes {
     /// `annex.cluster.NAME = UUID`: the clusters this repository is a
     /// gateway for, by name.
     pub clusters: BTreeMap<String, Uuid>,
+    /// `annex.private`: this repository is kept out of the logs that
+    /// other repositories read.
+    pub private: bool,
 }
 
 impl GitRemotes {
     /// Reads the config that applies in `git_dir`.
     pub fn read(git_dir: &Path) -> io::Result<GitRemotes> {
-        Ok(GitRemotes::parse_z(&annex_repo::config::list_z(git_dir)?))
+        Ok(GitRemotes::from_config(&GitConfig::read(git_dir)?))
     }
 
     /// Parses `git config --list -z` output.
     pub fn parse_z(out: &[u8]) -> GitRemotes {
+        GitRemotes::from_config(&GitConfig::parse_z(out))
+    }
+
+    /// The remotes and clusters of a git config, each setting read as
+    /// git-annex reads it: the last value of each; `annex-proxy`,
+    /// `annex-ignore` and `annex-private` as booleans (a variable without
+    /// a value is true).
+    pub fn from_config(config: &GitConfig) -> GitRemotes {
         let mut order: Vec<String> = Vec::new();
         let mut by_name: BTreeMap<String, Remote> = BTreeMap::new();
         let mut clusters = BTreeMap::new();
-        for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
-            let entry = String::from_utf8_lossy(entry);
-            let (k, v) = match entry.split_once('\n') {
-                Some((k, v)) => (k, v),
-                None => (entry.as_ref(), ""),
-            };
+        let private = config.bool_or("annex.private", false);
+        for entry in config.entries() {
+            let k = entry.name.as_str();
             if let Some(name) = k.strip_prefix("annex.cluster.") {
-                if let Ok(u) = Uuid::parse(v.trim()) {
-                    clusters.insert(name.to_owned(), u);
+                match config.get(k).map(|v| Uuid::parse(v.trim())) {
+                    Some(Ok(u)) => {
+                        clusters.insert(name.to_owned(), u);
+                    }
+                    _ => {
+                        clusters.remove(name);
+                    }
                 }
                 continue;
             }
             let Some(rest) = k.strip_prefix("remote.") else {
                 continue;
             };
-            let Some((name, var)) = rest.rsplit_once('.') else {
+            let Some((name, _)) = rest.rsplit_once('.') else {
                 continue;
             };
-            if name.is_empty() {
+            if name.is_empty() || by_name.contains_key(name) {
                 continue;
             }
-            let r = by_name.entry(name.to_owned()).or_insert_with(|| {
-                order.push(name.to_owned());
-                Remote {
-                    name: name.to_owned(),
-                    ..Remote::default()
-                }
-            });
-            match var.to_ascii_lowercase().as_str() {
-                "url" => r.url = Some(v.to_owned()),
-                "annexurl" => r.annex_url = Some(v.to_owned()),
-                "annex-uuid" => r.uuid = Uuid::parse(v.trim()).ok(),
-                "annex-proxy" => r.proxy = truthy(v),
-                "annex-cluster-node" => {
-                    r.cluster_node = v.split_whitespace().map(String::from).collect()
-                }
-                "annex-ignore" => r.ignore = truthy(v),
-                "annex-cost" => r.cost = v.trim().parse().ok(),
-                "annex-proxied-by" => r.proxied_by = Uuid::parse(v.trim()).ok(),
-                "annex-shell" => r.shell = Some(v.to_owned()),
-                "annex-cluster-gateway" => {
-                    r.cluster_gateway = v
-                        .split_whitespace()
-                        .filter_map(|u| Uuid::parse(u).ok())
-                        .filter(Uuid::is_cluster)
-                        .collect()
-                }
-                _ => {}
-            }
+            order.push(name.to_owned());
+            by_name.insert(name.to_owned(), Remote::from_config(config, name));
         }
         GitRemotes {
             remotes: order
@@ -223,6 +239,7 @@ impl GitRemotes {
                 .filter_map(|n| by_name.remove(&n))
                 .collect(),
             clusters,
+            private,
         }
     }
 
@@ -279,11 +296,25 @@ impl GitRemotes {
                     proxied_by: Some(gw.clone()),
                     shell: r.shell.clone(),
                     cluster_gateway: Vec::new(),
+                    private: false,
                     synthesized: true,
                 });
             }
         }
         out
+    }
+
+    /// The UUIDs git config marks private (`annex.private` for this
+    /// repository, `here`; `annex-private` for a remote with a known
+    /// UUID), which git-annex keeps out of proxy.log and cluster.log.
+    pub fn private_uuids(&self, here: &Uuid) -> BTreeSet<Uuid> {
+        let mine = self.private.then(|| here.clone());
+        self.remotes
+            .iter()
+            .filter(|r| r.private)
+            .filter_map(|r| r.uuid.clone())
+            .chain(mine)
+            .collect()
     }
 
     /// The remotes sorted by cost, cheapest first (stable: git's order
@@ -342,5 +373,24 @@ mod tests {
                 path: "repo".into()
             }
         );
+    }
+
+    #[test]
+    fn private_repositories() {
+        const U1: &str = "11111111-1111-4111-8111-111111111111";
+        let here = Uuid::parse("99999999-9999-4999-8999-999999999999").unwrap();
+        let cfg = format!(
+            "remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0annex.private\ntrue\0remote.n1.annex-private\0remote.zz.annex-private\ntrue\0"
+        );
+        assert_eq!(
+            GitRemotes::parse_z(cfg.as_bytes()).private_uuids(&here),
+            BTreeSet::from([here.clone(), Uuid::parse(U1).unwrap()])
+        );
+        let cfg = format!(
+            "remote.n1.annex-uuid\n{U1}\0annex.private\nfalse\0remote.n1.annex-private\n\0"
+        );
+        assert!(GitRemotes::parse_z(cfg.as_bytes())
+            .private_uuids(&here)
+            .is_empty());
     }
 }
