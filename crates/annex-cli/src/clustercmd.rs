@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use annex_branch::MergeReport;
 use annex_cluster::config::{self as cluster_config, ConfigError};
-use annex_proxy::GitRemotes;
+use annex_repo::remotes::GitRemotes;
 use anyhow::bail;
 use clap::Args;
 

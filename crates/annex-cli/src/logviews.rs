@@ -9,8 +9,7 @@ use annex_branch::logs::trust::TrustLevel;
 use annex_branch::logs::{cluster, maxsize, proxy, trust, uuid_log};
 use annex_branch::{Branch, VectorClock};
 use annex_protocol::Uuid;
-use annex_proxy::GitRemotes;
-use annex_repo::config::GitConfig;
+use annex_repo::remotes::{git_dir_of, repository_uuid, GitRemotes, Location};
 use anyhow::anyhow;
 
 /// git-annex's built-in special remotes, which every repository knows.
@@ -123,21 +122,23 @@ struct RemoteList {
 }
 
 /// The repository's remotes with their UUIDs. A remote without an
-/// annex-uuid whose URL is a local path gets the UUID of the repository
-/// there, as git-annex finds it (git-annex also records it in the git
-/// config; this does not).
+/// annex-uuid (and not ignored) whose URL is a local path gets the UUID of
+/// the repository there, as git-annex finds it (git-annex also records it
+/// in the git config; this does not).
 fn remotes(git_dir: &Path, work: &Path) -> anyhow::Result<RemoteList> {
     let mut list = RemoteList {
         known: Vec::new(),
         unknown: Vec::new(),
     };
     for r in GitRemotes::read(git_dir)?.remotes {
-        let uuid = r.uuid.or_else(|| {
-            r.url
-                .as_deref()
-                .filter(|_| !r.ignore)
-                .and_then(|url| local_repository_uuid(work, url))
-        });
+        let uuid = r
+            .uuid
+            .or_else(|| match r.url.as_deref().map(Location::of_url) {
+                Some(Location::Local(path)) if !r.ignore => {
+                    repository_uuid(&git_dir_of(&work.join(path))?)
+                }
+                _ => None,
+            });
         match (uuid, r.url) {
             (Some(u), _) => list.known.push((r.name, u)),
             (None, Some(_)) => list.unknown.push(r.name),
@@ -145,30 +146,6 @@ fn remotes(git_dir: &Path, work: &Path) -> anyhow::Result<RemoteList> {
         }
     }
     Ok(list)
-}
-
-/// The annex.uuid of the repository a remote URL names, when it is a local
-/// path (or a `file://` URL).
-fn local_repository_uuid(work: &Path, url: &str) -> Option<Uuid> {
-    let path = match url.strip_prefix("file://") {
-        Some(p) => p,
-        None if url.contains("://") => return None,
-        // `host:path` is ssh, unless a `/` comes before the `:`.
-        None if url.find(':').is_some_and(|c| !url[..c].contains('/')) => return None,
-        None => url,
-    };
-    let dir = work.join(path);
-    // The repository's own git directory, so that a directory that is not
-    // a repository is not taken for the repository around it.
-    let git_dir = if dir.join(".git").exists() {
-        dir.join(".git")
-    } else if dir.join("config").is_file() && dir.join("objects").is_dir() {
-        dir
-    } else {
-        return None;
-    };
-    let config = GitConfig::read(&git_dir).ok()?;
-    Uuid::parse(config.get("annex.uuid")?.trim()).ok()
 }
 
 impl Overview {

@@ -11,6 +11,7 @@ use annex_protocol::{
 };
 use annex_proxy::ssh::GitAnnexShell;
 use annex_repo::config::GitConfig;
+use annex_repo::remotes::Location;
 use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use clap::{Args, Subcommand};
@@ -22,7 +23,8 @@ use crate::progress::{bar, Counted};
 
 #[derive(Args)]
 pub struct RemoteArgs {
-    /// A local path to a git-annex repository, `[user@]host:path`, or a
+    /// A local path to a git-annex repository, `[user@]host:path` or
+    /// `ssh://[user@]host[:port]/path`, or a
     /// p2phttp URL `annex+http(s)://HOST[:PORT]/git-annex/[UUID]`.
     target: String,
     /// For annex+http(s) URLs: the UUID of the repository to reach (unless
@@ -153,10 +155,9 @@ fn connect_http(args: &RemoteArgs) -> anyhow::Result<HttpRepository> {
 }
 
 pub async fn run(args: RemoteArgs) -> anyhow::Result<ExitCode> {
-    let client = if args.target.starts_with("annex+http") {
-        Connection::Http(connect_http(&args)?)
-    } else {
-        Connection::P2p(connect(&args).await?)
+    let client = match locate(&args.target) {
+        Location::Http(_) => Connection::Http(connect_http(&args)?),
+        location => Connection::P2p(connect(&args, location).await?),
     };
     let json = args.json;
     let code = match args.op {
@@ -245,27 +246,14 @@ fn report_line(json: bool, key: &Key, op: &str, ok: bool, also: &[Uuid]) -> Stri
     }
 }
 
-/// Where a target is: a local repository, or a host and path for ssh.
-enum Location {
-    Local(PathBuf),
-    Ssh { host: String, path: String },
-}
-
+/// Where a target is: a path that exists on this machine, a p2phttp URL,
+/// or else as git reads a remote's URL (`[user@]host:path`,
+/// `ssh://host[:port]/path`, `file://path`, a path).
 fn locate(target: &str) -> Location {
     if Path::new(target).exists() {
         return Location::Local(PathBuf::from(target));
     }
-    match target.split_once(':') {
-        Some((host, path)) if !host.is_empty() && !host.contains('/') => Location::Ssh {
-            host: host.to_owned(),
-            path: if path.is_empty() {
-                ".".into()
-            } else {
-                path.to_owned()
-            },
-        },
-        _ => Location::Local(PathBuf::from(target)),
-    }
+    Location::of_annex_url(target).unwrap_or_else(|| Location::of_url(target))
 }
 
 /// This repository's UUID when run inside one, or a fresh one.
@@ -277,9 +265,9 @@ fn client_uuid() -> Uuid {
         .unwrap_or_else(Uuid::new_v4)
 }
 
-async fn connect(args: &RemoteArgs) -> anyhow::Result<Client> {
+async fn connect(args: &RemoteArgs, location: Location) -> anyhow::Result<Client> {
     let me = client_uuid();
-    let cmd = match locate(&args.target) {
+    let cmd = match location {
         Location::Local(path) => {
             let path = std::fs::canonicalize(&path)
                 .with_context(|| format!("{} is not a repository path", path.display()))?;
@@ -287,14 +275,17 @@ async fn connect(args: &RemoteArgs) -> anyhow::Result<Client> {
             c.arg("p2pstdio").arg(path).arg(me.as_str());
             c
         }
-        Location::Ssh { host, path } => GitAnnexShell::new(
+        Location::Ssh { host, port, path } => GitAnnexShell::new(
             &host,
-            None,
+            port,
             Some(&args.shell),
             "p2pstdio",
             &[&path, me.as_str()],
         )?
         .tokio_command(),
+        Location::Http(_) | Location::Other => {
+            bail!("{} is not a git-annex repository's location", args.target)
+        }
     };
     let opts = ClientOptions {
         max_version: ProtocolVersion(args.protocol_version.min(4)),

@@ -205,7 +205,7 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
     let mut cluster = None;
     if let Some(expected) = expected.filter(|e| *e != repo.uuid().as_str()) {
         let branch = Branch::open(&work)?;
-        let remotes = annex_proxy::GitRemotes::read(repo.git_dir())?;
+        let remotes = annex_repo::remotes::GitRemotes::read(repo.git_dir())?;
         let gateway = annex_proxy::Gateway::load(&branch, repo.uuid().clone(), remotes)?;
         if let Some(cu) = gateway.resolve_cluster(expected) {
             // A cluster this repository is a gateway for.

@@ -70,7 +70,7 @@ impl ClusterNode {
     pub fn is_local(&self) -> bool {
         matches!(
             self.spec.proxied.remote.location(),
-            annex_proxy::Location::Local(_)
+            annex_repo::remotes::Location::Local(_)
         )
     }
 

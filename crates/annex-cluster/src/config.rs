@@ -14,7 +14,7 @@
 //!   when it lists remotes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use annex_branch::logs::cluster::{self, Clusters};
 use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, TRUST_LOG, UUID_LOG};
@@ -22,10 +22,11 @@ use annex_branch::logs::uuid_based::ValueError;
 use annex_branch::logs::{proxy, trust, uuid_log};
 use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
-use annex_proxy::gateway::annex_remote_list;
 use annex_proxy::ssh::GitAnnexShell;
-use annex_proxy::{GitRemotes, Location, Remote};
 use annex_repo::config::{self, GitConfig};
+use annex_repo::remotes::{
+    annex_remote_list, git_dir_of, repository_uuid, GitRemotes, Location, Remote,
+};
 
 /// Why a cluster command refused.
 #[derive(Debug, thiserror::Error)]
@@ -60,22 +61,6 @@ pub fn is_legal_name(name: &str) -> bool {
 /// `git config KEY VALUE` in the repository at `git_dir`.
 pub fn set_git_config(git_dir: &Path, key: &str, value: &str) -> Result<(), ConfigError> {
     config::set(git_dir, key, value).map_err(|e| ConfigError::Config(e.to_string()))
-}
-
-/// Where the git directory of the repository at `path` is: `path/.git`
-/// (a directory, or a file naming one), or `path` itself when it is a
-/// bare repository. `None` when there is no repository there.
-fn git_dir_of(path: &Path) -> Option<PathBuf> {
-    let dotgit = path.join(".git");
-    if dotgit.is_dir() {
-        return Some(dotgit);
-    }
-    if dotgit.is_file() {
-        let text = std::fs::read_to_string(&dotgit).ok()?;
-        let target = text.trim().strip_prefix("gitdir:")?.trim();
-        return Some(path.join(target));
-    }
-    (path.join("config").is_file() && path.join("objects").is_dir()).then(|| path.to_path_buf())
 }
 
 /// Reads the UUIDs of the remotes on this machine from their repositories
@@ -122,10 +107,7 @@ pub fn discover_uuids(
             }
             continue;
         };
-        let found = GitConfig::read_file(&dir.join("config"))
-            .ok()
-            .and_then(|c| Uuid::parse(c.get("annex.uuid")?.trim()).ok());
-        if let Some(u) = found {
+        if let Some(u) = repository_uuid(&dir) {
             if r.uuid.as_ref() != Some(&u) {
                 set_git_config(
                     git_dir,
@@ -441,17 +423,5 @@ mod tests {
         for bad in ["", "bad name", "-c", ".c", "a/b", "a:b", "a\nb"] {
             assert!(!is_legal_name(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn git_dirs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let p = tmp.path();
-        assert_eq!(git_dir_of(p), None);
-        std::fs::create_dir(p.join("objects")).unwrap();
-        std::fs::write(p.join("config"), "").unwrap();
-        assert_eq!(git_dir_of(p), Some(p.to_path_buf()));
-        std::fs::create_dir(p.join(".git")).unwrap();
-        assert_eq!(git_dir_of(p), Some(p.join(".git")));
     }
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 
 use annex_protocol::Uuid;
-use annex_proxy::gateway::annex_remote_list;
 use annex_proxy::{Gateway, Proxied};
 
 /// One node of a cluster, as the gateway reaches it.
@@ -40,15 +39,8 @@ pub fn cluster_nodes(gateway: &Gateway, cluster: &Uuid, bypass: &BTreeSet<Uuid>)
     // first, and among remotes of the same cost the last listed first.
     // Uploads ask the nodes' preferred content in this order, and a node
     // that wants the key counts it as in flight for the next ones.
-    let mut ordered = annex_remote_list(remotes);
-    ordered.reverse();
-    ordered.sort_by(|a, b| {
-        a.effective_cost()
-            .partial_cmp(&b.effective_cost())
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
     let mut out = Vec::new();
-    for r in ordered {
+    for r in remotes.by_cost() {
         let Some(u) = &r.uuid else { continue };
         let via = if !r.cluster_node.is_empty() {
             if !(r.cluster_node.iter().any(is_my_cluster) && listed.contains(u)) {

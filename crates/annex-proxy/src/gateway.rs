@@ -11,6 +11,7 @@ use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
 
 use crate::remotes::{GitRemotes, Remote};
+pub use annex_repo::remotes::annex_remote_list;
 
 /// Why a UUID cannot be served here.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,38 +54,6 @@ pub struct ProxyUpdate {
     pub changes: Vec<ProxyChange>,
     /// Remotes configured to be proxied that cannot be, with why.
     pub warnings: Vec<String>,
-}
-
-/// The remotes in the order git-annex lists them (its `remoteList`): the
-/// remotes proxied through a remote (`GATEWAY-NAME`, see
-/// [`GitRemotes::with_proxied`]) first, each gateway's in proxy.log's
-/// order, then the git remotes sorted by their `remote.NAME.url` key, then
-/// the remotes with a UUID and no URL (special remotes) by name. A remote
-/// with neither a URL nor a UUID is no remote for git-annex.
-pub fn annex_remote_list(remotes: &GitRemotes) -> Vec<&Remote> {
-    let mut git: Vec<&Remote> = remotes
-        .remotes
-        .iter()
-        .filter(|r| !r.synthesized && r.url.is_some())
-        .collect();
-    git.sort_by_key(|r| format!("remote.{}.url", r.name).into_bytes());
-    let mut special: Vec<&Remote> = remotes
-        .remotes
-        .iter()
-        .filter(|r| !r.synthesized && r.url.is_none() && r.uuid.is_some())
-        .collect();
-    special.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = Vec::new();
-    for g in &git {
-        let Some(gu) = &g.uuid else { continue };
-        let prefix = format!("{}-", g.name);
-        out.extend(remotes.remotes.iter().filter(|r| {
-            r.synthesized && r.proxied_by.as_ref() == Some(gu) && r.name.starts_with(&prefix)
-        }));
-    }
-    out.extend(git);
-    out.extend(special);
-    out
 }
 
 /// The cluster names of a remote's `annex-cluster-node` that git-annex
@@ -395,22 +364,6 @@ mod tests {
             uuid: u(uuid),
             name: name.into(),
         }
-    }
-
-    #[test]
-    fn remotes_in_git_annex_order() {
-        let cfg = format!(
-            "remote.a.url\n../a\0remote.b.url\nhost:/b\0remote.b.annex-uuid\n{G}\0remote.a-b.url\n../ab\0remote.s.annex-uuid\n{U3}\0remote.nothing.annex-cost\n5\0"
-        );
-        let remotes = GitRemotes::parse_z(cfg.as_bytes());
-        let proxies = BTreeMap::from([(u(G), BTreeSet::from([p(U1, "x")]))]);
-        let full = remotes.with_proxied(&proxies, |_| BTreeSet::new());
-        let names: Vec<&str> = annex_remote_list(&full)
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect();
-        // `remote.a-b.url` sorts before `remote.a.url`.
-        assert_eq!(names, ["b-x", "a-b", "a", "b", "s"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A git-annex gateway's proxied remotes.
 //!
 //! - [`remotes`]: the remotes of git config, with the settings a gateway
-//!   reads, and where each repository is.
+//!   reads, and where each repository is ([`annex_repo::remotes`],
+//!   re-exported here).
 //! - [`gateway`]: proxy.log, `updateproxy`, and which UUIDs a gateway
 //!   serves, with git-annex's refusals.
 //! - [`node`]: a proxied repository as a `Repository`: in this process
@@ -15,24 +16,16 @@
 //! - [`ssh`]: the ssh command that runs git-annex-shell on another host,
 //!   every argument quoted.
 //!
-//! The remotes of a gateway's git config, and where each one is:
-//!
-//! ```
-//! use annex_proxy::{GitRemotes, Location};
-//!
-//! let config = b"remote.n1.url\n/srv/n1\0remote.n1.annex-proxy\ntrue\0";
-//! let remotes = GitRemotes::parse_z(config);
-//! let n1 = remotes.by_name("n1").unwrap();
-//! assert!(n1.proxy);
-//! assert_eq!(n1.location(), Location::Local("/srv/n1".into()));
-//! ```
+//! The remotes of git config and where each one is ([`GitRemotes`],
+//! [`Remote`], [`Location`]) live in [`annex_repo::remotes`], which
+//! special remotes use too; they are re-exported here at their old paths.
 #![warn(missing_docs)]
 
 pub mod directory;
 pub mod gateway;
 pub mod node;
 pub mod pool;
-pub mod remotes;
+pub use annex_repo::remotes;
 pub mod ssh;
 
 pub use directory::DirectoryRemote;

@@ -38,6 +38,7 @@ pub mod location;
 mod objects;
 pub use annex_branch::lock;
 pub mod read;
+pub mod remotes;
 pub mod space;
 mod store;
 pub mod verify;

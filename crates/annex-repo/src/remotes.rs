@@ -1,15 +1,36 @@
-//! A repository's remotes as git config describes them, with the settings
-//! a gateway reads (`annex-uuid`, `annex-proxy`, `annex-cluster-node`,
-//! `annexUrl`, `annex-cost`, `annex-ignore`), and its clusters
-//! (`annex.cluster.NAME`).
+//! A repository's remotes as git config describes them, and where each
+//! repository is, as git-annex reads them: the one place for every crate
+//! (gateways, clusters, special remotes, the commands).
+//!
+//! - [`Remote`]: one remote with the settings git-annex reads
+//!   (`annex-uuid`, `annex-proxy`, `annex-cluster-node`, `annexUrl`,
+//!   `annex-cost`, `annex-ignore`, ...), its [`Location`] and its cost.
+//! - [`GitRemotes`]: a repository's remotes and its clusters
+//!   (`annex.cluster.NAME`); the remotes proxied through a gateway as
+//!   git-annex names them (`GATEWAY-NAME`, [`GitRemotes::with_proxied`]).
+//! - [`annex_remote_list`] and [`GitRemotes::by_cost`]: the orders
+//!   git-annex lists remotes in.
+//! - [`Location::of_url`]: where a git remote URL or an ssh-style
+//!   `host:path` points.
+//!
+//! ```
+//! use annex_repo::remotes::{GitRemotes, Location};
+//!
+//! let config = b"remote.n1.url\n/srv/n1\0remote.n1.annex-proxy\ntrue\0";
+//! let remotes = GitRemotes::parse_z(config);
+//! let n1 = remotes.by_name("n1").unwrap();
+//! assert!(n1.proxy);
+//! assert_eq!(n1.location(), Location::Local("/srv/n1".into()));
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use annex_branch::logs::proxy::Proxy;
 use annex_protocol::Uuid;
-use annex_repo::config::GitConfig;
+
+use crate::config::GitConfig;
 
 /// One remote.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -129,16 +150,34 @@ impl Remote {
         }
     }
 
-    /// Where the repository is.
+    /// Where the repository is: its `annexUrl` when that is a p2phttp
+    /// URL, else its `url` (see [`Location::of_url`]); [`Location::Other`]
+    /// without either.
     pub fn location(&self) -> Location {
-        if let Some(u) = &self.annex_url {
-            if u.starts_with("annex+http://") || u.starts_with("annex+https://") {
-                return Location::Http(u.clone());
-            }
+        if let Some(l) = self.annex_url.as_deref().and_then(Location::of_annex_url) {
+            return l;
         }
-        let Some(url) = self.url.as_deref() else {
-            return Location::Other;
-        };
+        match self.url.as_deref() {
+            Some(url) => Location::of_url(url),
+            None => Location::Other,
+        }
+    }
+}
+
+impl Location {
+    /// A p2phttp URL (`annex+http://...`, `annex+https://...`) as a
+    /// location; `None` for anything else.
+    pub fn of_annex_url(url: &str) -> Option<Location> {
+        (url.starts_with("annex+http://") || url.starts_with("annex+https://"))
+            .then(|| Location::Http(url.to_owned()))
+    }
+
+    /// Where a git remote URL points, as git reads it: `file://PATH` and
+    /// a plain path on this machine; `ssh://[USER@]HOST[:PORT]/PATH`
+    /// (`/~/PATH` relative to the home directory) and `[USER@]HOST:PATH`
+    /// (unless a `/` comes before the `:`) over ssh; any other URL is
+    /// [`Location::Other`].
+    pub fn of_url(url: &str) -> Location {
         if let Some(p) = url.strip_prefix("file://") {
             return Location::Local(p.into());
         }
@@ -173,6 +212,30 @@ impl Remote {
             _ => Location::Local(url.into()),
         }
     }
+}
+
+/// Where the git directory of the repository at `path` is: `path/.git`
+/// (a directory, or a file naming one), or `path` itself when it is a
+/// bare repository. `None` when there is no repository there.
+pub fn git_dir_of(path: &Path) -> Option<PathBuf> {
+    let dotgit = path.join(".git");
+    if dotgit.is_dir() {
+        return Some(dotgit);
+    }
+    if dotgit.is_file() {
+        let text = std::fs::read_to_string(&dotgit).ok()?;
+        let target = text.trim().strip_prefix("gitdir:")?.trim();
+        return Some(path.join(target));
+    }
+    (path.join("config").is_file() && path.join("objects").is_dir()).then(|| path.to_path_buf())
+}
+
+/// The UUID of the repository whose git directory is `git_dir`, from its
+/// own config file (`annex.uuid`), as git-annex reads the UUID of a
+/// remote on this machine; `None` when it has none or cannot be read.
+pub fn repository_uuid(git_dir: &Path) -> Option<Uuid> {
+    let config = GitConfig::read_file(&git_dir.join("config")).ok()?;
+    Uuid::parse(config.get("annex.uuid")?.trim()).ok()
 }
 
 /// The remotes and clusters of a repository's git config.
@@ -317,10 +380,12 @@ impl GitRemotes {
             .collect()
     }
 
-    /// The remotes sorted by cost, cheapest first (stable: git's order
-    /// among equal costs), as git-annex orders them.
+    /// The remotes in git-annex's order by cost (its `byCost` over
+    /// [`annex_remote_list`]): cheapest first, and among remotes of the
+    /// same cost the one listed last first.
     pub fn by_cost(&self) -> Vec<&Remote> {
-        let mut v: Vec<&Remote> = self.remotes.iter().collect();
+        let mut v = annex_remote_list(self);
+        v.reverse();
         v.sort_by(|a, b| {
             a.effective_cost()
                 .partial_cmp(&b.effective_cost())
@@ -328,6 +393,38 @@ impl GitRemotes {
         });
         v
     }
+}
+
+/// The remotes in the order git-annex lists them (its `remoteList`): the
+/// remotes proxied through a remote (`GATEWAY-NAME`, see
+/// [`GitRemotes::with_proxied`]) first, each gateway's in proxy.log's
+/// order, then the git remotes sorted by their `remote.NAME.url` key, then
+/// the remotes with a UUID and no URL (special remotes) by name. A remote
+/// with neither a URL nor a UUID is no remote for git-annex.
+pub fn annex_remote_list(remotes: &GitRemotes) -> Vec<&Remote> {
+    let mut git: Vec<&Remote> = remotes
+        .remotes
+        .iter()
+        .filter(|r| !r.synthesized && r.url.is_some())
+        .collect();
+    git.sort_by_key(|r| format!("remote.{}.url", r.name).into_bytes());
+    let mut special: Vec<&Remote> = remotes
+        .remotes
+        .iter()
+        .filter(|r| !r.synthesized && r.url.is_none() && r.uuid.is_some())
+        .collect();
+    special.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for g in &git {
+        let Some(gu) = &g.uuid else { continue };
+        let prefix = format!("{}-", g.name);
+        out.extend(remotes.remotes.iter().filter(|r| {
+            r.synthesized && r.proxied_by.as_ref() == Some(gu) && r.name.starts_with(&prefix)
+        }));
+    }
+    out.extend(git);
+    out.extend(special);
+    out
 }
 
 #[cfg(test)]
@@ -377,14 +474,13 @@ mod tests {
 
     #[test]
     fn private_repositories() {
-        const U1: &str = "11111111-1111-4111-8111-111111111111";
-        let here = Uuid::parse("99999999-9999-4999-8999-999999999999").unwrap();
+        let here = u(G);
         let cfg = format!(
             "remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0annex.private\ntrue\0remote.n1.annex-private\0remote.zz.annex-private\ntrue\0"
         );
         assert_eq!(
             GitRemotes::parse_z(cfg.as_bytes()).private_uuids(&here),
-            BTreeSet::from([here.clone(), Uuid::parse(U1).unwrap()])
+            BTreeSet::from([here.clone(), u(U1)])
         );
         let cfg = format!(
             "remote.n1.annex-uuid\n{U1}\0annex.private\nfalse\0remote.n1.annex-private\n\0"
@@ -392,5 +488,98 @@ mod tests {
         assert!(GitRemotes::parse_z(cfg.as_bytes())
             .private_uuids(&here)
             .is_empty());
+    }
+
+    const U1: &str = "11111111-1111-4111-8111-111111111111";
+    const U3: &str = "33333333-3333-4333-8333-333333333333";
+    const G: &str = "99999999-9999-4999-8999-999999999999";
+
+    fn u(s: &str) -> Uuid {
+        Uuid::parse(s).unwrap()
+    }
+
+    fn p(uuid: &str, name: &str) -> Proxy {
+        Proxy {
+            uuid: u(uuid),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn remotes_in_git_annex_order() {
+        let cfg = format!(
+            "remote.a.url\n../a\0remote.b.url\nhost:/b\0remote.b.annex-uuid\n{G}\0remote.a-b.url\n../ab\0remote.s.annex-uuid\n{U3}\0remote.nothing.annex-cost\n5\0"
+        );
+        let remotes = GitRemotes::parse_z(cfg.as_bytes());
+        let proxies = BTreeMap::from([(u(G), BTreeSet::from([p(U1, "x")]))]);
+        let full = remotes.with_proxied(&proxies, |_| BTreeSet::new());
+        let names: Vec<&str> = annex_remote_list(&full)
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        // `remote.a-b.url` sorts before `remote.a.url`.
+        assert_eq!(names, ["b-x", "a-b", "a", "b", "s"]);
+    }
+
+    #[test]
+    fn by_cost_as_git_annex_orders_remotes() {
+        // Equal costs: the one git-annex lists last comes first.
+        let cfg = format!(
+            "remote.a.url\n../a\0remote.b.url\n../b\0remote.c.url\nhost:/c\0remote.d.url\n../d\0remote.d.annex-cost\n300\0remote.s.annex-uuid\n{U3}\0remote.s.annex-cost\n50\0"
+        );
+        let remotes = GitRemotes::parse_z(cfg.as_bytes());
+        let names: Vec<&str> = remotes.by_cost().iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["s", "b", "a", "c", "d"]);
+    }
+
+    #[test]
+    fn locations_of_urls() {
+        assert_eq!(Location::of_url("/srv/r"), Location::Local("/srv/r".into()));
+        assert_eq!(Location::of_url("../r"), Location::Local("../r".into()));
+        assert_eq!(
+            Location::of_url("file:///srv/r"),
+            Location::Local("/srv/r".into())
+        );
+        assert_eq!(Location::of_url("./a:b"), Location::Local("./a:b".into()));
+        assert_eq!(
+            Location::of_url("u@h:"),
+            Location::Ssh {
+                host: "u@h".into(),
+                port: None,
+                path: ".".into()
+            }
+        );
+        assert_eq!(
+            Location::of_url("ssh://h/srv/r"),
+            Location::Ssh {
+                host: "h".into(),
+                port: None,
+                path: "/srv/r".into()
+            }
+        );
+        assert_eq!(Location::of_url("https://example.com/r"), Location::Other);
+        assert_eq!(Location::of_annex_url("https://example.com/r"), None);
+        assert_eq!(
+            Location::of_annex_url("annex+https://h/git-annex/"),
+            Some(Location::Http("annex+https://h/git-annex/".into()))
+        );
+    }
+
+    #[test]
+    fn git_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path();
+        assert_eq!(git_dir_of(p), None);
+        std::fs::create_dir(p.join("objects")).unwrap();
+        std::fs::write(
+            p.join("config"),
+            "[annex]\n\tuuid = 33333333-3333-4333-8333-333333333333\n",
+        )
+        .unwrap();
+        assert_eq!(git_dir_of(p), Some(p.to_path_buf()));
+        assert_eq!(repository_uuid(p), Some(u(U3)));
+        std::fs::create_dir(p.join(".git")).unwrap();
+        assert_eq!(git_dir_of(p), Some(p.join(".git")));
+        assert_eq!(repository_uuid(&p.join(".git")), None);
     }
 }
