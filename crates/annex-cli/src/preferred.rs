@@ -197,22 +197,6 @@ pub struct PlacementArgs {
     items: Vec<String>,
 }
 
-/// The key of an annexed file: a symlink into the annex, or a pointer file.
-fn key_of_file(path: &Path) -> Option<Key> {
-    if let Ok(target) = std::fs::read_link(path) {
-        let name = target.file_name()?.to_str()?;
-        return Key::from_file_name(name).ok();
-    }
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.len() > 32 * 1024 {
-        return None;
-    }
-    let text = std::fs::read_to_string(path).ok()?;
-    let line = text.lines().next()?;
-    let name = line.strip_prefix("/annex/objects/")?;
-    Key::from_file_name(name).ok()
-}
-
 /// What one repository makes of one key.
 #[derive(serde::Serialize)]
 struct Placement {
@@ -268,7 +252,7 @@ pub fn placement(args: PlacementArgs) -> anyhow::Result<ExitCode> {
     for item in &args.items {
         let (key, file) = match Key::parse(item) {
             Ok(k) if !Path::new(item).exists() => (k, None),
-            _ => match key_of_file(&here.work.join(item)) {
+            _ => match annex_repo::annexed_key(&here.work.join(item)) {
                 Some(k) => (k, Some(item.as_str())),
                 None => {
                     eprintln!("annex: {item} is neither a key nor an annexed file");

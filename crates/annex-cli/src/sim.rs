@@ -68,32 +68,6 @@ impl CliHost {
     }
 }
 
-/// The key an annexed file in the work tree points to: a symlink into
-/// the annex, or an unlocked file's pointer.
-fn key_of(path: &Path) -> Option<Key> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    let text = if meta.file_type().is_symlink() {
-        std::fs::read_link(path)
-            .ok()?
-            .to_string_lossy()
-            .into_owned()
-    } else if meta.is_file() && meta.len() < 4096 {
-        let s = std::fs::read_to_string(path).ok()?;
-        let first = s.lines().next()?.to_owned();
-        if !first.starts_with("/annex/objects/") {
-            return None;
-        }
-        first
-    } else {
-        return None;
-    };
-    if !text.contains("annex/objects/") {
-        return None;
-    }
-    let name = text.rsplit('/').next()?;
-    Key::from_file_name(name).ok()
-}
-
 impl Host for CliHost {
     fn existing_repo(&mut self, name: &str) -> Result<RepoConfig, String> {
         let facts = self.facts()?;
@@ -162,7 +136,7 @@ impl Host for CliHost {
         let mut found = Vec::new();
         for f in out.stdout.split(|b| *b == 0).filter(|f| !f.is_empty()) {
             let f = String::from_utf8_lossy(f).into_owned();
-            let Some(key) = key_of(&toplevel.join(&f)) else {
+            let Some(key) = annex_repo::annexed_key(&toplevel.join(&f)) else {
                 continue;
             };
             let subject = Subject::key(&key, Some(&f));

@@ -42,9 +42,11 @@ pub mod remotes;
 pub mod space;
 mod store;
 pub mod verify;
+pub mod worktree;
 
 pub use space::{ensure_free_space, free_space, ReceiveLock};
 pub use store::receive_verified;
+pub use worktree::annexed_key;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
