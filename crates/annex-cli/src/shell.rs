@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use annex_branch::Branch;
 use annex_protocol::{serve_split_with_output, ServeEnd, ServerMode, ServerOptions};
+use annex_proxy::Served;
 use annex_repo::LocalRepository;
 use anyhow::{anyhow, bail, Context};
 
@@ -207,19 +208,17 @@ fn p2pstdio(dir: &str, _client_uuid: &str, expected: Option<&str>) -> anyhow::Re
         let branch = Branch::open(&work)?;
         let remotes = annex_repo::remotes::GitRemotes::read(repo.git_dir())?;
         let gateway = annex_proxy::Gateway::load(&branch, repo.uuid().clone(), remotes)?;
-        if let Some(cu) = gateway.resolve_cluster(expected) {
-            // A cluster this repository is a gateway for.
-            let branch = std::sync::Arc::new(std::sync::Mutex::new(branch));
-            let jobs = annex_cluster::served::cluster_jobs(repo.git_dir());
-            cluster = Some(annex_cluster::open_cluster(
-                &gateway, &cu, &work, &branch, jobs,
-            )?);
-        } else {
-            match gateway.resolve(expected) {
-                Ok(Some(p)) => proxied = Some((p, branch)),
-                Ok(None) => {}
-                Err(e) => bail!("{e}"),
+        match gateway.served(expected) {
+            Ok(Served::Own) => {}
+            Ok(Served::Node(p)) => proxied = Some((p, branch)),
+            Ok(Served::Cluster(cu)) => {
+                let branch = std::sync::Arc::new(std::sync::Mutex::new(branch));
+                let jobs = annex_cluster::served::cluster_jobs(repo.git_dir());
+                cluster = Some(annex_cluster::open_cluster(
+                    &gateway, &cu, &work, &branch, jobs,
+                )?);
             }
+            Err(e) => bail!("{e}"),
         }
     }
     let mode = if env_set("GIT_ANNEX_SHELL_READONLY") {

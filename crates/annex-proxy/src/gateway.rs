@@ -198,6 +198,17 @@ pub struct Proxied {
     pub remote: Remote,
 }
 
+/// What a UUID names at a gateway (see [`Gateway::served`]).
+#[derive(Debug, Clone)]
+pub enum Served {
+    /// The gateway's own repository.
+    Own,
+    /// A repository the gateway proxies, and the remote that reaches it.
+    Node(Proxied),
+    /// A cluster the gateway is a gateway for.
+    Cluster(Uuid),
+}
+
 /// A gateway's view of what it may serve.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -271,23 +282,18 @@ impl Gateway {
         }
     }
 
-    /// The cluster to serve for `wanted`, when it is a cluster UUID that
-    /// proxy.log lists for this gateway and cluster.log knows. A cluster
-    /// UUID listed but unknown to cluster.log is refused by
-    /// [`Gateway::resolve`].
-    pub fn resolve_cluster(&self, wanted: &str) -> Option<Uuid> {
-        let u = Uuid::parse(wanted).ok()?;
-        (u.is_cluster() && self.listed.contains_key(&u) && self.clusters.nodes.contains_key(&u))
-            .then_some(u)
-    }
-
-    /// The remote to serve `wanted` through, as git-annex decides: listed
-    /// in proxy.log for this gateway, and a remote of the same name and
-    /// UUID configured to be proxied (the cheapest such). `Ok(None)` when
-    /// `wanted` is this repository.
-    pub fn resolve(&self, wanted: &str) -> Result<Option<Proxied>, ProxyError> {
+    /// What `wanted` names here, as git-annex's gateway decides (over
+    /// ssh and over p2phttp alike): this repository; a cluster that
+    /// proxy.log lists for this gateway and cluster.log knows; or a
+    /// repository proxy.log lists for this gateway with a remote of the
+    /// same name and UUID that git config allows proxying (the cheapest
+    /// such). Anything else is refused with git-annex's reason: a UUID not
+    /// listed is [`ProxyError::Unexpected`]; one listed but not served is
+    /// [`ProxyError::NotConfigured`] with its description (or
+    /// `Unexpected` when uuid.log has none).
+    pub fn served(&self, wanted: &str) -> Result<Served, ProxyError> {
         if wanted == self.uuid.as_str() {
-            return Ok(None);
+            return Ok(Served::Own);
         }
         let unexpected = || ProxyError::Unexpected {
             expected: wanted.to_owned(),
@@ -302,37 +308,53 @@ impl Gateway {
             return Err(unexpected());
         };
         if u.is_cluster() {
-            // Served as a cluster (see resolve_cluster), or refused.
-            return Err(not_configured());
+            return match self.clusters.nodes.contains_key(&u) {
+                true => Ok(Served::Cluster(u)),
+                false => Err(not_configured()),
+            };
         }
-        let candidates: Vec<&Remote> = self
-            .remotes
-            .by_cost()
-            .into_iter()
-            .filter(|r| {
-                r.uuid.as_ref() == Some(&u)
-                    && &r.name == name
-                    && self.proxy_configured(r)
-                    && !r.ignore
-            })
-            .collect();
-        match candidates.first() {
-            Some(r) => Ok(Some(Proxied {
+        let remote = self.remotes.by_cost().into_iter().find(|r| {
+            r.uuid.as_ref() == Some(&u) && &r.name == name && self.proxy_configured(r) && !r.ignore
+        });
+        match remote {
+            Some(r) => Ok(Served::Node(Proxied {
                 uuid: u,
-                remote: (*r).clone(),
+                remote: r.clone(),
             })),
             None => Err(not_configured()),
+        }
+    }
+
+    /// How p2phttp refuses a UUID this gateway does not serve, as
+    /// git-annex's p2phttp does: listed in proxy.log for this gateway but
+    /// not served (see [`Gateway::served`]), 502 with this text; `None`
+    /// for anything else (404, or served).
+    pub fn http_refusal(&self, uuid: &Uuid) -> Option<String> {
+        if !self.listed.contains_key(uuid) {
+            return None;
+        }
+        match self.served(uuid.as_str()) {
+            Err(e @ ProxyError::NotConfigured(_)) => Some(e.to_string()),
+            Err(ProxyError::Unexpected { .. }) => Some("unknown uuid".into()),
+            Ok(_) => None,
         }
     }
 
     /// The UUIDs this gateway serves as proxies: listed in proxy.log and
     /// allowed by git config (clusters not included).
     pub fn proxied_uuids(&self) -> Vec<Uuid> {
+        self.proxied().map(|p| p.uuid).collect()
+    }
+
+    /// The repositories this gateway serves as proxies (see
+    /// [`Gateway::served`]), each with the remote that reaches it.
+    pub fn proxied(&self) -> impl Iterator<Item = Proxied> + '_ {
         self.listed
             .keys()
-            .filter(|u| matches!(self.resolve(u.as_str()), Ok(Some(_))))
-            .cloned()
-            .collect()
+            .filter_map(|u| match self.served(u.as_str()) {
+                Ok(Served::Node(p)) => Some(p),
+                _ => None,
+            })
     }
 
     /// The clusters this gateway serves: listed in proxy.log and known
@@ -340,7 +362,7 @@ impl Gateway {
     pub fn served_clusters(&self) -> Vec<Uuid> {
         self.listed
             .keys()
-            .filter(|u| self.resolve_cluster(u.as_str()).is_some())
+            .filter(|u| matches!(self.served(u.as_str()), Ok(Served::Cluster(_))))
             .cloned()
             .collect()
     }
@@ -396,5 +418,55 @@ mod tests {
             warnings,
             ["n2 is a git remote without a known annex-uuid. Cannot proxy to this remote."]
         );
+    }
+
+    #[test]
+    fn what_uuids_name_and_how_they_are_refused() {
+        const U4: &str = "44444444-4444-4444-8444-444444444444";
+        const CU2: &str = "ac000000-0000-8000-8000-000000000002";
+        let cfg = format!(
+            "remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0remote.n1.annex-proxy\0remote.n3.url\n../n3\0remote.n3.annex-uuid\n{U3}\0annex.cluster.c\n{CU}\0"
+        );
+        let g = Gateway {
+            uuid: u(G),
+            listed: BTreeMap::from([
+                (u(U1), "n1".into()),
+                (u(U3), "n3".into()),
+                (u(CU), "c".into()),
+                (u(CU2), "c2".into()),
+            ]),
+            remotes: GitRemotes::parse_z(cfg.as_bytes()),
+            clusters: Clusters {
+                nodes: BTreeMap::from([(u(CU), BTreeSet::from([u(U1)]))]),
+                clusters_of_node: BTreeMap::from([(u(U1), BTreeSet::from([u(CU)]))]),
+            },
+            proxies: BTreeMap::new(),
+            descriptions: BTreeMap::from([(u(U3), "three".into())]),
+        };
+        assert!(matches!(g.served(G), Ok(Served::Own)));
+        assert!(
+            matches!(g.served(U1), Ok(Served::Node(p)) if p.uuid == u(U1) && p.remote.name == "n1")
+        );
+        assert!(matches!(g.served(CU), Ok(Served::Cluster(c)) if c == u(CU)));
+        // Listed, not allowed by git config: refused with its description.
+        assert_eq!(
+            g.served(U3).unwrap_err().to_string(),
+            "not configured to proxy for repository three"
+        );
+        let unexpected = |w: &str| format!("expected repository UUID {w} but found UUID {G}");
+        for w in [CU2, U4, "not a uuid"] {
+            assert_eq!(g.served(w).unwrap_err().to_string(), unexpected(w));
+        }
+        assert_eq!(g.proxied_uuids(), [u(U1)]);
+        assert_eq!(g.served_clusters(), [u(CU)]);
+        // p2phttp: 502 for what proxy.log lists and is not served, else 404.
+        assert_eq!(
+            g.http_refusal(&u(U3)).as_deref(),
+            Some("not configured to proxy for repository three")
+        );
+        assert_eq!(g.http_refusal(&u(CU2)).as_deref(), Some("unknown uuid"));
+        for w in [U1, CU, U4, G] {
+            assert_eq!(g.http_refusal(&u(w)), None, "{w}");
+        }
     }
 }

@@ -29,7 +29,7 @@ pub use annex_repo::remotes;
 pub mod ssh;
 
 pub use directory::DirectoryRemote;
-pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate};
+pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate, Served};
 pub use node::{commit_journal, connect, connect_bypassing, Node, Recorded};
 pub use pool::{
     ConfigStamp, GatewayRepositories, NodePool, PoolSettings, DEFAULT_LOCK_SESSIONS,

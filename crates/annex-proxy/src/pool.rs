@@ -530,13 +530,11 @@ impl GatewayRepositories {
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let allowed = gateway.proxied_uuids();
-        *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway.clone());
-        nodes.retain(|u, _| allowed.contains(u));
-        for u in allowed {
-            let Ok(Some(p)) = gateway.resolve(u.as_str()) else {
-                continue;
-            };
+        let allowed: Vec<Proxied> = gateway.proxied().collect();
+        *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway);
+        nodes.retain(|u, _| allowed.iter().any(|p| &p.uuid == u));
+        for p in allowed {
+            let u = p.uuid.clone();
             // A node whose remote is configured as before keeps its
             // connections; one reconfigured gets a new pool.
             if nodes
@@ -670,18 +668,8 @@ impl Repositories for GatewayRepositories {
     }
 
     fn refusal(&self, uuid: &Uuid) -> Option<String> {
-        // Listed in proxy.log but not allowed by git config, as
-        // git-annex's p2phttp words it.
         let g = self.gateway.lock().unwrap_or_else(|p| p.into_inner());
-        let g = g.as_ref()?;
-        if !g.listed.contains_key(uuid) {
-            return None;
-        }
-        match g.resolve(uuid.as_str()) {
-            Err(e @ crate::gateway::ProxyError::NotConfigured(_)) => Some(e.to_string()),
-            Err(_) => Some("unknown uuid".into()),
-            Ok(_) => None,
-        }
+        g.as_ref()?.http_refusal(uuid)
     }
 
     fn uuids(&self) -> Vec<Uuid> {
