@@ -431,6 +431,14 @@ pub fn annex_remote_list(remotes: &GitRemotes) -> Vec<&Remote> {
 mod tests {
     use super::*;
 
+    const U1: &str = "11111111-1111-4111-8111-111111111111";
+    const U3: &str = "33333333-3333-4333-8333-333333333333";
+    const G: &str = "99999999-9999-4999-8999-999999999999";
+
+    fn u(s: &str) -> Uuid {
+        Uuid::parse(s).unwrap()
+    }
+
     #[test]
     fn reads_remotes_and_clusters() {
         let cfg = b"core.bare\nfalse\0remote.Node1.url\n../n1\0remote.Node1.annex-uuid\n11111111-1111-4111-8111-111111111111\0remote.Node1.annex-proxy\ntrue\0remote.h.annexurl\nannex+http://127.0.0.1:9/git-annex/\0annex.cluster.c\nac000000-0000-8000-8000-000000000000\0remote.s.url\nhost:/srv/r\0remote.s.annex-cluster-node\nc d\0";
@@ -490,28 +498,17 @@ mod tests {
             .is_empty());
     }
 
-    const U1: &str = "11111111-1111-4111-8111-111111111111";
-    const U3: &str = "33333333-3333-4333-8333-333333333333";
-    const G: &str = "99999999-9999-4999-8999-999999999999";
-
-    fn u(s: &str) -> Uuid {
-        Uuid::parse(s).unwrap()
-    }
-
-    fn p(uuid: &str, name: &str) -> Proxy {
-        Proxy {
-            uuid: u(uuid),
-            name: name.into(),
-        }
-    }
-
     #[test]
     fn remotes_in_git_annex_order() {
         let cfg = format!(
             "remote.a.url\n../a\0remote.b.url\nhost:/b\0remote.b.annex-uuid\n{G}\0remote.a-b.url\n../ab\0remote.s.annex-uuid\n{U3}\0remote.nothing.annex-cost\n5\0"
         );
         let remotes = GitRemotes::parse_z(cfg.as_bytes());
-        let proxies = BTreeMap::from([(u(G), BTreeSet::from([p(U1, "x")]))]);
+        let x = Proxy {
+            uuid: u(U1),
+            name: "x".into(),
+        };
+        let proxies = BTreeMap::from([(u(G), BTreeSet::from([x]))]);
         let full = remotes.with_proxied(&proxies, |_| BTreeSet::new());
         let names: Vec<&str> = annex_remote_list(&full)
             .iter()
