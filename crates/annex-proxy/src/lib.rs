@@ -28,7 +28,7 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod directory;
+pub use annex_special::directory;
 pub mod gateway;
 pub mod node;
 pub mod pool;

@@ -18,10 +18,10 @@ use annex_protocol::{AssociatedFile, Forward, Key, ProtocolVersion, RepoError, U
 use annex_repo::LocalRepository;
 use async_trait::async_trait;
 
-use crate::directory::DirectoryRemote;
 use crate::gateway::Proxied;
 use crate::remotes::{Location, Remote};
 use crate::ssh::GitAnnexShell;
+use annex_special::DirectoryRemote;
 
 /// How a node was reached.
 pub enum Node {

@@ -1,0 +1,6 @@
+//! git-annex special remotes as repositories.
+#![warn(missing_docs)]
+
+pub mod directory;
+
+pub use directory::DirectoryRemote;
