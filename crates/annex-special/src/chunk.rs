@@ -190,11 +190,7 @@ mod tests {
     use super::*;
 
     fn cfg(kv: &[(&str, &str)]) -> RemoteConfig {
-        RemoteConfig(
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        kv.iter().copied().collect()
     }
 
     #[test]

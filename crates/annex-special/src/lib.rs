@@ -32,17 +32,12 @@
 //! # std::fs::create_dir(&store)?;
 //! // The remote as remote.log describes it (`git annex initremote store
 //! // type=directory directory=... encryption=none chunk=1MiB`).
-//! let config = RemoteConfig(
-//!     [
-//!         ("type", "directory"),
-//!         ("encryption", "none"),
-//!         ("chunk", "1MiB"),
-//!         ("directory", store.to_str().unwrap()),
-//!     ]
-//!     .into_iter()
-//!     .map(|(k, v)| (k.to_owned(), v.to_owned()))
-//!     .collect(),
-//! );
+//! let config = RemoteConfig::from_iter([
+//!     ("type", "directory"),
+//!     ("encryption", "none"),
+//!     ("chunk", "1MiB"),
+//!     ("directory", store.to_str().unwrap()),
+//! ]);
 //! let setup = Setup::new(
 //!     Uuid::parse("794fec3b-bb73-45fb-8f9b-4f11e080df39")?,
 //!     Arc::new(Mutex::new(Branch::open(&repo)?)),
@@ -228,11 +223,7 @@ mod tests {
     use super::*;
 
     fn cfg(kv: &[(&str, &str)]) -> RemoteConfig {
-        RemoteConfig(
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        kv.iter().copied().collect()
     }
 
     #[test]
