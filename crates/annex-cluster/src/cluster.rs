@@ -430,3 +430,488 @@ impl Repository for Cluster {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use annex_branch::Branch;
+    use annex_protocol::content::{BytesSource, VecSink};
+    use annex_protocol::memory::MemoryRepository;
+    use annex_protocol::Forward;
+    use annex_proxy::{Proxied, Remote};
+
+    use super::*;
+
+    /// A node's own clock, as GETTIMESTAMP answers it.
+    #[derive(Clone, Copy)]
+    enum Clock {
+        At(u64),
+        /// A node too old for timestamps.
+        Unsupported,
+    }
+
+    /// A node in memory that counts the downloads and uploads asked of
+    /// it, records the deadlines its removals come with, answers
+    /// GETTIMESTAMP from a clock of its own, and fails every download
+    /// when told to.
+    struct Double {
+        inner: MemoryRepository,
+        clock: Clock,
+        fail_get: bool,
+        gets: AtomicUsize,
+        puts: AtomicUsize,
+        removes: Mutex<Vec<Option<u64>>>,
+    }
+
+    impl Double {
+        fn new(clock: Clock, fail_get: bool) -> Arc<Double> {
+            Arc::new(Double {
+                inner: MemoryRepository::new(Uuid::new_v4()),
+                clock,
+                fail_get,
+                gets: AtomicUsize::new(0),
+                puts: AtomicUsize::new(0),
+                removes: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn uuid(&self) -> &Uuid {
+            Repository::uuid(&self.inner)
+        }
+
+        fn gets(&self) -> usize {
+            self.gets.load(Ordering::Relaxed)
+        }
+
+        fn puts(&self) -> usize {
+            self.puts.load(Ordering::Relaxed)
+        }
+
+        fn removes(&self) -> Vec<Option<u64>> {
+            self.removes.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Forward for Double {
+        fn inner(&self) -> &dyn Repository {
+            &self.inner
+        }
+
+        async fn get(
+            &self,
+            key: &Key,
+            file: &AssociatedFile,
+            offset: u64,
+            sink: &mut dyn GetSink,
+        ) -> Result<GetOutcome, RepoError> {
+            self.gets.fetch_add(1, Ordering::Relaxed);
+            if self.fail_get {
+                return Err(RepoError::Other("the node's disk failed".into()));
+            }
+            self.inner.get(key, file, offset, sink).await
+        }
+
+        async fn put(
+            &self,
+            key: &Key,
+            file: &AssociatedFile,
+            source: &mut dyn PutSource,
+        ) -> Result<PutOutcome, RepoError> {
+            self.puts.fetch_add(1, Ordering::Relaxed);
+            self.inner.put(key, file, source).await
+        }
+
+        async fn get_timestamp(&self) -> Result<u64, RepoError> {
+            match self.clock {
+                Clock::At(t) => Ok(t),
+                Clock::Unsupported => Err(RepoError::Unsupported("GETTIMESTAMP")),
+            }
+        }
+
+        async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
+            self.removes.lock().unwrap().push(before);
+            self.inner.remove(key, before).await
+        }
+    }
+
+    /// Where a node is: on this machine (used in the gateway's process)
+    /// or over ssh; or the cluster behind another gateway.
+    enum Reach {
+        Local,
+        Ssh,
+        Via(Uuid),
+    }
+
+    /// A gateway's branch (a git repository without git-annex: the
+    /// location log is all a cluster reads from it here) and the
+    /// placement over it.
+    struct Gateway {
+        _tmp: tempfile::TempDir,
+        here: Uuid,
+        placement: Arc<Placement>,
+    }
+
+    fn gateway() -> Gateway {
+        let tmp = tempfile::tempdir().unwrap();
+        annex_test_support::git(tmp.path(), &["init", "-q"]);
+        let branch = Arc::new(std::sync::Mutex::new(Branch::open(tmp.path()).unwrap()));
+        let here = Uuid::new_v4();
+        let placement = Arc::new(Placement::load(branch, here.clone()).unwrap());
+        Gateway {
+            _tmp: tmp,
+            here,
+            placement,
+        }
+    }
+
+    impl Gateway {
+        /// Records in the location log that `node` has the key.
+        fn has(&self, node: &Uuid, key: &Key) {
+            let b = self.placement.branch().lock().unwrap();
+            assert!(b.set_location(key, node, true).unwrap());
+        }
+
+        fn cluster(&self, nodes: Vec<Arc<ClusterNode>>) -> Cluster {
+            Cluster::new(
+                Uuid::new_cluster(),
+                self.here.clone(),
+                nodes,
+                self.placement.clone(),
+                None,
+            )
+        }
+    }
+
+    fn node(
+        name: &str,
+        cost: f64,
+        reach: Reach,
+        repo: Arc<dyn Repository>,
+        rebypass: Option<Rebypass>,
+    ) -> Arc<ClusterNode> {
+        let (url, via) = match reach {
+            Reach::Local => (format!("/srv/{name}"), None),
+            Reach::Ssh => (format!("ssh://host/srv/{name}"), None),
+            Reach::Via(gw) => (format!("ssh://other/srv/{name}"), Some(gw)),
+        };
+        let remote = Remote {
+            name: name.to_owned(),
+            url: Some(url),
+            uuid: Some(repo.uuid().clone()),
+            cost: Some(cost),
+            ..Remote::default()
+        };
+        let spec = NodeSpec {
+            proxied: Proxied {
+                uuid: repo.uuid().clone(),
+                remote,
+            },
+            cost,
+            via_gateway: via,
+        };
+        Arc::new(ClusterNode::new(spec, repo, rebypass))
+    }
+
+    fn content(len: usize, seed: u64) -> (Key, Vec<u8>) {
+        let data = annex_test_support::pseudo_random(len, seed);
+        let key = Key::parse(&annex_test_support::sha256e_key(&data, ".bin")).unwrap();
+        (key, data)
+    }
+
+    async fn get_all(c: &Cluster, key: &Key) -> Option<Vec<u8>> {
+        let mut sink = VecSink::new(1 << 24);
+        match c
+            .get(key, &AssociatedFile::none(), 0, &mut sink)
+            .await
+            .unwrap()
+        {
+            GetOutcome::NotPresent => None,
+            GetOutcome::Sent { accepted } => {
+                assert!(accepted);
+                Some(sink.into_data())
+            }
+        }
+    }
+
+    fn uuids(nodes: &[Arc<ClusterNode>]) -> Vec<Uuid> {
+        nodes.iter().map(|n| n.uuid().clone()).collect()
+    }
+
+    /// A download comes from the cheapest node the location log says has
+    /// the key; nodes it does not list are never asked, cheap or not.
+    #[tokio::test]
+    async fn a_download_comes_from_the_cheapest_node_that_has_the_key() {
+        let gw = gateway();
+        let (key, data) = content(70_000, 1);
+        let [dear, cheap, unlisted] = [(); 3].map(|_| Double::new(Clock::Unsupported, false));
+        for d in [&dear, &cheap, &unlisted] {
+            d.inner.insert(key.clone(), data.clone());
+        }
+        gw.has(dear.uuid(), &key);
+        gw.has(cheap.uuid(), &key);
+        let nodes = vec![
+            node("dear", 200.0, Reach::Ssh, dear.clone(), None),
+            node("cheap", 100.0, Reach::Ssh, cheap.clone(), None),
+            node("unlisted", 50.0, Reach::Ssh, unlisted.clone(), None),
+        ];
+        let c = gw.cluster(nodes.clone());
+        assert_eq!(
+            uuids(&c.containing(&key).await.unwrap()),
+            vec![cheap.uuid().clone(), dear.uuid().clone()]
+        );
+        assert_eq!(get_all(&c, &key).await.unwrap(), data);
+        assert_eq!((cheap.gets(), dear.gets(), unlisted.gets()), (1, 0, 0));
+        assert!(c.check_present(&key).await.unwrap());
+
+        // At one cost, a node reached directly before the cluster behind
+        // another gateway.
+        let relayed = Double::new(Clock::Unsupported, false);
+        relayed.inner.insert(key.clone(), data.clone());
+        gw.has(relayed.uuid(), &key);
+        let c = gw.cluster(vec![
+            node(
+                "relayed",
+                100.0,
+                Reach::Via(Uuid::new_v4()),
+                relayed.clone(),
+                None,
+            ),
+            nodes[1].clone(),
+        ]);
+        assert_eq!(
+            uuids(&c.containing(&key).await.unwrap()),
+            vec![cheap.uuid().clone(), relayed.uuid().clone()]
+        );
+
+        // No node listed: not present, and no node asked.
+        let (absent, _) = content(10, 2);
+        assert_eq!(get_all(&c, &absent).await, None);
+        assert!(!c.check_present(&absent).await.unwrap());
+    }
+
+    /// Among equally cheap nodes, a download goes to the least busy.
+    #[tokio::test]
+    async fn among_equally_cheap_nodes_the_least_busy_sends() {
+        let gw = gateway();
+        let (key, data) = content(50_000, 3);
+        let [one, two] = [(); 2].map(|_| Double::new(Clock::Unsupported, false));
+        for d in [&one, &two] {
+            d.inner.insert(key.clone(), data.clone());
+            gw.has(d.uuid(), &key);
+        }
+        let nodes = vec![
+            node("one", 100.0, Reach::Ssh, one.clone(), None),
+            node("two", 100.0, Reach::Ssh, two.clone(), None),
+        ];
+        let c = gw.cluster(nodes.clone());
+        for (busy, idle) in [(&nodes[0], &two), (&nodes[1], &one)] {
+            let _transfer = busy.busy();
+            for _ in 0..8 {
+                let before = idle.gets();
+                assert_eq!(get_all(&c, &key).await.unwrap(), data);
+                assert_eq!(idle.gets(), before + 1);
+                assert_eq!(c.containing(&key).await.unwrap()[0].uuid(), idle.uuid());
+            }
+        }
+        // Both idle again: either may send, and the busy count is back.
+        assert!(nodes.iter().all(|n| n.busy.load(Ordering::Relaxed) == 0));
+    }
+
+    /// A node that fails, or does not have the key after all, is replaced
+    /// by the next one, whether it is in the gateway's process or not.
+    #[tokio::test]
+    async fn a_failing_node_is_replaced_by_the_next() {
+        for reach in [Reach::Local, Reach::Ssh] {
+            let gw = gateway();
+            let (key, data) = content(90_000, 4);
+            let failing = Double::new(Clock::Unsupported, true);
+            let stale = Double::new(Clock::Unsupported, false);
+            let good = Double::new(Clock::Unsupported, false);
+            failing.inner.insert(key.clone(), data.clone());
+            good.inner.insert(key.clone(), data.clone());
+            for d in [&failing, &stale, &good] {
+                gw.has(d.uuid(), &key);
+            }
+            let local = matches!(reach, Reach::Local);
+            let c = gw.cluster(vec![
+                node("failing", 50.0, reach, failing.clone(), None),
+                node("stale", 100.0, Reach::Ssh, stale.clone(), None),
+                node("good", 200.0, Reach::Ssh, good.clone(), None),
+            ]);
+            assert_eq!(get_all(&c, &key).await.unwrap(), data, "local: {local}");
+            assert_eq!((failing.gets(), stale.gets(), good.gets()), (1, 1, 1));
+        }
+    }
+
+    /// REMOVE-BEFORE reaches each node with the time left, on the node's
+    /// own clock; a node too old for timestamps is asked to remove without
+    /// one (as git-annex's gateway asks it); a deadline already passed
+    /// removes from no node that has a clock.
+    #[tokio::test]
+    async fn a_removal_deadline_is_carried_to_each_nodes_clock() {
+        let gw = gateway();
+        let (key, data) = content(1000, 5);
+        let early = Double::new(Clock::At(1_000), false);
+        let late = Double::new(Clock::At(7_000_000), false);
+        let old = Double::new(Clock::Unsupported, false);
+        let doubles = [&early, &late, &old];
+        for d in doubles {
+            d.inner.insert(key.clone(), data.clone());
+        }
+        let c = gw.cluster(
+            doubles
+                .iter()
+                .map(|d| node("n", 100.0, Reach::Ssh, (*d).clone(), None))
+                .collect(),
+        );
+        // Several nodes: the cluster's clock is the gateway's.
+        let now = annex_repo::monotonic_seconds();
+        assert!(c.get_timestamp().await.unwrap() >= now);
+
+        let deadline = annex_repo::monotonic_seconds() + 600;
+        let out = c.remove(&key, Some(deadline)).await.unwrap();
+        assert!(out.removed);
+        assert_eq!(
+            out.also_removed_from,
+            doubles.map(|d| d.uuid().clone()).to_vec()
+        );
+        for (d, clock) in [(&early, 1_000), (&late, 7_000_000)] {
+            let [Some(before)] = d.removes()[..] else {
+                panic!("{:?}", d.removes());
+            };
+            assert!(before > clock && before <= clock + 600, "{before}");
+        }
+        assert_eq!(old.removes(), vec![None]);
+
+        // Passed already.
+        for d in doubles {
+            d.inner.insert(key.clone(), data.clone());
+        }
+        let out = c
+            .remove(&key, Some(annex_repo::monotonic_seconds()))
+            .await
+            .unwrap();
+        assert!(!out.removed);
+        assert_eq!(out.also_removed_from, vec![old.uuid().clone()]);
+        assert_eq!(early.removes().len(), 1);
+        assert_eq!(late.removes().len(), 1);
+        assert!(early.inner.content(&key).is_some());
+
+        // One node: its own clock, and the deadline passed on as it is.
+        let c = gw.cluster(vec![node("n", 100.0, Reach::Ssh, early.clone(), None)]);
+        assert_eq!(c.get_timestamp().await.unwrap(), 1_000);
+        c.remove(&key, Some(1_234)).await.unwrap();
+        assert_eq!(early.removes().last(), Some(&Some(1_234)));
+    }
+
+    /// The BYPASS view leaves out the clusters behind the gateways named
+    /// and behind this one, and asks the clusters behind the others again,
+    /// avoiding all of those; direct nodes stay as they are.
+    #[tokio::test]
+    async fn the_bypass_view_avoids_the_gateways_named() {
+        let gw = gateway();
+        let (key, data) = content(1000, 6);
+        let (passed, other) = (Uuid::new_v4(), Uuid::new_v4());
+        let direct = Double::new(Clock::At(5), false);
+        let behind_passed = Double::new(Clock::At(5), false);
+        let behind_here = Double::new(Clock::At(5), false);
+        let behind_other = Double::new(Clock::At(5), false);
+        // Each node made again: the gateways it avoids, and the node.
+        type Remade = Vec<(Vec<Uuid>, Arc<Double>)>;
+        let remade: Arc<Mutex<Remade>> = Arc::default();
+        let rebypass: Rebypass = {
+            let remade = remade.clone();
+            Arc::new(move |avoid: &[Uuid]| {
+                let d = Double::new(Clock::At(5), false);
+                remade.lock().unwrap().push((avoid.to_vec(), d.clone()));
+                d as Arc<dyn Repository>
+            })
+        };
+        let c = gw.cluster(vec![
+            node("direct", 100.0, Reach::Ssh, direct.clone(), None),
+            node(
+                "passed",
+                100.0,
+                Reach::Via(passed.clone()),
+                behind_passed.clone(),
+                Some(rebypass.clone()),
+            ),
+            node(
+                "here",
+                100.0,
+                Reach::Via(gw.here.clone()),
+                behind_here.clone(),
+                Some(rebypass.clone()),
+            ),
+            node(
+                "other",
+                100.0,
+                Reach::Via(other.clone()),
+                behind_other.clone(),
+                Some(rebypass),
+            ),
+        ]);
+        let view = c.bypass(std::slice::from_ref(&passed)).unwrap();
+        assert_eq!(view.uuid(), c.uuid());
+        let remade = remade.lock().unwrap().clone();
+        assert_eq!(remade.len(), 1);
+        assert_eq!(remade[0].0, vec![gw.here.clone(), passed.clone()]);
+        let again = &remade[0].1;
+
+        again.inner.insert(key.clone(), data.clone());
+        direct.inner.insert(key.clone(), data.clone());
+        let out = view.remove(&key, None).await.unwrap();
+        assert!(out.removed);
+        assert_eq!(direct.removes(), vec![None]);
+        assert_eq!(again.removes(), vec![None]);
+        for d in [&behind_passed, &behind_here, &behind_other] {
+            assert!(d.removes().is_empty());
+        }
+    }
+
+    /// An upload goes to the nodes the location log does not list (all of
+    /// them want it: no preferred content is set), and the answer names
+    /// the nodes that stored it; when the log lists every node, to every
+    /// node.
+    #[tokio::test]
+    async fn an_upload_goes_to_the_nodes_without_the_key() {
+        let gw = gateway();
+        let (key, data) = content(40_000, 7);
+        let [has, a, b] = [(); 3].map(|_| Double::new(Clock::Unsupported, false));
+        gw.has(has.uuid(), &key);
+        has.inner.insert(key.clone(), data.clone());
+        let c = gw.cluster(
+            [&has, &a, &b]
+                .iter()
+                .map(|d| node("n", 100.0, Reach::Ssh, (*d).clone(), None))
+                .collect(),
+        );
+        let mut source = BytesSource::new(data.clone());
+        let out = c
+            .put(&key, &AssociatedFile::none(), &mut source)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            PutOutcome::Stored(vec![a.uuid().clone(), b.uuid().clone()])
+        );
+        for d in [&a, &b] {
+            assert_eq!(d.inner.content(&key).unwrap(), data);
+        }
+        assert_eq!((has.puts(), a.puts(), b.puts()), (0, 1, 1));
+
+        for d in [&a, &b] {
+            gw.has(d.uuid(), &key);
+        }
+        let mut source = BytesSource::new(data.clone());
+        let out = c
+            .put(&key, &AssociatedFile::none(), &mut source)
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::AlreadyHave(uuids(c.nodes())));
+        assert_eq!((has.puts(), a.puts(), b.puts()), (1, 2, 2));
+        assert!(c.lock_content(&key).await.unwrap().is_none());
+    }
+}

@@ -74,12 +74,24 @@ impl Placement {
     /// Reads facts, preferred content and (when already read) sizes from
     /// the branch again, after the configuration changed. Uploads in
     /// flight keep their reservations, and are counted in the sizes
-    /// decisions read from now on. Blocking.
+    /// decisions read from now on: once, as in flight until their
+    /// locations are recorded, then as recorded. Blocking.
     pub fn refresh(&self) -> Result<(), BranchError> {
         let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
         let read = Read::load(&b)?;
         if let Some(sizes) = self.sizes.get() {
-            sizes.set_base(annex_preferred::live::branch_sizes(&b, &read.facts)?);
+            let base = annex_preferred::live::branch_sizes(&b, &read.facts)?;
+            // An upload whose location is recorded but whose reservation
+            // is not finished yet counts in the sizes just read: no
+            // longer as in flight too. (Locations are recorded under the
+            // branch's lock, held from here until the sizes are set.)
+            let mut recorded = Vec::new();
+            for r in sizes.in_flight() {
+                if b.locations_without_clusters(&r.key)?.contains(&r.uuid) {
+                    recorded.push(r.id);
+                }
+            }
+            sizes.set_base_recorded(base, &recorded);
         }
         *self.read.write().unwrap_or_else(|p| p.into_inner()) = read;
         Ok(())
@@ -152,5 +164,98 @@ impl Placement {
             };
         }
         Ok(chosen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use annex_test_support::{git, init_annex_repo};
+
+    const MAXSIZE: u64 = 1_000_000;
+
+    /// A gateway whose branch knows one node, a directory special remote
+    /// in the group `nodes` that wants `balanced=nodes:1` with a maxsize:
+    /// every upload to it reserves the key's size. The placement and the
+    /// node's UUID.
+    fn placement(tmp: &std::path::Path) -> (Placement, Uuid) {
+        let (gw, here) = init_annex_repo(tmp, "gw", "gateway");
+        let dir = tmp.join("n1");
+        std::fs::create_dir(&dir).unwrap();
+        let dir_setting = format!("directory={}", dir.display());
+        git(
+            &gw,
+            &[
+                "annex",
+                "initremote",
+                "-q",
+                "n1",
+                "type=directory",
+                &dir_setting,
+                "encryption=none",
+            ],
+        );
+        git(&gw, &["annex", "group", "n1", "nodes"]);
+        git(&gw, &["annex", "wanted", "n1", "groupwanted"]);
+        git(&gw, &["annex", "groupwanted", "nodes", "balanced=nodes:1"]);
+        git(&gw, &["annex", "maxsize", "n1", &MAXSIZE.to_string()]);
+        let node = Uuid::parse(git(&gw, &["config", "remote.n1.annex-uuid"]).trim()).unwrap();
+        let branch = Arc::new(Mutex::new(Branch::open(&gw).unwrap()));
+        let p = Placement::load(branch, Uuid::parse(&here).unwrap()).unwrap();
+        (p, node)
+    }
+
+    fn key(size: u64) -> Key {
+        Key::parse(&format!("WORM-s{size}-m1--file{size}")).unwrap()
+    }
+
+    fn size(p: &Placement, u: &Uuid) -> Option<i128> {
+        p.sizes.get().and_then(|s| s.size(u))
+    }
+
+    fn record(p: &Placement, key: &Key, u: &Uuid) {
+        let b = p.branch().lock().unwrap();
+        assert!(b.set_location(key, u, true).unwrap());
+    }
+
+    /// An upload recorded on the branch before the sizes are read again,
+    /// whose reservation is finished after, counts once, as does one
+    /// recorded after the sizes are read again.
+    #[test]
+    fn an_upload_recorded_around_a_refresh_counts_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, node) = placement(tmp.path());
+        let nodes = [node.clone()];
+
+        let first = key(100);
+        let chosen = p.choose(&nodes, &first, None).unwrap();
+        assert_eq!(chosen.nodes, vec![0]);
+        assert_eq!(chosen.reservations.len(), 1);
+        assert_eq!(size(&p, &node), Some(100));
+        // Stored and recorded; the configuration is read again before the
+        // upload's reservation is finished.
+        record(&p, &first, &node);
+        p.refresh().unwrap();
+        assert_eq!(size(&p, &node), Some(100));
+        chosen
+            .reservations
+            .into_iter()
+            .for_each(Reservation::finish);
+        assert_eq!(size(&p, &node), Some(100));
+
+        // Read again while in flight, then recorded and finished.
+        let second = key(50);
+        let chosen = p.choose(&nodes, &second, None).unwrap();
+        assert_eq!(chosen.reservations.len(), 1);
+        p.refresh().unwrap();
+        assert_eq!(size(&p, &node), Some(150));
+        record(&p, &second, &node);
+        chosen
+            .reservations
+            .into_iter()
+            .for_each(Reservation::finish);
+        assert_eq!(size(&p, &node), Some(150));
+        p.refresh().unwrap();
+        assert_eq!(size(&p, &node), Some(150));
     }
 }

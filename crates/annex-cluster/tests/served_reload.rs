@@ -20,12 +20,20 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-const SIZE: usize = 100_000;
+/// The size of the upload in flight across the rebuild.
+const FIRST: usize = 50_000;
+/// The size of the upload made while it is in flight.
+const SECOND: usize = 100_000;
+/// Each node's maxsize: room for the first upload twice over (so that
+/// when the node it goes to is asked first, and reserves it, the other
+/// node still sees room there and does not want it too, as git-annex
+/// asks its nodes), but not for both uploads.
+const MAXSIZE: usize = 120_000;
+const _: () = assert!(2 * FIRST <= MAXSIZE && FIRST + SECOND > MAXSIZE && SECOND <= MAXSIZE);
 
 /// A gateway with the cluster `c` of two local nodes in the group
-/// `nodes`, which wants `balanced=nodes:1`, each node with room for one
-/// and a half files of [`SIZE`] bytes. Returns the gateway and the nodes'
-/// UUIDs.
+/// `nodes`, which wants `balanced=nodes:1`, each node with a maxsize of
+/// [`MAXSIZE`]. Returns the gateway and the nodes' UUIDs.
 fn cluster(tmp: &Path) -> (PathBuf, Vec<Uuid>) {
     let (gw, _) = init_annex_repo(tmp, "gw", "gateway");
     let mut nodes = Vec::new();
@@ -40,7 +48,7 @@ fn cluster(tmp: &Path) -> (PathBuf, Vec<Uuid>) {
         git(&gw, &["fetch", "-q", n]);
         git(&gw, &["annex", "group", n, "nodes"]);
         git(&gw, &["annex", "wanted", n, "groupwanted"]);
-        git(&gw, &["annex", "maxsize", n, &(SIZE * 3 / 2).to_string()]);
+        git(&gw, &["annex", "maxsize", n, &MAXSIZE.to_string()]);
         nodes.push(Uuid::parse(&u).unwrap());
     }
     git(&gw, &["annex", "groupwanted", "nodes", "balanced=nodes:1"]);
@@ -140,11 +148,11 @@ async fn an_upload_in_flight_across_a_rebuild_still_counts_against_maxsize() {
     let mut sorted = nodes.clone();
     sorted.sort();
     let key_of = |data: &[u8]| Key::parse(&sha256e_key(data, ".bin")).unwrap();
-    let first = pseudo_random(SIZE, 1);
+    let first = pseudo_random(FIRST, 1);
     let first_key = key_of(&first);
     let target = picker.pick(&sorted, &first_key, 1)[0].clone();
     let second = (2..)
-        .map(|seed| pseudo_random(SIZE, seed))
+        .map(|seed| pseudo_random(SECOND, seed))
         .find(|d| picker.pick(&sorted, &key_of(d), 1)[0] == &target)
         .unwrap();
     let other = nodes.iter().find(|u| **u != target).unwrap().clone();

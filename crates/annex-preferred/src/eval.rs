@@ -207,7 +207,7 @@ impl Decider<'_> {
     ) -> Result<Verdict, EvalError> {
         match self.sizes {
             Some(sizes) if policy.needs_sizes() => {
-                let (res, reservation) = sizes.decide(|view| {
+                let (res, reservation) = sizes.decide(subject.key, |view| {
                     let r = self.run(policy, subject, not_present, Some(view), explain);
                     let reserve = match &r {
                         Ok((v, true)) if v.matches => Some((

@@ -44,7 +44,7 @@ pub use eval::{Decider, EvalError, KeyInfo, Settings, Subject, SubjectKind, Verd
 pub use expression::{check_expression, Expression, ParseError};
 pub use facts::Facts;
 pub use keys::{BranchKeys, MemoryKeys};
-pub use live::{LiveSizes, Reservation};
+pub use live::{InFlight, LiveSizes, Reservation, ReservationId};
 pub use policy::{Expansion, Policies, Policy};
 pub use standard::StandardGroup;
 pub use wanted::Wants;

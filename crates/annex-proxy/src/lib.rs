@@ -8,9 +8,9 @@
 //! - [`node`]: a proxied repository as a `Repository`: in this process
 //!   for a repository on this machine, over ssh, or over p2phttp; its
 //!   changes recorded in the gateway's branch.
-//! - [`directory`]: a directory special remote (`type=directory`,
-//!   `encryption=none`, chunked or not) as a `Repository`, laid out as
-//!   git-annex lays it out.
+//! - [`directory`]: the directory special remote, re-exported from
+//!   annex-special, where special remotes live; a proxied special remote
+//!   is opened from the gateway's remote.log with `annex_special::open`.
 //! - [`pool`]: nodes for a long-running server (p2phttp), connected on
 //!   first use and pooled.
 //! - [`ssh`]: the ssh command that runs git-annex-shell on another host,
@@ -21,7 +21,7 @@
 //! special remotes use too; they are re-exported here at their old paths.
 #![warn(missing_docs)]
 
-pub mod directory;
+pub use annex_special::directory;
 pub mod gateway;
 pub mod node;
 pub mod pool;

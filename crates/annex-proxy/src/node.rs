@@ -1,14 +1,13 @@
 //! Reaching a proxied repository: in this process for a repository on
 //! this machine, with `git-annex-shell p2pstdio` over ssh, or over
-//! p2phttp; a directory special remote in this process; and recording,
+//! p2phttp; a special remote in this process (annex-special); and recording,
 //! in the gateway's own branch, where content went, as git-annex's
 //! gateway does.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use annex_branch::logs::paths::REMOTE_LOG;
-use annex_branch::logs::remote_config;
 use annex_branch::Branch;
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
@@ -19,10 +18,10 @@ use annex_repo::config::GitConfig;
 use annex_repo::LocalRepository;
 use async_trait::async_trait;
 
-use crate::directory::DirectoryRemote;
 use crate::gateway::Proxied;
 use crate::remotes::{Location, Remote};
 use crate::ssh::GitAnnexShell;
+use annex_special::{Setup, SpecialRemote};
 
 /// How a node was reached.
 pub enum Node {
@@ -32,8 +31,8 @@ pub enum Node {
     Ssh(Client),
     /// A p2phttp server.
     Http(HttpRepository),
-    /// A directory special remote, used in this process.
-    Directory(DirectoryRemote),
+    /// A special remote, used in this process.
+    Special(SpecialRemote),
     /// A repository reached through another gateway's view that avoids
     /// some gateways (BYPASS).
     Relayed(Arc<dyn Repository>),
@@ -46,7 +45,7 @@ impl Node {
             Node::Local(r) => Arc::new(r),
             Node::Ssh(c) => Arc::new(c),
             Node::Http(h) => Arc::new(h),
-            Node::Directory(d) => Arc::new(d),
+            Node::Special(s) => s.into_repository(),
             Node::Relayed(r) => r,
         }
     }
@@ -63,51 +62,53 @@ impl Node {
 
 /// Opens a special remote (one without a URL) from its configuration in
 /// the gateway's remote.log (under `remote.NAME.annex-config-uuid` for a
-/// `--sameas` remote), with the directory of git config's
-/// `remote.NAME.annex-directory` (relative to `gateway_work`), and the
-/// gateway's annex.diskreserve.
+/// `--sameas` remote), with the remote's git config settings (paths
+/// relative to `gateway_work`) and the gateway's annex.diskreserve.
 fn open_special(
     r: &Remote,
     uuid: &Uuid,
     gateway_work: &Path,
     branch: &Arc<Mutex<Branch>>,
-) -> Result<DirectoryRemote, RepoError> {
+) -> Result<SpecialRemote, RepoError> {
     let refused = |why: String| RepoError::Other(format!("cannot proxy to {}: {why}", r.name));
-    let (git_dir, log) = {
-        let b = branch.lock().unwrap_or_else(|p| p.into_inner());
-        let log = b.read(REMOTE_LOG).map_err(|e| {
-            RepoError::context(format!("cannot proxy to {}: reading remote.log", r.name), e)
-        })?;
-        (b.git_dir().to_owned(), log)
-    };
+    let git_dir = branch
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .git_dir()
+        .to_owned();
     let cfg = GitConfig::read(&git_dir)?;
-    let remote_key = |var: &str| format!("remote.{}.{var}", r.name);
-    let config_uuid = cfg
-        .get(&remote_key("annex-config-uuid"))
+    let prefix = format!("remote.{}.", r.name);
+    // The last value of each of the remote's settings, as git-annex reads
+    // them.
+    let git_config: BTreeMap<String, String> = cfg
+        .entries()
+        .iter()
+        .filter_map(|e| Some((e.name.strip_prefix(&prefix)?.to_owned(), e.text().to_owned())))
+        .collect();
+    let config_uuid = git_config
+        .get("annex-config-uuid")
         .and_then(|u| Uuid::parse(u.trim()).ok())
         .unwrap_or_else(|| uuid.clone());
-    let configs = remote_config::config_map(&remote_config::parse(&log));
-    let Some(config) = configs.get(&config_uuid) else {
+    let config = {
+        let b = branch.lock().unwrap_or_else(|p| p.into_inner());
+        annex_special::remote_config(&b, &config_uuid).map_err(|e| {
+            RepoError::context(format!("cannot proxy to {}: reading remote.log", r.name), e)
+        })?
+    };
+    let Some(config) = config else {
         return Err(refused(
             "not a git-annex repository this gateway can reach, nor a special remote configured in remote.log".into(),
         ));
     };
-    // git-annex keeps the directory in git config; older versions also
-    // recorded it in remote.log.
-    let directory = cfg
-        .get(&remote_key("annex-directory"))
-        .or_else(|| config.get("directory"))
-        .filter(|d| !d.is_empty())
-        .map(|d| gateway_work.join(d));
-    let disk_reserve = annex_repo::config::disk_reserve(cfg.get("annex.diskreserve"));
-    DirectoryRemote::from_config(
-        uuid.clone(),
-        config,
-        directory,
-        disk_reserve,
-        branch.clone(),
-    )
-    .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))
+    let setup = Setup {
+        uuid: uuid.clone(),
+        git_config,
+        work: gateway_work.to_owned(),
+        disk_reserve: annex_repo::config::disk_reserve(cfg.get("annex.diskreserve")),
+        branch: branch.clone(),
+    };
+    annex_special::open(&config, setup)
+        .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))
 }
 
 /// Connects to a proxied repository. `gateway_work` is where relative
@@ -185,7 +186,7 @@ pub async fn connect_bypassing(
         }
         // A special remote has a UUID and no URL.
         Location::Other if r.url.is_none() => {
-            Node::Directory(open_special(r, &proxied.uuid, gateway_work, branch)?)
+            Node::Special(open_special(r, &proxied.uuid, gateway_work, branch)?)
         }
         Location::Other => {
             return Err(RepoError::Other(format!(
@@ -197,7 +198,7 @@ pub async fn connect_bypassing(
     let got = match &node {
         Node::Ssh(c) => Some(c.uuid().clone()),
         Node::Local(l) => Some(l.uuid().clone()),
-        Node::Http(_) | Node::Directory(_) | Node::Relayed(_) => None,
+        Node::Http(_) | Node::Special(_) | Node::Relayed(_) => None,
     };
     if let Some(got) = got {
         if got != proxied.uuid {

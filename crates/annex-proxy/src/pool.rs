@@ -90,6 +90,9 @@ pub struct NodePool {
     state: Arc<Mutex<Option<Connected>>>,
     local_git_dir: Mutex<Option<PathBuf>>,
     bypass: Vec<Uuid>,
+    /// Reaches the node in place of its remote's location (tests).
+    #[cfg(test)]
+    connector: Option<tests::Connector>,
 }
 
 /// A session borrowed from the pool; given back unless it failed.
@@ -134,6 +137,8 @@ impl NodePool {
             state: Arc::new(Mutex::new(None)),
             local_git_dir: Mutex::new(None),
             bypass: Vec::new(),
+            #[cfg(test)]
+            connector: None,
         }
     }
 
@@ -214,6 +219,24 @@ impl NodePool {
             .clone()
     }
 
+    /// A new connection to the node: an ssh session, or the repository
+    /// that serves every request.
+    async fn connect(&self) -> Result<Node, RepoError> {
+        #[cfg(test)]
+        if let Some(connect) = &self.connector {
+            return connect().await;
+        }
+        connect_bypassing(
+            &self.proxied,
+            &self.gateway_work,
+            &self.gateway,
+            MAX_PROTOCOL_VERSION,
+            &self.branch,
+            &self.bypass,
+        )
+        .await
+    }
+
     async fn lease(&self, purpose: Purpose) -> Result<Lease<'_>, RepoError> {
         {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -254,16 +277,10 @@ impl NodePool {
                 None => {}
             }
         }
-        let node = connect_bypassing(
-            &self.proxied,
-            &self.gateway_work,
-            &self.gateway,
-            MAX_PROTOCOL_VERSION,
-            &self.branch,
-            &self.bypass,
-        )
-        .await
-        .map_err(|e| RepoError::context(self.proxied.remote.name.clone(), e))?;
+        let node = self
+            .connect()
+            .await
+            .map_err(|e| RepoError::context(self.proxied.remote.name.clone(), e))?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match node {
             Node::Ssh(c) => {
@@ -682,5 +699,276 @@ impl Repositories for GatewayRepositories {
                 .cloned(),
         );
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use annex_protocol::client::ClientOptions;
+    use annex_protocol::content::BytesSource;
+    use annex_protocol::memory::MemoryRepository;
+    use annex_protocol::repository::PutData;
+    use annex_protocol::server::{serve, ServerOptions};
+    use annex_protocol::Validity;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::remotes::Remote;
+
+    /// Makes a new connection to a pool's node.
+    pub(super) type Connector = Arc<
+        dyn Fn() -> Pin<Box<dyn Future<Output = Result<Node, RepoError>> + Send>> + Send + Sync,
+    >;
+
+    /// A node in memory served over the P2P protocol, as git-annex-shell
+    /// serves it over ssh: each connection a session of its own, counted,
+    /// and each of them can be cut.
+    struct Served {
+        repo: MemoryRepository,
+        sessions: AtomicUsize,
+        servers: Mutex<Vec<tokio::task::AbortHandle>>,
+    }
+
+    impl Served {
+        fn new() -> Arc<Served> {
+            Arc::new(Served {
+                repo: MemoryRepository::new(Uuid::new_v4()),
+                sessions: AtomicUsize::new(0),
+                servers: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn sessions(&self) -> usize {
+            self.sessions.load(Ordering::SeqCst)
+        }
+
+        /// Ends every session from the node's side, as a node that
+        /// restarts or a network that fails.
+        fn cut(&self) {
+            for s in self.servers.lock().unwrap().drain(..) {
+                s.abort();
+            }
+        }
+
+        fn connector(self: &Arc<Self>) -> Connector {
+            let node = self.clone();
+            Arc::new(move || {
+                let node = node.clone();
+                Box::pin(async move {
+                    let (ours, theirs) = tokio::io::duplex(1 << 16);
+                    let repo = node.repo.clone();
+                    let server = tokio::spawn(async move {
+                        let _ = serve(theirs, &repo, &ServerOptions::default()).await;
+                    });
+                    node.servers.lock().unwrap().push(server.abort_handle());
+                    node.sessions.fetch_add(1, Ordering::SeqCst);
+                    let (r, w) = tokio::io::split(ours);
+                    Ok(Node::Ssh(
+                        Client::connect(r, w, &ClientOptions::default()).await?,
+                    ))
+                })
+            })
+        }
+    }
+
+    /// A pool of sessions to `node` as `settings` says, for a gateway
+    /// whose branch is in `tmp`.
+    fn pool(node: &Arc<Served>, settings: PoolSettings, tmp: &Path) -> Arc<NodePool> {
+        annex_test_support::git(tmp, &["init", "-q"]);
+        let branch = Arc::new(Mutex::new(Branch::open(tmp).unwrap()));
+        let uuid = node.repo.uuid().clone();
+        let remote = Remote {
+            name: "n1".into(),
+            url: Some("ssh://host/srv/n1".into()),
+            uuid: Some(uuid.clone()),
+            ..Remote::default()
+        };
+        let mut pool = NodePool::new(
+            Proxied { uuid, remote },
+            tmp,
+            Uuid::new_v4(),
+            branch,
+            settings,
+        );
+        pool.connector = Some(node.connector());
+        Arc::new(pool)
+    }
+
+    fn key(n: u8) -> Key {
+        Key::parse(&format!("SHA256E-s5--{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    /// Content that waits to be sent until told to, saying when it is
+    /// asked for: an upload that holds its session.
+    struct Held {
+        asked: Option<oneshot::Sender<()>>,
+        go: Option<oneshot::Receiver<()>>,
+        content: BytesSource,
+    }
+
+    #[async_trait]
+    impl PutSource for Held {
+        async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
+            if let Some(asked) = self.asked.take() {
+                let _ = asked.send(());
+            }
+            if let Some(go) = self.go.take() {
+                let _ = go.await;
+            }
+            self.content.open(offset).await
+        }
+
+        async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
+            self.content.validity().await
+        }
+    }
+
+    /// Starts an upload of `key` through `pool` that holds its session
+    /// until the sender returned is used (or dropped); returns once the
+    /// upload has its session.
+    async fn hold_a_session(
+        pool: &Arc<NodePool>,
+        key: Key,
+    ) -> (
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<PutOutcome, RepoError>>,
+    ) {
+        let (asked_tx, asked) = oneshot::channel();
+        let (go, go_rx) = oneshot::channel();
+        let pool = pool.clone();
+        let upload = tokio::spawn(async move {
+            let mut source = Held {
+                asked: Some(asked_tx),
+                go: Some(go_rx),
+                content: BytesSource::new(&b"hello"[..]),
+            };
+            pool.put(&key, &AssociatedFile::none(), &mut source).await
+        });
+        asked.await.unwrap();
+        (go, upload)
+    }
+
+    #[tokio::test]
+    async fn sessions_are_reused_and_opened_only_for_requests_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = Served::new();
+        let p = pool(&node, PoolSettings::new(2), tmp.path());
+        assert_eq!(node.sessions(), 0, "connected before first use");
+        for _ in 0..5 {
+            assert!(!p.check_present(&key(1)).await.unwrap());
+        }
+        assert_eq!(node.sessions(), 1);
+
+        // A second request while the first holds its session: a second
+        // session, and both kept.
+        let (go, upload) = hold_a_session(&p, key(2)).await;
+        assert!(!p.check_present(&key(1)).await.unwrap());
+        assert_eq!(node.sessions(), 2);
+        go.send(()).unwrap();
+        assert_eq!(
+            upload.await.unwrap().unwrap(),
+            PutOutcome::Stored(Vec::new())
+        );
+        for _ in 0..5 {
+            assert!(p.check_present(&key(2)).await.unwrap());
+        }
+        assert_eq!(node.sessions(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_broken_session_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = Served::new();
+        node.repo.insert(key(1), &b"hello"[..]);
+        let p = pool(&node, PoolSettings::new(1), tmp.path());
+        assert!(p.check_present(&key(1)).await.unwrap());
+        node.cut();
+        // The request on the cut session fails; the session is not given
+        // back, and the next request has a new one.
+        assert!(p.check_present(&key(1)).await.is_err());
+        assert!(p.check_present(&key(1)).await.unwrap());
+        assert!(p.check_present(&key(1)).await.unwrap());
+        assert_eq!(node.sessions(), 2);
+    }
+
+    /// Content locks take sessions of their own beyond the ones for
+    /// transfers and checks, up to their own bound; a lock released
+    /// gives its session back.
+    #[tokio::test(start_paused = true)]
+    async fn locks_hold_sessions_apart_from_transfers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = Served::new();
+        node.repo.insert(key(1), &b"hello"[..]);
+        let settings = PoolSettings {
+            connections: 1,
+            lock_sessions: 2,
+            session_wait: Duration::from_secs(60),
+        };
+        let p = pool(&node, settings, tmp.path());
+        let (go, upload) = hold_a_session(&p, key(2)).await;
+        let first = p.lock_content(&key(1)).await.unwrap().unwrap();
+        let second = p.lock_content(&key(1)).await.unwrap().unwrap();
+        assert!(node.repo.is_locked(&key(1)));
+        assert_eq!(node.sessions(), 3);
+        // Both lock sessions are taken: a third lock waits for one, and
+        // gives up at the deadline, saying why.
+        let err = p.lock_content(&key(1)).await.unwrap_err().to_string();
+        assert!(
+            err.contains("n1: no ssh session to the node came free within 60 s")
+                && err.contains("all 2 sessions for content locks are in use"),
+            "{err}"
+        );
+        // A lock released unlocks on the node and gives its session back,
+        // which the next lock takes.
+        drop(first);
+        let third = p.lock_content(&key(1)).await.unwrap().unwrap();
+        assert_eq!(node.sessions(), 3);
+        drop((second, third));
+        go.send(()).unwrap();
+        upload.await.unwrap().unwrap();
+        assert!(p.check_present(&key(2)).await.unwrap());
+        assert!(!node.repo.is_locked(&key(1)));
+        assert_eq!(node.sessions(), 3);
+    }
+
+    /// A request waits for a session while all are in use: it has one
+    /// when one comes free, or fails at the deadline naming the node.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_for_a_session_until_its_deadline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let node = Served::new();
+        let mut settings = PoolSettings::new(1);
+        settings.session_wait = Duration::from_secs(30);
+        let p = pool(&node, settings, tmp.path());
+
+        let (go, upload) = hold_a_session(&p, key(1)).await;
+        let waiting = {
+            let p = p.clone();
+            tokio::spawn(async move { p.check_present(&key(1)).await })
+        };
+        // The request waits (it neither fails nor goes ahead while the
+        // session is held), and has the session once it frees.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished());
+        go.send(()).unwrap();
+        upload.await.unwrap().unwrap();
+        assert!(waiting.await.unwrap().unwrap());
+
+        let (go, upload) = hold_a_session(&p, key(2)).await;
+        let err = p.check_present(&key(1)).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "n1: no ssh session to the node came free within 30 s (all 1 sessions for \
+             transfers and checks are in use; see --proxyconnections)"
+        );
+        go.send(()).unwrap();
+        upload.await.unwrap().unwrap();
+        assert_eq!(node.sessions(), 1);
     }
 }

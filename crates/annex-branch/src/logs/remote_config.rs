@@ -42,6 +42,18 @@ pub const SAMEAS_INHERITS: [&str; 7] = [
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct RemoteConfig(pub BTreeMap<String, String>);
 
+/// A configuration from its fields: `[("type", "directory")]`.
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for RemoteConfig {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(fields: I) -> RemoteConfig {
+        RemoteConfig(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
 impl RemoteConfig {
     /// A field's value.
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -213,11 +225,7 @@ mod tests {
     const U2: &str = "22222222-2222-2222-2222-222222222222";
 
     fn cfg(kv: &[(&str, &str)]) -> RemoteConfig {
-        RemoteConfig(
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        kv.iter().copied().collect()
     }
 
     #[test]

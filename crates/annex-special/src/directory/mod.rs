@@ -1,6 +1,6 @@
 //! A git-annex `type=directory` special remote (`encryption=none`) as a
 //! [`Repository`], laid out on disk exactly as git-annex lays it out, so
-//! that git-annex and this gateway can both use one such remote.
+//! that git-annex and this program can both use one such remote.
 //!
 //! - A key's content is the file `DIR/xxx/yyy/KEY/KEY`, in the lower-case
 //!   hash directories of the key (chunk fields left out of the hash);
@@ -13,7 +13,7 @@
 //!   hash backend and WORM; not URL keys) is stored as chunk keys
 //!   `BACKEND-sSIZE-SCHUNKSIZE-CN--NAME`, `N` from 1, each where a key's
 //!   content goes, and the number of chunks is recorded in the chunk log
-//!   of the gateway's git-annex branch (`xxx/yyy/KEY.log.cnk`, lines
+//!   of the using repository's git-annex branch (`xxx/yyy/KEY.log.cnk`, lines
 //!   `CLOCK UUID:CHUNKSIZE COUNT`). Content is found under any chunk size
 //!   the log records for the remote, unchunked, and (when the log does
 //!   not know it) under the configured chunk size, as git-annex looks.
@@ -22,232 +22,40 @@
 //!
 //! Received content is verified against its key as it streams in (with
 //! annex-repo's verifier), an interrupted upload resumes from what reached
-//! the temporary files, and annex.diskreserve of the gateway is kept free
-//! on the remote's filesystem. Content cannot be locked (git-annex's proxy
-//! answers FAILURE for a special remote), and the clock is the gateway's.
+//! the temporary files, and annex.diskreserve of the using repository is kept free
+//! on the remote's filesystem. Content cannot be locked (git-annex answers
+//! FAILURE to LOCKCONTENT for a special remote it proxies), and the clock
+//! is this machine's.
+//!
+//! Within: `store` lays a put's content out and moves it into place,
+//! `read` reads stored pieces back as one stream; [`crate::chunk`] names
+//! chunks and reads and writes the chunk log.
+
+mod read;
+mod store;
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::SystemTime;
 
 use annex_branch::logs::remote_config::RemoteConfig;
-use annex_branch::logs::uuid_based::{LogField, LogValue, MapLog};
 use annex_branch::{Branch, VectorClock};
-use annex_protocol::key::KeyParts;
 use annex_protocol::repository::{
-    ChunkStream, ContentLock, GetOutcome, GetSink, PutData, PutOutcome, PutSource, RemoveOutcome,
-    Repository, Validity,
+    ContentLock, GetOutcome, GetSink, PutData, PutOutcome, PutSource, RemoveOutcome, Repository,
+    Validity,
 };
-use annex_protocol::{AssociatedFile, Key, KeyVariety, RepoError, Uuid};
-use annex_repo::read::FileStream;
+use annex_protocol::{AssociatedFile, Key, RepoError, Uuid};
 use annex_repo::{monotonic_seconds, receive_verified, ReceiveLock};
 use async_trait::async_trait;
-use bytes::Bytes;
 
-/// Why a special remote's configuration cannot be used as a directory
-/// remote by this gateway.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DirectoryError {
-    /// The remote is a special remote of another type.
-    #[error("special remotes of type {0} are not supported by this gateway (only type=directory)")]
-    UnsupportedType(String),
-    /// The remote's content is encrypted.
-    #[error("encryption={0} is not supported by this gateway (only encryption=none)")]
-    Encrypted(String),
-    /// The remote holds an exported (or imported) tree, not keys.
-    #[error("{0}=yes remotes are not supported by this gateway")]
-    ExportTree(&'static str),
-    /// Neither git config (`remote.NAME.annex-directory`) nor the remote's
-    /// configuration says where the directory is.
-    #[error("missing directory")]
-    MissingDirectory,
-    /// A chunk setting is not a size.
-    #[error("bad configuration {field}={value}")]
-    BadChunkConfig {
-        /// `chunk` or `chunksize`.
-        field: &'static str,
-        /// The value.
-        value: String,
-    },
-}
-
-/// How a directory remote splits content (its `chunk=` or `chunksize=`
-/// setting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chunking {
-    /// Each key's content in one file.
-    None,
-    /// `chunk=SIZE`: chunk keys of that size, recorded in the chunk log.
-    Chunks(u64),
-    /// `chunksize=SIZE` (deprecated): `KEY.chunkN` files in the key's
-    /// directory, counted in `KEY.chunkcount`.
-    Legacy(u64),
-}
-
-impl Chunking {
-    /// The chunking a remote's configuration asks for, read as git-annex
-    /// reads it (sizes as [`annex_types::size::read_size`] reads them):
-    /// `chunksize=` wins over `chunk=`, a size of 0 means no chunks, and a
-    /// negative one is refused.
-    pub fn from_config(config: &RemoteConfig) -> Result<Chunking, DirectoryError> {
-        let size = |field: &'static str, v: &str| {
-            annex_types::size::read_size(v)
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| DirectoryError::BadChunkConfig {
-                    field,
-                    value: v.to_owned(),
-                })
-        };
-        if let Some(v) = config.get("chunksize") {
-            return Ok(match size("chunksize", v)? {
-                0 => Chunking::None,
-                n => Chunking::Legacy(n),
-            });
-        }
-        if let Some(v) = config.get("chunk") {
-            return Ok(match size("chunk", v)? {
-                0 => Chunking::None,
-                n => Chunking::Chunks(n),
-            });
-        }
-        Ok(Chunking::None)
-    }
-}
-
-/// Whether git-annex stores a key's content in chunks when the remote is
-/// chunked: only keys of a stable backend, whose content cannot differ
-/// between two copies (not URL or VURL keys, nor external backends,
-/// which this gateway cannot ask).
-pub fn is_stable_key(key: &Key) -> bool {
-    matches!(
-        key.variety(),
-        KeyVariety::Hash { .. }
-            | KeyVariety::Worm
-            | KeyVariety::GitBundle
-            | KeyVariety::GitManifest
-    )
-}
-
-fn bad_key(e: annex_protocol::KeyError) -> RepoError {
-    RepoError::context("cannot make a chunk key", e)
-}
-
-/// The key without chunk fields (git-annex's `nonChunkKey`).
-pub fn non_chunk_key(key: &Key) -> Result<Key, RepoError> {
-    if key.chunk_size().is_none() && key.chunk_num().is_none() {
-        return Ok(key.clone());
-    }
-    Key::from_parts(&KeyParts {
-        backend: key.backend(),
-        size: key.size(),
-        mtime: key.mtime(),
-        chunk_size: None,
-        chunk_num: None,
-        name: key.name(),
-    })
-    .map_err(bad_key)
-}
-
-/// The key of chunk `num` (from 1) of `key`'s content in chunks of
-/// `chunk_size` bytes.
-pub fn chunk_key(key: &Key, chunk_size: u64, num: u64) -> Result<Key, RepoError> {
-    Key::from_parts(&KeyParts {
-        backend: key.backend(),
-        size: key.size(),
-        mtime: key.mtime(),
-        chunk_size: Some(chunk_size),
-        chunk_num: Some(num),
-        name: key.name(),
-    })
-    .map_err(bad_key)
-}
-
-/// How many chunks of `chunk_size` hold `size` bytes: at least one, even
-/// for empty content, as git-annex stores it.
-pub fn chunk_count(size: u64, chunk_size: u64) -> u64 {
-    size.div_ceil(chunk_size.max(1)).max(1)
-}
-
-/// The chunk log's path on the git-annex branch: `xxx/yyy/KEY.log.cnk`.
-pub fn chunk_log_path(key: &Key) -> String {
-    format!("{}{}.log.cnk", key.hash_dir_lower(), key.to_file_name())
-}
-
-/// How content was split, as the chunk log names it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ChunkMethod {
-    /// Chunks of this many bytes.
-    Fixed(u64),
-    /// A method this program does not know, kept as written.
-    Unknown(String),
-}
-
-/// The field of a chunk log line: a repository and a chunk method
-/// (`UUID:CHUNKSIZE`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChunkField {
-    /// The repository holding the chunks.
-    pub uuid: Uuid,
-    /// How the content was split.
-    pub method: ChunkMethod,
-}
-
-impl LogField for ChunkField {
-    fn parse_field(b: &[u8]) -> Option<Self> {
-        let colon = b.iter().position(|&c| c == b':')?;
-        let uuid = Uuid::parse(std::str::from_utf8(&b[..colon]).ok()?).ok()?;
-        let rest = std::str::from_utf8(&b[colon + 1..]).ok()?;
-        let method = match rest.parse::<u64>() {
-            Ok(n) if rest.bytes().all(|c| c.is_ascii_digit()) => ChunkMethod::Fixed(n),
-            _ => ChunkMethod::Unknown(rest.to_owned()),
-        };
-        Some(ChunkField { uuid, method })
-    }
-
-    fn write_field(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.uuid.as_str().as_bytes());
-        out.push(b':');
-        match &self.method {
-            ChunkMethod::Fixed(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            ChunkMethod::Unknown(s) => out.extend_from_slice(s.as_bytes()),
-        }
-    }
-}
-
-/// The value of a chunk log line: how many chunks (0 once removed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkCount(pub u64);
-
-impl LogValue for ChunkCount {
-    fn parse_value(b: &[u8]) -> Option<Self> {
-        if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(b).ok()?.parse().ok().map(ChunkCount)
-    }
-
-    fn write_value(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.0.to_string().as_bytes());
-    }
-}
-
-/// A chunk log as read.
-pub type ChunkLog = MapLog<ChunkField, ChunkCount>;
-
-/// The chunk sizes and counts a chunk log records for `uuid`, in the
-/// log's order, without those logged as removed.
-pub fn current_chunks(log: &ChunkLog, uuid: &Uuid) -> Vec<(ChunkMethod, u64)> {
-    log.entries
-        .iter()
-        .filter(|(f, e)| &f.uuid == uuid && e.value.0 > 0)
-        .map(|(f, e)| (f.method.clone(), e.value.0))
-        .collect()
-}
+use crate::chunk::{
+    chunk_count, chunk_key, chunk_log_path, current_chunks, is_stable_key, non_chunk_key,
+    ChunkCount, ChunkField, ChunkLog, ChunkMethod, Chunking,
+};
+use crate::{Setup, SpecialError};
+use read::{stamp, Concat, FilesStream};
+use store::{remove_dir_generic, Layout, PieceWriter, Plan};
 
 /// A list of files that together hold a key's content, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,34 +92,26 @@ struct Inner {
     branch: Arc<Mutex<Branch>>,
 }
 
+impl std::fmt::Debug for DirectoryRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryRemote")
+            .field("uuid", &self.inner.uuid)
+            .field("dir", &self.inner.dir)
+            .field("chunking", &self.inner.chunking)
+            .field("disk_reserve", &self.inner.disk_reserve)
+            .finish_non_exhaustive()
+    }
+}
+
 fn blocking_err(e: tokio::task::JoinError) -> RepoError {
     RepoError::context("background task failed", e)
-}
-
-fn file_size(p: &Path) -> Option<u64> {
-    fs::metadata(p)
-        .ok()
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-}
-
-/// Removes the write bits of a file or directory, as git-annex leaves
-/// what it stores.
-fn prevent_write(p: &Path) -> io::Result<()> {
-    let mode = fs::metadata(p)?.permissions().mode();
-    fs::set_permissions(p, fs::Permissions::from_mode(mode & !0o222))
-}
-
-fn allow_write(p: &Path) -> io::Result<()> {
-    let mode = fs::metadata(p)?.permissions().mode();
-    fs::set_permissions(p, fs::Permissions::from_mode(mode | 0o200))
 }
 
 impl DirectoryRemote {
     /// A directory remote with UUID `uuid` at `dir`, splitting content as
     /// `chunking` says, keeping `disk_reserve` bytes free on the
     /// directory's filesystem, and recording chunks in `branch` (the
-    /// gateway's).
+    /// using repository's).
     pub fn new(
         uuid: Uuid,
         dir: PathBuf,
@@ -330,49 +130,31 @@ impl DirectoryRemote {
         }
     }
 
-    /// The remote described by its configuration in remote.log: of type
-    /// `directory`, not encrypted, not an export; at `directory` (from
-    /// git config, `remote.NAME.annex-directory`), or else at the
-    /// `directory=` an older git-annex recorded in remote.log.
-    pub fn from_config(
-        uuid: Uuid,
-        config: &RemoteConfig,
-        directory: Option<PathBuf>,
-        disk_reserve: u64,
-        branch: Arc<Mutex<Branch>>,
-    ) -> Result<DirectoryRemote, DirectoryError> {
+    /// The remote described by its configuration in remote.log (of type
+    /// `directory`, with no setting [`crate::check_supported`] refuses),
+    /// as `setup` says: at the directory of git config
+    /// (`remote.NAME.annex-directory`), or else at the `directory=` an
+    /// older git-annex recorded in remote.log, relative to `setup.work`.
+    pub fn open(config: &RemoteConfig, setup: Setup) -> Result<DirectoryRemote, SpecialError> {
         match config.get("type") {
             Some("directory") => {}
-            other => {
-                return Err(DirectoryError::UnsupportedType(
-                    other.unwrap_or("(unknown)").to_owned(),
-                ))
-            }
+            Some(other) => return Err(SpecialError::UnsupportedType(other.to_owned())),
+            None => return Err(SpecialError::MissingType),
         }
-        match config.get("encryption") {
-            None | Some("none") => {}
-            Some(other) => return Err(DirectoryError::Encrypted(other.to_owned())),
-        }
-        for field in ["exporttree", "importtree"] {
-            if matches!(config.get(field), Some("yes" | "true")) {
-                return Err(DirectoryError::ExportTree(field));
-            }
-        }
+        crate::check_supported(config)?;
         let chunking = Chunking::from_config(config)?;
-        let dir = directory
-            .or_else(|| {
-                config
-                    .get("directory")
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-            })
-            .ok_or(DirectoryError::MissingDirectory)?;
+        let dir = setup
+            .git("annex-directory")
+            .or_else(|| config.get("directory"))
+            .filter(|d| !d.is_empty())
+            .map(|d| setup.work.join(d))
+            .ok_or(SpecialError::Missing("directory"))?;
         Ok(DirectoryRemote::new(
-            uuid,
+            setup.uuid,
             dir,
             chunking,
-            disk_reserve,
-            branch,
+            setup.disk_reserve,
+            setup.branch,
         ))
     }
 
@@ -418,10 +200,10 @@ impl DirectoryRemote {
     }
 
     /// Makes room for `need` more bytes of the receive holding `lock`,
-    /// keeping the gateway's annex.diskreserve free on the directory's
-    /// filesystem after the other receives in progress into it and, when
-    /// the gateway's annex is on the same filesystem, into the gateway
-    /// (git-annex's checkDiskSpaceDirectory).
+    /// keeping the using repository's annex.diskreserve free on the
+    /// directory's filesystem after the other receives in progress into
+    /// it and, when that repository's annex is on the same filesystem,
+    /// into that repository (git-annex's checkDiskSpaceDirectory).
     fn claim_space(&self, lock: &ReceiveLock, need: u64) -> Result<(), RepoError> {
         let git_dir = self
             .inner
@@ -447,7 +229,7 @@ impl DirectoryRemote {
             .find(|p| p.symlink_metadata().is_ok() && p.is_file()))
     }
 
-    /// The chunks the gateway's chunk log records for this remote.
+    /// The chunks the using repository's chunk log records for this remote.
     fn recorded_chunks(&self, key: &Key) -> Result<Vec<(ChunkMethod, u64)>, RepoError> {
         let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
         let data = b
@@ -459,7 +241,7 @@ impl DirectoryRemote {
         ))
     }
 
-    /// Records in the gateway's chunk log that this remote holds `count`
+    /// Records in the using repository's chunk log that this remote holds `count`
     /// chunks of `size` of the key (0: no longer holds them).
     fn log_chunks(&self, key: &Key, size: u64, count: u64) -> Result<(), RepoError> {
         let field = ChunkField {
@@ -687,398 +469,6 @@ impl DirectoryRemote {
     }
 }
 
-/// Removes a key's directory `dir` below the remote's directory `top`,
-/// its read-only content included, as git-annex does: a directory that is
-/// not there is no failure while `top` is there; with `remove_parents`,
-/// the hash directories above it that are left empty go too (never
-/// `top`).
-fn remove_dir_generic(remove_parents: bool, top: &Path, dir: &Path) -> Result<(), RepoError> {
-    let _ = allow_write(dir);
-    if let Err(e) = fs::remove_dir_all(dir) {
-        // Gone already is fine, while the remote's directory is there.
-        if !top.is_dir() || dir.is_dir() {
-            return Err(RepoError::Io(e));
-        }
-    }
-    if remove_parents {
-        let mut d = dir.parent();
-        while let Some(p) = d {
-            if p == top || !p.starts_with(top) || fs::remove_dir(p).is_err() {
-                break;
-            }
-            d = p.parent();
-        }
-    }
-    Ok(())
-}
-
-/// Moves a complete temporary directory into place as git-annex's
-/// `finalizeStoreGeneric` does: what is already at `dest` is removed,
-/// the temporary directory renamed, and its files and itself made
-/// read-only.
-fn finalize_store(top: &Path, tmp: &Path, dest: &Path) -> Result<(), RepoError> {
-    remove_dir_generic(false, top, dest)?;
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    fs::rename(tmp, dest)?;
-    // May fail on some filesystems; content is in place either way.
-    if let Ok(entries) = fs::read_dir(dest) {
-        for e in entries.flatten() {
-            let _ = prevent_write(&e.path());
-        }
-    }
-    let _ = prevent_write(dest);
-    Ok(())
-}
-
-/// How a put's content is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// One file.
-    Whole,
-    /// Chunk keys of this size.
-    Chunks(u64),
-    /// `KEY.chunkN` files of this size.
-    Legacy(u64),
-}
-
-/// The files a put writes: pieces of content, each a temporary file.
-#[derive(Clone)]
-struct Plan {
-    remote: DirectoryRemote,
-    key: Key,
-    layout: Layout,
-}
-
-/// Where a resumed put starts.
-struct Resume {
-    /// Bytes already received.
-    offset: u64,
-    /// The files holding them, with how much of each is content.
-    prefix: Vec<(PathBuf, u64)>,
-    /// The piece to write next, and how much of it is written.
-    piece: u64,
-    piece_len: u64,
-}
-
-impl Plan {
-    fn dir(&self) -> &Path {
-        &self.remote.inner.dir
-    }
-
-    /// The most bytes a piece holds (none for one whole file).
-    fn capacity(&self) -> Option<u64> {
-        match self.layout {
-            Layout::Whole => None,
-            Layout::Chunks(s) | Layout::Legacy(s) => Some(s),
-        }
-    }
-
-    /// How many pieces hold `total` bytes.
-    fn pieces(&self, total: u64) -> u64 {
-        match self.capacity() {
-            None => 1,
-            Some(c) => chunk_count(total, c),
-        }
-    }
-
-    /// The key whose temporary directory piece `i` (from 0) is in.
-    fn piece_key(&self, i: u64) -> Result<Key, RepoError> {
-        match self.layout {
-            Layout::Chunks(s) => chunk_key(&self.key, s, i + 1),
-            Layout::Whole | Layout::Legacy(_) => Ok(self.key.clone()),
-        }
-    }
-
-    /// The temporary file of piece `i`.
-    fn piece_tmp(&self, i: u64) -> Result<PathBuf, RepoError> {
-        let k = self.piece_key(i)?;
-        let f = k.to_file_name();
-        let dir = self.remote.tmp_dir(&k);
-        Ok(match self.layout {
-            Layout::Legacy(_) => dir.join(format!("{f}.chunk{}", i + 1)),
-            Layout::Whole | Layout::Chunks(_) => dir.join(f),
-        })
-    }
-
-    /// Piece `i` already stored in place (a chunk key's content), if it
-    /// is.
-    fn piece_in_place(&self, i: u64) -> Result<Option<PathBuf>, RepoError> {
-        match self.layout {
-            Layout::Chunks(_) => self.remote.first_existing(&self.piece_key(i)?),
-            _ => Ok(None),
-        }
-    }
-
-    /// What earlier, interrupted puts left: complete pieces (in place, for
-    /// chunks stored by an interrupted git-annex, or in their temporary
-    /// files) and the partial piece after them.
-    fn resume(&self) -> Result<Resume, RepoError> {
-        let total = self.key.size();
-        let cap = self.capacity();
-        let mut r = Resume {
-            offset: 0,
-            prefix: Vec::new(),
-            piece: 0,
-            piece_len: 0,
-        };
-        let last = total.map(|t| self.pieces(t));
-        loop {
-            if last.is_some_and(|n| r.piece >= n) {
-                return Ok(r);
-            }
-            let expect = match (cap, total) {
-                (Some(c), Some(t)) => Some(c.min(t.saturating_sub(r.offset))),
-                (Some(c), None) => Some(c),
-                (None, _) => None,
-            };
-            if let Some(p) = self.piece_in_place(r.piece)? {
-                let s = file_size(&p).unwrap_or(0);
-                if Some(s) == expect {
-                    // A temporary copy of this chunk would replace it.
-                    let stale = self.remote.tmp_dir(&self.piece_key(r.piece)?);
-                    if stale.exists() {
-                        fs::remove_dir_all(stale)?;
-                    }
-                    r.offset += s;
-                    r.prefix.push((p, s));
-                    r.piece += 1;
-                    continue;
-                }
-            }
-            let tmp = self.piece_tmp(r.piece)?;
-            match file_size(&tmp) {
-                Some(s) if expect == Some(s) => {
-                    r.offset += s;
-                    r.prefix.push((tmp, s));
-                    r.piece += 1;
-                }
-                Some(s) if expect.is_none_or(|e| s < e) => {
-                    r.offset += s;
-                    r.prefix.push((tmp, s));
-                    r.piece_len = s;
-                    return Ok(r);
-                }
-                Some(_) => {
-                    fs::remove_file(&tmp)?;
-                    return Ok(r);
-                }
-                None => return Ok(r),
-            }
-        }
-    }
-
-    /// Removes every temporary file of the put, and with `in_place` the
-    /// chunks of this size already in place (an incomplete set, or the
-    /// content would have been found).
-    fn discard(&self, in_place: bool) -> Result<(), RepoError> {
-        match self.layout {
-            Layout::Whole | Layout::Legacy(_) => {
-                let d = self.remote.tmp_dir(&self.key);
-                if d.exists() {
-                    fs::remove_dir_all(d)?;
-                }
-            }
-            Layout::Chunks(_) => {
-                let n = self.key.size().map(|t| self.pieces(t)).unwrap_or(0);
-                if in_place {
-                    for i in 0..n {
-                        if self.piece_in_place(i)?.is_some() {
-                            let k = self.piece_key(i)?;
-                            remove_dir_generic(true, self.dir(), &self.remote.store_dir(&k)?)?;
-                            let mixed = self.remote.mixed_store_dir(&k)?;
-                            if mixed.exists() {
-                                remove_dir_generic(true, self.dir(), &mixed)?;
-                            }
-                        }
-                    }
-                }
-                for i in 0.. {
-                    let d = self.remote.tmp_dir(&self.piece_key(i)?);
-                    if !d.exists() {
-                        if i >= n {
-                            break;
-                        }
-                        continue;
-                    }
-                    fs::remove_dir_all(d)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves the received content (`total` bytes) into place, and for
-    /// chunk keys records them in the chunk log.
-    fn finalize(&self, total: u64) -> Result<(), RepoError> {
-        let top = self.dir().to_owned();
-        let n = self.pieces(total);
-        let ensure = |p: &Path| -> Result<(), RepoError> {
-            if !p.exists() {
-                if let Some(d) = p.parent() {
-                    fs::create_dir_all(d)?;
-                }
-                fs::File::create(p)?;
-            }
-            Ok(())
-        };
-        match self.layout {
-            Layout::Whole => {
-                ensure(&self.piece_tmp(0)?)?;
-                finalize_store(
-                    &top,
-                    &self.remote.tmp_dir(&self.key),
-                    &self.remote.store_dir(&self.key)?,
-                )?;
-            }
-            Layout::Legacy(_) => {
-                for i in 0..n {
-                    ensure(&self.piece_tmp(i)?)?;
-                }
-                // Chunks an earlier, longer attempt left.
-                for i in n.. {
-                    let p = self.piece_tmp(i)?;
-                    if !p.exists() {
-                        break;
-                    }
-                    fs::remove_file(p)?;
-                }
-                let tmp = self.remote.tmp_dir(&self.key);
-                let count = tmp.join(format!("{}.chunkcount", self.key.to_file_name()));
-                fs::write(count, n.to_string())?;
-                finalize_store(&top, &tmp, &self.remote.store_dir(&self.key)?)?;
-            }
-            Layout::Chunks(size) => {
-                for i in 0..n {
-                    let k = self.piece_key(i)?;
-                    let tmp = self.remote.tmp_dir(&k);
-                    if !tmp.exists() && self.piece_in_place(i)?.is_some() {
-                        continue;
-                    }
-                    ensure(&self.piece_tmp(i)?)?;
-                    finalize_store(&top, &tmp, &self.remote.store_dir(&k)?)?;
-                }
-                for i in n.. {
-                    let d = self.remote.tmp_dir(&self.piece_key(i)?);
-                    if !d.exists() {
-                        break;
-                    }
-                    fs::remove_dir_all(d)?;
-                }
-                self.remote.log_chunks(&self.key, size, n)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Writes received content into the pieces of a plan, from a piece on.
-struct PieceWriter {
-    plan: Plan,
-    piece: u64,
-    piece_len: u64,
-    file: Option<fs::File>,
-}
-
-impl PieceWriter {
-    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let cap = self.plan.capacity();
-        while !bytes.is_empty() {
-            let room = cap.map_or(u64::MAX, |c| c.saturating_sub(self.piece_len));
-            if room == 0 {
-                self.file = None;
-                self.piece += 1;
-                self.piece_len = 0;
-                continue;
-            }
-            if self.file.is_none() {
-                let path = self.plan.piece_tmp(self.piece).map_err(io::Error::other)?;
-                if let Some(d) = path.parent() {
-                    fs::create_dir_all(d)?;
-                }
-                // A partial piece is continued; any other is written anew.
-                let mut o = fs::OpenOptions::new();
-                o.create(true);
-                if self.piece_len > 0 {
-                    o.append(true);
-                } else {
-                    o.write(true).truncate(true);
-                }
-                self.file = Some(o.open(&path)?);
-            }
-            let n = room.min(bytes.len() as u64) as usize;
-            if let Some(f) = self.file.as_mut() {
-                f.write_all(&bytes[..n])?;
-            }
-            self.piece_len += n as u64;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-}
-
-/// Reads the first bytes of several files one after the other, opening
-/// each only when it is reached.
-struct Concat {
-    parts: VecDeque<(PathBuf, u64)>,
-    current: Option<io::Take<fs::File>>,
-}
-
-impl Read for Concat {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if let Some(cur) = self.current.as_mut() {
-                let n = cur.read(buf)?;
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-                self.current = None;
-            }
-            let Some((path, len)) = self.parts.pop_front() else {
-                return Ok(0);
-            };
-            self.current = Some(fs::File::open(path)?.take(len));
-        }
-    }
-}
-
-/// Reads parts of several files one after the other, as one stream.
-struct FilesStream {
-    parts: VecDeque<(PathBuf, u64, u64)>,
-    current: Option<FileStream>,
-}
-
-impl ChunkStream for FilesStream {
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        loop {
-            if let Some(cur) = self.current.as_mut() {
-                match cur.poll_chunk(cx) {
-                    Poll::Ready(None) => self.current = None,
-                    other => return other,
-                }
-            }
-            let Some((path, offset, len)) = self.parts.pop_front() else {
-                return Poll::Ready(None);
-            };
-            if len == 0 {
-                continue;
-            }
-            match FileStream::open(&path, offset, len) {
-                Ok(s) => self.current = Some(s),
-                Err(e) => {
-                    self.parts.clear();
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-        }
-    }
-}
-
-fn stamp(p: &Path) -> Option<(u64, Option<SystemTime>)> {
-    fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()))
-}
-
 #[async_trait]
 impl Repository for DirectoryRemote {
     fn uuid(&self) -> &Uuid {
@@ -1266,119 +656,11 @@ impl Repository for DirectoryRemote {
 
 #[cfg(test)]
 mod tests {
+    use super::store::allow_write;
     use super::*;
-
-    fn cfg(kv: &[(&str, &str)]) -> RemoteConfig {
-        RemoteConfig(
-            kv.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn chunk_settings_as_git_annex_reads_them() {
-        assert_eq!(Chunking::from_config(&cfg(&[])), Ok(Chunking::None));
-        assert_eq!(
-            Chunking::from_config(&cfg(&[("chunk", "64KiB")])),
-            Ok(Chunking::Chunks(65536))
-        );
-        assert_eq!(
-            Chunking::from_config(&cfg(&[("chunk", "1MB"), ("chunksize", "10")])),
-            Ok(Chunking::Legacy(10))
-        );
-        assert_eq!(
-            Chunking::from_config(&cfg(&[("chunk", "0")])),
-            Ok(Chunking::None)
-        );
-        assert!(Chunking::from_config(&cfg(&[("chunk", "lots")])).is_err());
-        // Sizes in every form git-annex reads; a negative one is refused.
-        assert_eq!(
-            Chunking::from_config(&cfg(&[("chunk", "1e3")])),
-            Ok(Chunking::Chunks(1000))
-        );
-        assert_eq!(
-            Chunking::from_config(&cfg(&[("chunk", "8kbit")])),
-            Ok(Chunking::Chunks(1000))
-        );
-        assert!(Chunking::from_config(&cfg(&[("chunk", "-1")])).is_err());
-    }
-
-    #[test]
-    fn chunk_keys_and_counts() {
-        let k = Key::parse(
-            "SHA256E-s200000--f57ca603a9f83494e63603993c337f56932d4f13a318bfc6ad9d9a51cdee5cdb",
-        )
-        .unwrap();
-        let c = chunk_key(&k, 65536, 2).unwrap();
-        assert_eq!(
-            c.as_str(),
-            "SHA256E-s200000-S65536-C2--f57ca603a9f83494e63603993c337f56932d4f13a318bfc6ad9d9a51cdee5cdb"
-        );
-        assert_eq!(non_chunk_key(&c).unwrap(), k);
-        assert_eq!(chunk_count(200_000, 65536), 4);
-        assert_eq!(chunk_count(65536, 65536), 1);
-        assert_eq!(chunk_count(0, 65536), 1);
-        assert_eq!(
-            chunk_log_path(&k),
-            "cb9/bac/SHA256E-s200000--f57ca603a9f83494e63603993c337f56932d4f13a318bfc6ad9d9a51cdee5cdb.log.cnk"
-        );
-    }
-
-    #[test]
-    fn chunk_log_lines_as_git_annex_writes_them() {
-        let u = "794fec3b-bb73-45fb-8f9b-4f11e080df39";
-        let text = format!("1796018829s {u}:65536 4\n1796018830s {u}:1024 0\nbad line\n");
-        let log = ChunkLog::parse_new(text.as_bytes());
-        let uuid = Uuid::parse(u).unwrap();
-        assert_eq!(
-            current_chunks(&log, &uuid),
-            vec![(ChunkMethod::Fixed(65536), 4)]
-        );
-        // Fields in order (the smaller chunk size first), unparsed kept.
-        assert_eq!(
-            String::from_utf8(log.write_new()).unwrap(),
-            format!("1796018830s {u}:1024 0\n1796018829s {u}:65536 4\nbad line\n")
-        );
-    }
-
-    #[test]
-    fn only_directory_remotes_without_encryption() {
-        let dir = tempfile::tempdir().unwrap();
-        annex_test_support::git(dir.path(), &["init", "-q"]);
-        let branch = Arc::new(Mutex::new(Branch::open(dir.path()).unwrap()));
-        let u = Uuid::parse("794fec3b-bb73-45fb-8f9b-4f11e080df39").unwrap();
-        let open = |c: &[(&str, &str)]| {
-            DirectoryRemote::from_config(
-                u.clone(),
-                &cfg(c),
-                Some(dir.path().to_owned()),
-                0,
-                branch.clone(),
-            )
-            .map(|_| ())
-        };
-        assert_eq!(
-            open(&[("type", "directory"), ("encryption", "none")]),
-            Ok(())
-        );
-        assert_eq!(
-            open(&[("type", "rsync"), ("encryption", "none")]),
-            Err(DirectoryError::UnsupportedType("rsync".into()))
-        );
-        assert_eq!(
-            open(&[("type", "directory"), ("encryption", "shared")]),
-            Err(DirectoryError::Encrypted("shared".into()))
-        );
-        assert_eq!(
-            open(&[
-                ("type", "directory"),
-                ("encryption", "none"),
-                ("exporttree", "yes")
-            ]),
-            Err(DirectoryError::ExportTree("exporttree"))
-        );
-    }
+    use std::io;
+    use std::os::unix::fs::PermissionsExt;
+    use std::task::{Context, Poll};
 
     /// A put source that sends the content from the offset asked for,
     /// and fails after `cut` bytes of the whole content when told to.
