@@ -83,7 +83,12 @@ fn open_special(
     let git_config: BTreeMap<String, String> = cfg
         .entries()
         .iter()
-        .filter_map(|e| Some((e.name.strip_prefix(&prefix)?.to_owned(), e.text().to_owned())))
+        .filter_map(|e| {
+            Some((
+                e.name.strip_prefix(&prefix)?.to_owned(),
+                e.text().to_owned(),
+            ))
+        })
         .collect();
     let config_uuid = git_config
         .get("annex-config-uuid")
