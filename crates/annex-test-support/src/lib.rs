@@ -14,6 +14,9 @@
 //!
 //! [`proxy`]: a scratch area of repositories reached over a fake ssh, for
 //! tests of gateways with the real git-annex as the client.
+//!
+//! [`s3`]: a local S3 server (s3s-fs) that checks signatures, started by
+//! a test on a free port with a directory of its own.
 
 #![warn(missing_docs)]
 
@@ -28,6 +31,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub mod proxy;
+pub mod s3;
 
 /// A command running `program ARGS` in `dir`, with a fixed git author and
 /// committer (so that commits work whatever the user's configuration).
