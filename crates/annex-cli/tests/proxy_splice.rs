@@ -5,11 +5,10 @@
 //! object's. The repositories are made by git-annex, which must be
 //! installed.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use annex_test_support::p2p::{check_from_offsets, get_from, Through};
 use annex_test_support::{git, init_annex_repo, pseudo_random};
 
 const CLIENT: &str = "00000000-0000-0000-0000-000000000001";
@@ -52,31 +51,11 @@ fn setup() -> Setup {
     }
 }
 
-fn line(r: &mut impl BufRead) -> String {
-    let mut l = String::new();
-    r.read_line(&mut l).unwrap();
-    l.trim_end().to_owned()
-}
-
-/// A GET session: for each offset, the content that arrives.
-fn session(out: &mut impl BufRead, input: &mut impl Write, s: &Setup) -> Vec<Vec<u8>> {
-    assert_eq!(line(out), format!("AUTH-SUCCESS {}", s.node_uuid));
-    writeln!(input, "VERSION 1").unwrap();
-    assert_eq!(line(out), "VERSION 1");
-    let mut got = Vec::new();
-    for offset in OFFSETS {
-        writeln!(input, "GET {offset} file {}", s.key).unwrap();
-        input.flush().unwrap();
-        let data = line(out);
-        let len: usize = data.strip_prefix("DATA ").unwrap().parse().unwrap();
-        let mut buf = vec![0u8; len];
-        out.read_exact(&mut buf).unwrap();
-        assert_eq!(line(out), "VALID");
-        writeln!(input, "SUCCESS").unwrap();
-        input.flush().unwrap();
-        got.push(buf);
-    }
-    got
+/// A GET session with the gateway standing in for the node: for each
+/// offset, the content that arrives.
+fn session(s: &Setup, through: Through) -> Vec<Vec<u8>> {
+    let auth = |line: &str| assert_eq!(line, format!("AUTH-SUCCESS {}", s.node_uuid));
+    get_from(gateway(s), through, auth, &s.key, &OFFSETS)
 }
 
 fn gateway(s: &Setup) -> Command {
@@ -87,42 +66,14 @@ fn gateway(s: &Setup) -> Command {
     c
 }
 
-fn check(got: Vec<Vec<u8>>, content: &[u8]) {
-    for (offset, bytes) in OFFSETS.iter().zip(got) {
-        assert!(bytes == content[*offset as usize..], "from offset {offset}");
-    }
-}
-
 #[test]
 fn a_local_nodes_content_through_a_pipe() {
     let s = setup();
-    let mut child = gateway(&s)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let got = session(&mut out, &mut input, &s);
-    drop(input);
-    assert!(child.wait().unwrap().success());
-    check(got, &s.content);
+    check_from_offsets(session(&s, Through::Pipe), &s.content, &OFFSETS);
 }
 
 #[test]
 fn a_local_nodes_content_through_a_socket() {
     let s = setup();
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    let theirs_out = theirs.try_clone().unwrap();
-    let mut child = gateway(&s)
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
-        .spawn()
-        .unwrap();
-    let mut input = ours.try_clone().unwrap();
-    let mut out = BufReader::new(ours);
-    let got = session(&mut out, &mut input, &s);
-    input.shutdown(std::net::Shutdown::Write).unwrap();
-    assert!(child.wait().unwrap().success());
-    check(got, &s.content);
+    check_from_offsets(session(&s, Through::Socket), &s.content, &OFFSETS);
 }
