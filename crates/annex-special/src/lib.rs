@@ -9,6 +9,8 @@
 //!   chunked or not.
 //! - [`s3`]: the S3 special remote (`type=S3`), chunked or not, its
 //!   content streamed to and from the bucket.
+//! - [`initremote`]: a new special remote (directory or S3) made as
+//!   `git annex initremote` makes it.
 //! - [`chunk`]: chunked content: the `chunk=` and `chunksize=` settings,
 //!   chunk keys and the chunk log.
 //!
@@ -69,6 +71,7 @@
 
 pub mod chunk;
 pub mod directory;
+pub mod initremote;
 pub mod s3;
 
 use std::collections::BTreeMap;

@@ -13,6 +13,7 @@ mod cluster_s3;
 mod config_cli;
 mod error_wording;
 mod hostile_branch;
+mod initremote_cli;
 mod install_deps_script;
 mod matchexpression_differential;
 mod p2phttp_differential;
