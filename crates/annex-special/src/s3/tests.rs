@@ -11,7 +11,7 @@ use annex_protocol::repository::{
     ChunkStream, GetOutcome, PutData, PutOutcome, PutSource, Repository, Validity,
 };
 use annex_protocol::{AssociatedFile, BytesSource, Key, RepoError, Uuid};
-use annex_test_support::s3::{S3Server, ACCESS_KEY, SECRET_KEY};
+use annex_test_support::s3::{CountingRelay, S3Server, ACCESS_KEY, SECRET_KEY};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -429,6 +429,35 @@ async fn multipart_uploads_complete_and_read_back() {
     assert_eq!(out, PutOutcome::Stored(Vec::new()));
     assert_eq!(f.objects(&hash_of(&k)), vec![k.to_string()]);
     assert_eq!(get_all(&r, &k, 6 << 20).await.unwrap(), &c[6 << 20..]);
+}
+
+#[tokio::test]
+async fn a_get_from_an_offset_costs_the_server_only_the_rest() {
+    let f = fixture();
+    let relay = CountingRelay::start(f.server.port);
+    let port = relay.port.to_string();
+    let len = 3_000_000usize;
+    for (n, chunk) in [None, Some("1MiB")].into_iter().enumerate() {
+        let mut extra = vec![("port", port.as_str())];
+        extra.extend(chunk.map(|c| ("chunk", c)));
+        let r = f.remote(&extra).await;
+        let c = content(len + n);
+        let k = key_of(&c);
+        let file = AssociatedFile::default();
+        let out = r.put(&k, &file, &mut BytesSource::new(c.clone())).await;
+        assert_eq!(out.unwrap(), PutOutcome::Stored(Vec::new()));
+        for from in [2_500_000u64, 1_200_000] {
+            let before = relay.answered();
+            assert_eq!(get_all(&r, &k, from).await.unwrap(), &c[from as usize..]);
+            let sent = relay.answered() - before;
+            let rest = c.len() as u64 - from;
+            // The rest, and a few answers' headers (HEADs, the GETs').
+            assert!(
+                (rest..rest + 16 * 1024).contains(&sent),
+                "{chunk:?} from {from}: the server sent {sent} bytes for {rest}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
