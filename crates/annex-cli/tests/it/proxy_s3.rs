@@ -9,7 +9,8 @@
 //! gateway; the real `git annex fsck --from NAME` in the gateway then
 //! finds all of it valid, and content the real git-annex stored is
 //! served through the gateway. Wrong content (protocol versions 0 to 4)
-//! is stored nowhere; a copy killed halfway resumes past zero; `git annex
+//! is stored nowhere; a copy killed halfway resumes past zero, and so
+//! does a get (a ranged GET from S3); `git annex
 //! testremote` passes against the proxied remote; a server that is down
 //! fails alone, naming the remote; bad credentials fail with the
 //! server's status (403 Forbidden), as git-annex's do.
@@ -411,6 +412,75 @@ fn a_copy_killed_halfway_resumes_past_zero() {
         &s.gw,
         &["annex", "fsck", "--quiet", "--from", r.name, "--key", &key],
     );
+}
+
+#[test]
+fn a_get_killed_halfway_resumes_past_zero() {
+    let s = setup();
+    let env = &s.env;
+    let client = env.clone_client(&s.gw, "client");
+    for r in &s.remotes {
+        let remote = format!("origin-{}", r.name);
+        let file = format!("{}.bin", r.name);
+        let content = pseudo_random(12 << 20, 43 + r.name.len() as u64);
+        std::fs::write(client.join(&file), &content).unwrap();
+        env.git(&client, &["annex", "add", "--quiet", &file]);
+        env.git(
+            &client,
+            &["annex", "copy", "--quiet", "--to", &remote, &file],
+        );
+        env.git(&client, &["annex", "drop", "--quiet", &file]);
+        let key = env
+            .git(&client, &["annex", "lookupkey", &file])
+            .trim()
+            .to_string();
+        let partial = client.join(".git/annex/tmp").join(&key);
+        let mut child = env.slow_get(&client, &remote, &file, "2MiB");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 3 << 20 {
+            assert!(Instant::now() < deadline, "the download never got going");
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("the download ended before it could be interrupted: {st}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signalling the process group this test started.
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
+        }
+        let _ = child.wait();
+        let had = std::fs::metadata(&partial).unwrap().len();
+        assert!(had < 12 << 20, "{}: {had} bytes already", r.name);
+        let out = command(
+            &client,
+            "git",
+            &["annex", "get", "--debug", "--from", &remote, &file],
+        )
+        .env("PATH", &env.path)
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", r.name);
+        // The client asks from where its partial file ends, and the
+        // gateway sends the rest (fetched from S3 with a ranged GET).
+        let from: u64 = err
+            .lines()
+            .find_map(|l| l.split("P2P > GET ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no GET: {err}"));
+        assert!(from >= 3 << 20, "{}: GET {from}", r.name);
+        // Only the rest was sent, and was right the first time (after a
+        // failure git-annex would ask again from zero).
+        let data: Vec<u64> = err
+            .lines()
+            .filter_map(|l| l.split("P2P < DATA ").nth(1))
+            .filter_map(|n| n.trim().parse().ok())
+            .collect();
+        assert_eq!(data, vec![(12 << 20) - from], "{}: {err}", r.name);
+        assert_eq!(err.matches("P2P > GET ").count(), 1, "{}: {err}", r.name);
+        assert_eq!(std::fs::read(client.join(&file)).unwrap(), content);
+    }
 }
 
 #[test]
