@@ -138,6 +138,39 @@ fn s3_remotes_made_as_git_annex_makes_them() {
     git_annex_uses(&env, &ours, "s3", "big.bin", 2_500_000);
     git_annex_uses(&env, &ours, "s3", "small.bin", 100);
 
+    // embedcreds=yes: the credentials recorded in remote.log as
+    // git-annex records them.
+    let mut ours_e = vec!["initremote".to_string(), "s3e".into()];
+    ours_e.extend(common("ourembedded"));
+    ours_e.push("embedcreds=yes".into());
+    let a: Vec<&str> = ours_e.iter().map(String::as_str).collect();
+    let out = annex_init(&env, &ours, &a, true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut theirs_e = vec![
+        "annex".to_string(),
+        "initremote".into(),
+        "-q".into(),
+        "s3e".into(),
+    ];
+    theirs_e.extend(common("theirembedded"));
+    theirs_e.push("embedcreds=yes".into());
+    let g: Vec<&str> = theirs_e.iter().map(String::as_str).collect();
+    run_ok(
+        command(&theirs, "git", &g)
+            .env("PATH", &env.path)
+            .envs(server.env()),
+    );
+    let (_, mut our_fields) = remote_log_fields(&env, &ours, "s3e");
+    let (_, mut their_fields) = remote_log_fields(&env, &theirs, "s3e");
+    our_fields.remove("bucket");
+    their_fields.remove("bucket");
+    assert!(their_fields.contains_key("s3creds"), "{their_fields:?}");
+    assert_eq!(our_fields, their_fields);
+
     // A second remote on the same bucket and prefix is refused; a name
     // taken is refused; encryption must be said, and be none.
     let mut again = vec!["initremote".to_string(), "s3b".into()];
