@@ -2,8 +2,9 @@
 # Installs what the test suite needs on a fresh Debian bookworm machine:
 # git-annex from bookworm-backports (10.20250416, the version the project
 # is written against, as long as the suite has it; else the version the
-# suite has, with a warning), and cargo-nextest if missing; with --bench,
-# also wrk for the benchmark scripts. Says which git-annex is installed.
+# suite has, with a warning), cargo-nextest and s3s-fs (the local S3
+# server of the S3 tests) if missing; with --bench, also wrk for the
+# benchmark scripts. Says which git-annex is installed.
 # The backports source is derived from the machine's own Debian apt source,
 # so no mirror is named here.
 #
@@ -84,6 +85,14 @@ echo "install-deps: git-annex ${installed} installed"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
+fi
+
+# The S3 tests start s3s-fs, a local S3 server that checks signatures
+# (0.14.1: later versions need a newer Rust). It takes a few minutes to
+# build.
+if ! command -v s3s-fs >/dev/null 2>&1 &&
+  [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+  cargo install s3s-fs@0.14.1 --features binary --locked
 fi
 
 # Benchmarks only (benches/scripts/p2phttp.sh): wrk, a second HTTP load

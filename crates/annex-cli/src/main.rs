@@ -4,6 +4,7 @@ mod branchcmd;
 mod clustercmd;
 mod configcmd;
 mod examine;
+mod initremote;
 mod logviews;
 mod p2phttp;
 mod preferred;
@@ -112,6 +113,11 @@ enum Command {
     /// cluster, or all), whether it has the key, whether its preferred
     /// content wants it or keeps it, whether it is required, and why.
     Placement(preferred::PlacementArgs),
+    /// Make a special remote (type=S3 or type=directory, with
+    /// encryption=none), as `git annex initremote` does: git-annex then
+    /// uses it unchanged.
+    #[command(override_usage = "annex initremote NAME KEY=VALUE...")]
+    Initremote(initremote::InitremoteArgs),
     /// Record in the git-annex branch which remotes this repository
     /// proxies (those with `remote.NAME.annex-proxy` set), as
     /// `git annex updateproxy` does; clients that fetch from here then
@@ -201,6 +207,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => branchcmd::merge(args),
         Command::Matchexpression(args) => preferred::matchexpression(args),
         Command::Placement(args) => preferred::placement(args),
+        Command::Initremote(args) => initremote::initremote(args),
         Command::Updateproxy(args) => proxycmd::updateproxy(args),
         Command::Initcluster(args) => clustercmd::initcluster(args),
         Command::Updatecluster(args) => clustercmd::updatecluster(args),

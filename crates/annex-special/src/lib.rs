@@ -7,6 +7,10 @@
 //!   cannot honour yet is a [`SpecialError`] naming it.
 //! - [`directory`]: the directory special remote (`type=directory`),
 //!   chunked or not.
+//! - [`s3`]: the S3 special remote (`type=S3`), chunked or not, its
+//!   content streamed to and from the bucket.
+//! - [`initremote`]: a new special remote (directory or S3) made as
+//!   `git annex initremote` makes it.
 //! - [`chunk`]: chunked content: the `chunk=` and `chunksize=` settings,
 //!   chunk keys and the chunk log.
 //!
@@ -56,10 +60,10 @@
 //! })?;
 //!
 //! // Settings not supported yet are refused, naming the setting.
-//! let mut s3 = config.clone();
-//! s3.0.insert("type".into(), "S3".into());
-//! let err = open(&s3, Setup::new(remote.uuid().clone(), Arc::new(Mutex::new(Branch::open(&repo)?))));
-//! assert_eq!(err.unwrap_err().to_string(), "special remote type S3 is not supported yet");
+//! let mut rsync = config.clone();
+//! rsync.0.insert("type".into(), "rsync".into());
+//! let err = open(&rsync, Setup::new(remote.uuid().clone(), Arc::new(Mutex::new(Branch::open(&repo)?))));
+//! assert_eq!(err.unwrap_err().to_string(), "special remote type rsync is not supported yet");
 //! # Ok(())
 //! # }
 //! ```
@@ -67,6 +71,8 @@
 
 pub mod chunk;
 pub mod directory;
+pub mod initremote;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,6 +85,7 @@ use annex_protocol::{Repository, Uuid};
 
 pub use chunk::Chunking;
 pub use directory::DirectoryRemote;
+pub use s3::S3Remote;
 
 /// Why a special remote cannot be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -111,6 +118,16 @@ pub enum SpecialError {
         /// Its value.
         value: String,
     },
+    /// An S3 remote has no credentials (none in the environment, the
+    /// repository's cache or remote.log).
+    #[error("No S3 credentials configured for {remote}: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (git annex enableremote {remote} with them set caches them in .git/annex/creds/)")]
+    NoCredentials {
+        /// The remote's name.
+        remote: String,
+    },
+    /// Credentials are there but cannot be read.
+    #[error("bad creds")]
+    BadCredentials,
 }
 
 /// What opening a special remote needs besides its configuration: its
@@ -158,6 +175,8 @@ impl Setup {
 pub enum SpecialRemote {
     /// `type=directory`.
     Directory(DirectoryRemote),
+    /// `type=S3`.
+    S3(S3Remote),
 }
 
 impl SpecialRemote {
@@ -165,6 +184,7 @@ impl SpecialRemote {
     pub fn uuid(&self) -> &Uuid {
         match self {
             SpecialRemote::Directory(d) => d.uuid(),
+            SpecialRemote::S3(s) => s.uuid(),
         }
     }
 
@@ -172,6 +192,7 @@ impl SpecialRemote {
     pub fn into_repository(self) -> Arc<dyn Repository> {
         match self {
             SpecialRemote::Directory(d) => Arc::new(d),
+            SpecialRemote::S3(s) => Arc::new(s),
         }
     }
 }
@@ -183,6 +204,7 @@ pub fn open(config: &RemoteConfig, setup: Setup) -> Result<SpecialRemote, Specia
     check_supported(config)?;
     match config.get("type") {
         Some("directory") => DirectoryRemote::open(config, setup).map(SpecialRemote::Directory),
+        Some("S3") => S3Remote::open(config, setup).map(SpecialRemote::S3),
         Some(other) => Err(SpecialError::UnsupportedType(other.to_owned())),
         None => Err(SpecialError::MissingType),
     }
@@ -247,7 +269,7 @@ mod tests {
         );
         assert_eq!(
             message(&[("type", "S3"), ("encryption", "none")]),
-            "special remote type S3 is not supported yet"
+            "missing bucket"
         );
         assert_eq!(
             opened(&[("type", "rsync"), ("encryption", "none")]),
@@ -288,7 +310,9 @@ mod tests {
             Err(SpecialError::Missing("directory"))
         );
         let from_log = open(&cfg(&[("type", "directory"), ("directory", "store")]), bare).unwrap();
-        let SpecialRemote::Directory(d) = from_log;
+        let SpecialRemote::Directory(d) = from_log else {
+            panic!("not a directory remote");
+        };
         assert_eq!(d.directory(), dir.path().join("store"));
     }
 

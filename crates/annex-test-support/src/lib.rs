@@ -15,6 +15,9 @@
 //! [`proxy`]: a scratch area of repositories reached over a fake ssh, for
 //! tests of gateways with the real git-annex as the client. [`p2p`]: raw
 //! P2P protocol sessions with a server on its standard input and output.
+//!
+//! [`s3`]: a local S3 server (s3s-fs) that checks signatures, started by
+//! a test on a free port with a directory of its own.
 
 #![warn(missing_docs)]
 
@@ -30,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub mod p2p;
 pub mod proxy;
+pub mod s3;
 
 /// A command running `program ARGS` in `dir`, with a fixed git author and
 /// committer (so that commits work whatever the user's configuration).
