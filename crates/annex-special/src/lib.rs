@@ -67,6 +67,7 @@
 
 pub mod chunk;
 pub mod directory;
+pub mod external;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,6 +80,7 @@ use annex_protocol::{Repository, Uuid};
 
 pub use chunk::Chunking;
 pub use directory::DirectoryRemote;
+pub use external::ExternalRemote;
 
 /// Why a special remote cannot be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -131,6 +133,9 @@ pub struct Setup {
     /// The using repository's git-annex branch, where chunk logs are read
     /// and recorded.
     pub branch: Arc<Mutex<Branch>>,
+    /// The git remote's name in the using repository, when known (an
+    /// external remote may ask for it).
+    pub name: Option<String>,
 }
 
 impl Setup {
@@ -143,6 +148,7 @@ impl Setup {
             work: PathBuf::new(),
             disk_reserve: 0,
             branch,
+            name: None,
         }
     }
 
@@ -158,6 +164,8 @@ impl Setup {
 pub enum SpecialRemote {
     /// `type=directory`.
     Directory(DirectoryRemote),
+    /// `type=external`.
+    External(ExternalRemote),
 }
 
 impl SpecialRemote {
@@ -165,6 +173,7 @@ impl SpecialRemote {
     pub fn uuid(&self) -> &Uuid {
         match self {
             SpecialRemote::Directory(d) => d.uuid(),
+            SpecialRemote::External(e) => e.uuid(),
         }
     }
 
@@ -172,6 +181,7 @@ impl SpecialRemote {
     pub fn into_repository(self) -> Arc<dyn Repository> {
         match self {
             SpecialRemote::Directory(d) => Arc::new(d),
+            SpecialRemote::External(e) => Arc::new(e),
         }
     }
 }
@@ -183,6 +193,7 @@ pub fn open(config: &RemoteConfig, setup: Setup) -> Result<SpecialRemote, Specia
     check_supported(config)?;
     match config.get("type") {
         Some("directory") => DirectoryRemote::open(config, setup).map(SpecialRemote::Directory),
+        Some("external") => ExternalRemote::open(config, setup).map(SpecialRemote::External),
         Some(other) => Err(SpecialError::UnsupportedType(other.to_owned())),
         None => Err(SpecialError::MissingType),
     }
@@ -288,7 +299,9 @@ mod tests {
             Err(SpecialError::Missing("directory"))
         );
         let from_log = open(&cfg(&[("type", "directory"), ("directory", "store")]), bare).unwrap();
-        let SpecialRemote::Directory(d) = from_log;
+        let SpecialRemote::Directory(d) = from_log else {
+            panic!("a directory remote")
+        };
         assert_eq!(d.directory(), dir.path().join("store"));
     }
 
