@@ -49,7 +49,11 @@ pub fn install_example(dir: &Path) -> PathBuf {
 ///   the rest; a retrieve into a file that already holds some of the
 ///   content continues it (a remote able to resume).
 ///
-/// It answers GETORDERED with ORDERED and GETCOST with 150. Installed
+/// - `*.wrongget`: TRANSFER RETRIEVE writes content of the right size
+///   that is not the key's (every byte one more), and reports success.
+///
+/// It answers GETORDERED with ORDERED (UNSUPPORTED-REQUEST when installed
+/// under a name holding `unordered`) and GETCOST with 150. Installed
 /// under a name holding `async`, it takes the ASYNC extension (answering
 /// one job at a time). It appends `PID LINE` for each line it reads to
 /// `DIR.log`, and `PID RESUME N` when it continues a file of N bytes.
@@ -58,6 +62,8 @@ set -u
 set -f
 async=
 case "$0" in *async*) async=1;; esac
+unordered=
+case "$0" in *unordered*) unordered=1;; esac
 dir=
 job=
 say () {
@@ -92,7 +98,7 @@ while IFS= read -r line; do
 		log PREPARE
 		if [ -d "$dir" ]; then say PREPARE-SUCCESS; else say "PREPARE-FAILURE no directory $dir"; fi
 		;;
-	GETORDERED) say ORDERED ;;
+	GETORDERED) if [ -n "$unordered" ]; then say UNSUPPORTED-REQUEST; else say ORDERED; fi ;;
 	GETCOST) say COST 150 ;;
 	CHECKPRESENT)
 		key=$2
@@ -123,6 +129,10 @@ while IFS= read -r line; do
 			else
 				say TRANSFER-FAILURE STORE "$key" cannot store
 			fi
+			;;
+		RETRIEVE:*.wrongget)
+			LC_ALL=C tr '\000-\377' '\001-\377\000' < "$dir/$key" > "$file"
+			say TRANSFER-SUCCESS RETRIEVE "$key"
 			;;
 		RETRIEVE:*.gated)
 			size=$(stat -c %s "$dir/$key")

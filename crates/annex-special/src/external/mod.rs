@@ -600,12 +600,16 @@ impl ExternalRemote {
         let k = key.clone();
         let path = r.path.clone();
         let progress = r.progress.clone();
-        let resumed_from = r.resumed_from;
+        if r.resumed_from > 0 {
+            tracing::debug!(remote = %self.inner.label, key = %k, from = r.resumed_from, "retrieve continues a partial file");
+        }
         let task = tokio::spawn(async move {
             let moved = || progress.moved.notify_waiters();
+            // Checked against the key before it counts as retrieved: a
+            // download waiting for the whole file is served nothing
+            // else, and one streamed while the remote wrote ends INVALID.
             let outcome = match this.retrieve_file_noting(&k, &path, &moved).await {
-                Ok(()) if resumed_from > 0 => verify_file(&k, &path).await,
-                Ok(()) => Ok(()),
+                Ok(()) => verify_file(&k, &path).await,
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = &outcome {

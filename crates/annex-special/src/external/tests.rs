@@ -30,6 +30,7 @@ fn fixture() -> Fixture {
     let bin = tmp.path().join("bin");
     install_misbehaving(&bin, "misbehaving");
     install_misbehaving(&bin, "misbehaving-async");
+    install_misbehaving(&bin, "misbehaving-unordered");
     let store = tmp.path().join("store");
     std::fs::create_dir(&store).unwrap();
     let branch = Arc::new(Mutex::new(Branch::open(&repo).unwrap()));
@@ -557,5 +558,42 @@ async fn one_staged_file_serves_every_remote_an_upload_goes_to() {
     assert_eq!(second.inner.offset_requested(), Some(500_000));
     assert_eq!(std::fs::read(f.store.join(k.as_str())).unwrap(), c);
     assert_eq!(std::fs::read(store2.join(k.as_str())).unwrap(), c);
+    assert!(f.staged_files().is_empty(), "{:?}", f.staged_files());
+}
+
+#[tokio::test]
+async fn content_retrieved_is_checked_against_its_key_before_it_counts() {
+    let f = fixture();
+    let (c, k) = content_key(300_000, 21, ".wrongget");
+    std::fs::write(f.store.join(k.as_str()), &c).unwrap();
+    // A remote that writes in order: streamed as it comes, and the
+    // download ends INVALID (or, when the check came first, is refused).
+    let ordered = f.remote("misbehaving", &[]);
+    let mut sink = VecSink::new(1 << 30);
+    match ordered
+        .get(&k, &AssociatedFile::default(), 0, &mut sink)
+        .await
+    {
+        Ok(got) => {
+            assert_eq!(got, GetOutcome::Sent { accepted: true });
+            assert_eq!(sink.validity(), Some(Validity::Invalid));
+        }
+        Err(e) => assert!(e.to_string().contains("does not match"), "{e}"),
+    }
+    // A remote that does not: nothing is served, and the error names it.
+    let unordered = f.remote("misbehaving-unordered", &[]);
+    let mut sink = VecSink::new(1 << 30);
+    let err = unordered
+        .get(&k, &AssociatedFile::default(), 0, &mut sink)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not match"), "{err}");
+    assert!(err.contains("git-annex-remote-misbehaving-unordered"), "{err}");
+    assert!(sink.into_data().is_empty());
+    // The right content still comes through.
+    let (c2, k2) = content_key(300_000, 22, ".plain");
+    std::fs::write(f.store.join(k2.as_str()), &c2).unwrap();
+    assert_eq!(get_all(&unordered, &k2, 0).await.unwrap().unwrap(), c2);
     assert!(f.staged_files().is_empty(), "{:?}", f.staged_files());
 }
