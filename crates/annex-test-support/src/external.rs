@@ -98,6 +98,7 @@ while IFS= read -r line; do
 		log PREPARE
 		if [ -d "$dir" ]; then say PREPARE-SUCCESS; else say "PREPARE-FAILURE no directory $dir"; fi
 		;;
+	INITREMOTE) say INITREMOTE-SUCCESS ;;
 	GETORDERED) if [ -n "$unordered" ]; then say UNSUPPORTED-REQUEST; else say ORDERED; fi ;;
 	GETCOST) say COST 150 ;;
 	CHECKPRESENT)
