@@ -47,15 +47,22 @@ pub fn install_example(dir: &Path) -> PathBuf {
 /// - `*.gated`: TRANSFER RETRIEVE writes the first half of the file, sends
 ///   PROGRESS, then waits until the file `DIR/KEY.go` exists before writing
 ///   the rest; a retrieve into a file that already holds some of the
-///   content continues it (a remote able to resume).
-///
+///   content continues it (a remote able to resume);
+/// - `*.probe`: CHECKPRESENT asks GETCONFIG directory, GETCREDS mycreds,
+///   GETUUID, GETGITDIR, GETGITREMOTENAME, DIRHASH, DIRHASH-LOWER and
+///   GETSTATE, logging `ANSWER REQUEST => REPLY` for each; then sends
+///   SETSTATE with the content of `DIR/KEY.setstate` and SETURLPRESENT
+///   with that of `DIR/KEY.seturl` when they exist, DEBUG and INFO, and
+///   answers CHECKPRESENT-FAILURE;
 /// - `*.wrongget`: TRANSFER RETRIEVE writes content of the right size
 ///   that is not the key's (every byte one more), and reports success.
 ///
-/// It answers GETORDERED with ORDERED (UNSUPPORTED-REQUEST when installed
-/// under a name holding `unordered`) and GETCOST with 150. Installed
-/// under a name holding `async`, it takes the ASYNC extension (answering
-/// one job at a time). It appends `PID LINE` for each line it reads to
+/// At INITREMOTE it stores the credentials `mycreds` from MYLOGIN and
+/// MYPASSWORD when they are set (SETCREDS). It answers GETORDERED with
+/// ORDERED (UNSUPPORTED-REQUEST when installed under a name holding
+/// `unordered`) and GETCOST with 150. Installed under a name holding
+/// `async`, it takes the ASYNC extension (answering one job at a time).
+/// It appends `PID LINE` for each line it reads to
 /// `DIR.log`, and `PID RESUME N` when it continues a file of N bytes.
 pub const MISBEHAVING: &str = r#"#!/bin/bash
 set -u
@@ -90,7 +97,7 @@ while IFS= read -r line; do
 	set -- $line
 	case "${1:-}" in
 	EXTENSIONS)
-		if [ -n "$async" ]; then echo "EXTENSIONS INFO ASYNC"; else echo "EXTENSIONS INFO"; fi
+		if [ -n "$async" ]; then echo "EXTENSIONS INFO GETGITREMOTENAME ASYNC"; else echo "EXTENSIONS INFO GETGITREMOTENAME"; fi
 		;;
 	PREPARE)
 		ask GETCONFIG directory
@@ -98,7 +105,10 @@ while IFS= read -r line; do
 		log PREPARE
 		if [ -d "$dir" ]; then say PREPARE-SUCCESS; else say "PREPARE-FAILURE no directory $dir"; fi
 		;;
-	INITREMOTE) say INITREMOTE-SUCCESS ;;
+	INITREMOTE)
+		if [ -n "${MYLOGIN:-}" ]; then say SETCREDS mycreds "$MYLOGIN" "${MYPASSWORD:-}"; fi
+		say INITREMOTE-SUCCESS
+		;;
 	GETORDERED) if [ -n "$unordered" ]; then say UNSUPPORTED-REQUEST; else say ORDERED; fi ;;
 	GETCOST) say COST 150 ;;
 	CHECKPRESENT)
@@ -107,6 +117,18 @@ while IFS= read -r line; do
 		*.hang) exec sleep 3600 ;;
 		*.garbage) echo "HELLO this is not the protocol"; continue ;;
 		*.error) echo "ERROR something broke"; continue ;;
+		*.probe)
+			for q in "GETCONFIG directory" "GETCREDS mycreds" GETUUID GETGITDIR GETGITREMOTENAME "DIRHASH $key" "DIRHASH-LOWER $key" "GETSTATE $key"; do
+				ask $q
+				log "ANSWER $q => $RET"
+			done
+			if [ -e "$dir/$key.setstate" ]; then say SETSTATE "$key" "$(cat "$dir/$key.setstate")"; fi
+			if [ -e "$dir/$key.seturl" ]; then say SETURLPRESENT "$key" "$(cat "$dir/$key.seturl")"; fi
+			say DEBUG probing "$key"
+			say INFO probing "$key"
+			say CHECKPRESENT-FAILURE "$key"
+			continue
+			;;
 		esac
 		if [ -e "$dir/$key" ]; then say CHECKPRESENT-SUCCESS "$key"; else say CHECKPRESENT-FAILURE "$key"; fi
 		;;

@@ -359,3 +359,73 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
     // git-annex in the gateway agrees about what `ext` and `bad` hold.
     s.gateway_fsck("ext", 1);
 }
+
+/// The `ANSWER REQUEST => REPLY` lines the misbehaving remote at `store`
+/// logged, in order.
+fn answers(store: &Path) -> Vec<String> {
+    misbehaving_log(store)
+        .into_iter()
+        .filter_map(|(_, l)| l.strip_prefix("ANSWER ").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn the_remotes_requests_are_answered_as_git_annex_answers_them() {
+    let s = setup();
+    let env = &s.env;
+    install_misbehaving(&env.dir("bin"), "misbehaving");
+    let (store, bad) = initremote(env, &s.gw, "bad", "misbehaving");
+    env.annex(&s.gw, &["updateproxy"]);
+    let client = env.clone_client(&s.gw, "client");
+    let key = annex_test_support::sha256e_key(b"probe", ".probe");
+    let checkpresent = |dir: &Path, remote: &str| {
+        let out = git(env, dir, &["annex", "checkpresentkey", &key, remote]);
+        // Not present (1), not an error (100).
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    };
+    let write = |ext: &str, value: &str| {
+        std::fs::write(store.join(format!("{key}.{ext}")), value).unwrap();
+    };
+
+    // git-annex in the gateway, then our gateway for a client, then
+    // git-annex again; each run reads the state the one before set.
+    write("setstate", "state one");
+    checkpresent(&s.gw, "bad");
+    let by_git_annex = answers(&store);
+    write("setstate", "state two");
+    write("seturl", "http://example.invalid/probe");
+    checkpresent(&client, "origin-bad");
+    let by_us: Vec<String> = answers(&store).split_off(by_git_annex.len());
+    std::fs::remove_file(store.join(format!("{key}.setstate"))).unwrap();
+    std::fs::remove_file(store.join(format!("{key}.seturl"))).unwrap();
+    checkpresent(&s.gw, "bad");
+    let again: Vec<String> = answers(&store).split_off(by_git_annex.len() + by_us.len());
+
+    let state = |v: &str| format!("GETSTATE {key} => {v}");
+    assert_eq!(by_git_annex.last(), Some(&state("")), "{by_git_annex:?}");
+    assert_eq!(by_us.last(), Some(&state("state one")), "{by_us:?}");
+    assert_eq!(again.last(), Some(&state("state two")), "{again:?}");
+    // Everything else is answered alike: GETCONFIG, GETCREDS (from
+    // git-annex's creds cache), GETUUID, GETGITDIR, GETGITREMOTENAME,
+    // DIRHASH, DIRHASH-LOWER.
+    let n = by_git_annex.len() - 1;
+    assert_eq!(n, 7, "{by_git_annex:?}");
+    assert_eq!(by_us[..n], by_git_annex[..n]);
+    assert_eq!(again[..n], by_git_annex[..n]);
+    assert!(
+        by_git_annex.contains(&"GETCREDS mycreds => CREDS alice sesame".to_string()),
+        "{by_git_annex:?}"
+    );
+    assert!(
+        by_git_annex.contains(&format!("GETUUID => {bad}")),
+        "{by_git_annex:?}"
+    );
+    // SETURLPRESENT through our gateway: git-annex in the gateway sees
+    // the URL, and the web holding the key.
+    let out = env.git(&s.gw, &["annex", "whereis", "--json", "--key", &key]);
+    assert!(out.contains("http://example.invalid/probe"), "{out}");
+    assert!(
+        out.contains("00000000-0000-0000-0000-000000000001"),
+        "{out}"
+    );
+}

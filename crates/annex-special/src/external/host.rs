@@ -45,6 +45,10 @@ pub(crate) struct Host {
     pub uuid: Uuid,
     /// The using repository's git directory, absolute.
     pub git_dir: PathBuf,
+    /// The answer to GETGITDIR: as git-annex answers it, the git
+    /// directory relative to the work tree the remote runs in (`.git`),
+    /// or absolute in a bare repository.
+    pub git_dir_answer: String,
     /// The git remote's name, when known.
     pub remote_name: Option<String>,
     /// The using repository's git-annex branch.
@@ -132,7 +136,7 @@ impl Host {
                 Ok(None)
             }
             Q::GetUuid => value(self.uuid.as_str().to_owned()),
-            Q::GetGitDir => value(self.git_dir.display().to_string()),
+            Q::GetGitDir => value(self.git_dir_answer.clone()),
             Q::GetGitRemoteName => match &self.remote_name {
                 Some(n) => value(n.clone()),
                 None => Ok(Some(Reply::Error("git remote name not known".into()))),

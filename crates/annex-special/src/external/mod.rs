@@ -364,9 +364,17 @@ impl ExternalRemote {
             Some(n) => format!("{n} ({program})"),
             None => program.clone(),
         };
+        let git_dir_answer = work_tree
+            .as_ref()
+            .and_then(|w| git_dir.strip_prefix(w).ok())
+            .filter(|rel| !rel.as_os_str().is_empty())
+            .unwrap_or(&git_dir)
+            .display()
+            .to_string();
         let host = Arc::new(Host {
             uuid: setup.uuid.clone(),
             git_dir: git_dir.clone(),
+            git_dir_answer,
             remote_name: setup.name.clone(),
             branch: setup.branch.clone(),
             cache_creds,

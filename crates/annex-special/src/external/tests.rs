@@ -589,7 +589,10 @@ async fn content_retrieved_is_checked_against_its_key_before_it_counts() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("does not match"), "{err}");
-    assert!(err.contains("git-annex-remote-misbehaving-unordered"), "{err}");
+    assert!(
+        err.contains("git-annex-remote-misbehaving-unordered"),
+        "{err}"
+    );
     assert!(sink.into_data().is_empty());
     // The right content still comes through.
     let (c2, k2) = content_key(300_000, 22, ".plain");
