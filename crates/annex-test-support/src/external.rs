@@ -37,7 +37,8 @@ pub fn install_example(dir: &Path) -> PathBuf {
 /// A directory special remote (`directory=` in its configuration) that
 /// misbehaves for keys whose name (a SHA256E key's extension) says so:
 ///
-/// - `*.crashstore`: exits in the middle of TRANSFER STORE;
+/// - `*.crashstore`: exits in the middle of TRANSFER STORE, saying
+///   `crashing on purpose` on its stderr;
 /// - `*.crashget`: exits in the middle of TRANSFER RETRIEVE, having
 ///   written 1000 bytes;
 /// - `*.hang`: never answers CHECKPRESENT;
@@ -140,6 +141,7 @@ while IFS= read -r line; do
 		case "$op:$key" in
 		STORE:*.crashstore)
 			head -c 1000 "$file" > "$dir/$key.part"
+			echo "crashing on purpose" >&2
 			exit 3
 			;;
 		RETRIEVE:*.crashget)

@@ -305,6 +305,8 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         &["annex", "get", "--from", "origin-bad", "x.wrongget"],
     );
     assert!(!out.status.success(), "{}", text(&out));
+    let says = |why: &str| assert!(text(&out).contains(why), "{}", text(&out));
+    says("the content retrieved does not match");
     assert!(std::fs::read(client.join("x.wrongget")).is_err());
     ok();
 
@@ -316,6 +318,11 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         &["annex", "copy", "--to", "origin-bad", "y.crashstore"],
     );
     assert!(!out.status.success(), "{}", text(&out));
+    let says = |why: &str| assert!(text(&out).contains(why), "{}", text(&out));
+    // Its stderr reaches the gateway's log.
+    says("git-annex-remote-misbehaving[");
+    says("]: crashing on purpose");
+    says("git-annex-remote-misbehaving exited");
     assert!(!env.whereis_uuids(&client, "y.crashstore").contains(&bad));
     ok();
     add(env, &client, "z.crashget", 100_000, 4);
@@ -337,6 +344,11 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         &["annex", "get", "--from", "origin-bad", "z.crashget"],
     );
     assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("git-annex-remote-misbehaving exited"),
+        "{}",
+        text(&out)
+    );
     assert!(std::fs::read(client.join("z.crashget")).is_err());
     ok();
 
@@ -345,6 +357,15 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         add(env, &client, file, 1000, 5 + file.len() as u64);
         let out = git(env, &client, &["annex", "copy", "--to", "origin-bad", file]);
         assert!(!out.status.success(), "{file}: {}", text(&out));
+        // The gateway's log (its stderr, which ssh passes on) says why.
+        let why = match file {
+            "h.hang" => "no answer to CHECKPRESENT within 3 s; the program was stopped",
+            "g.garbage" => {
+                "protocol error, unexpectedly received \"HELLO this is not the protocol\""
+            }
+            _ => "(git-annex-remote-misbehaving) error: something broke",
+        };
+        assert!(text(&out).contains(why), "{file}: {}", text(&out));
         ok();
     }
 

@@ -617,11 +617,13 @@ impl ExternalRemote {
             // download waiting for the whole file is served nothing
             // else, and one streamed while the remote wrote ends INVALID.
             let outcome = match this.retrieve_file_noting(&k, &path, &moved).await {
-                Ok(()) => verify_file(&k, &path).await,
+                Ok(()) => verify_file(&k, &path)
+                    .await
+                    .map_err(|m| this.failed(m).to_string()),
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = &outcome {
-                tracing::warn!(remote = %this.inner.label, key = %k, "retrieve failed: {e}");
+                tracing::warn!(key = %k, "retrieve failed: {e}");
             }
             progress.finish(outcome);
         });
@@ -640,11 +642,11 @@ impl ExternalRemote {
     }
 
     /// After a failed retrieve: not present when the remote says so, the
-    /// failure otherwise.
+    /// failure (a message naming the remote) otherwise.
     async fn absent_or(&self, key: &Key, failure: String) -> Result<GetOutcome, RepoError> {
         match self.check_present(key).await {
             Ok(false) => Ok(GetOutcome::NotPresent),
-            _ => Err(self.failed(failure).into()),
+            _ => Err(RepoError::Other(failure)),
         }
     }
 
