@@ -450,3 +450,77 @@ fn the_remotes_requests_are_answered_as_git_annex_answers_them() {
         "{out}"
     );
 }
+
+/// The files a TRANSFER STORE of `key` named, in the log of the
+/// misbehaving remote at `store`.
+fn stored_from(store: &Path, key: &str) -> Vec<String> {
+    let prefix = format!("TRANSFER STORE {key} ");
+    misbehaving_log(store)
+        .into_iter()
+        .filter_map(|(_, l)| l.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_cluster_of_external_remotes_takes_one_staged_copy_of_an_upload() {
+    let s = setup();
+    let env = &s.env;
+    install_misbehaving(&env.dir("bin"), "misbehaving");
+    let (m1, u1) = initremote(env, &s.gw, "m1", "misbehaving");
+    let (m2, u2) = initremote(env, &s.gw, "m2", "misbehaving");
+    for n in ["m1", "m2", "ext"] {
+        env.git(
+            &s.gw,
+            &["config", &format!("remote.{n}.annex-cluster-node"), "c"],
+        );
+    }
+    env.annex(&s.gw, &["initcluster", "c"]);
+    let out = env.annex(&s.gw, &["updatecluster"]);
+    for n in ["m1", "m2", "ext"] {
+        assert!(
+            out.contains(&format!("Added node {n} to cluster: c")),
+            "{out}"
+        );
+    }
+    let client = env.clone_client(&s.gw, "client");
+    let content = pseudo_random(300_000, 41);
+    let key = env.add_file(&client, "c.bin", &content);
+    env.git(
+        &client,
+        &["annex", "copy", "--quiet", "--to", "origin-c", "c.bin"],
+    );
+    // Every node has it; the two that log what they were given were
+    // given the one file of the gateway's.
+    for (store, _) in [(&m1, &u1), (&m2, &u2)] {
+        assert_eq!(std::fs::read(store.join(&key)).unwrap(), content);
+    }
+    assert_eq!(std::fs::read(s.stored_at(&key)).unwrap(), content);
+    let (f1, f2) = (stored_from(&m1, &key), stored_from(&m2, &key));
+    assert_eq!(f1.len(), 1, "{f1:?}");
+    assert_eq!(f1, f2);
+    assert!(s.gateway_tmp().is_empty(), "{:?}", s.gateway_tmp());
+    let w = env.whereis_uuids(&client, "c.bin");
+    for u in [&u1, &u2, &s.uuid] {
+        assert!(w.contains(u), "{w:?}");
+    }
+    // Back from the cluster, checked, and dropped from every node.
+    env.git(&client, &["annex", "drop", "--quiet", "c.bin"]);
+    env.git(
+        &client,
+        &["annex", "get", "--quiet", "--from", "origin-c", "c.bin"],
+    );
+    assert_eq!(std::fs::read(client.join("c.bin")).unwrap(), content);
+    env.git(
+        &client,
+        &["annex", "fsck", "--quiet", "--from", "origin-c", "c.bin"],
+    );
+    for n in ["m1", "m2", "ext"] {
+        s.gateway_fsck(n, 1);
+    }
+    env.git(
+        &client,
+        &["annex", "drop", "--quiet", "--from", "origin-c", "c.bin"],
+    );
+    assert!(!m1.join(&key).exists() && !m2.join(&key).exists());
+    assert!(!s.stored_at(&key).exists());
+}
