@@ -648,3 +648,69 @@ async fn exports_go_through_git_annex_s_example_remote() {
         )])
     );
 }
+
+/// Content that breaks off with an error after `cut` bytes.
+struct BreakingSource {
+    content: Vec<u8>,
+    cut: usize,
+    broken: Option<Breaking>,
+}
+
+struct Breaking(std::io::Cursor<Vec<u8>>);
+
+impl tokio::io::AsyncRead for Breaking {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::io::Read;
+        let mut tmp = vec![0u8; buf.remaining().min(16 * 1024)];
+        let n = self.0.read(&mut tmp)?;
+        if n == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("the sender went away")));
+        }
+        buf.put_slice(&tmp[..n]);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[async_trait]
+impl PutSource for BreakingSource {
+    async fn open(&mut self, offset: u64) -> Result<PutData<'_>, RepoError> {
+        let from = offset as usize;
+        self.broken = Some(Breaking(std::io::Cursor::new(
+            self.content[from..self.cut].to_vec(),
+        )));
+        let stream: &mut dyn ByteStream = self.broken.as_mut().unwrap();
+        Ok(PutData::Stream {
+            len: (self.content.len() - from) as u64,
+            stream,
+        })
+    }
+
+    async fn validity(&mut self) -> Result<Option<Validity>, RepoError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_upload_resumes_from_what_arrived() {
+    let f = fixture();
+    let r = f.remote("misbehaving", &[]);
+    let (c, k) = content_key(300_000, 23, ".bin");
+    let file = AssociatedFile::default();
+    let mut broken = BreakingSource {
+        content: c.clone(),
+        cut: 150_000,
+        broken: None,
+    };
+    assert!(r.put(&k, &file, &mut broken).await.is_err());
+    assert!(!f.store.join(k.as_str()).exists());
+    let mut src = BytesSource::new(c.clone());
+    let out = r.put(&k, &file, &mut src).await.unwrap();
+    assert_eq!(out, PutOutcome::Stored(Vec::new()));
+    assert_eq!(src.offset_requested(), Some(150_000));
+    assert_eq!(std::fs::read(f.store.join(k.as_str())).unwrap(), c);
+    assert!(f.staged_files().is_empty(), "{:?}", f.staged_files());
+}
