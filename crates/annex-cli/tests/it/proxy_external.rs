@@ -253,16 +253,52 @@ fn add(env: &Env, client: &Path, name: &str, len: usize, seed: u64) -> String {
     env.add_file(client, name, &pseudo_random(len, seed))
 }
 
-#[test]
-fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
-    let s = setup();
+/// [`setup`] with `bad`, a misbehaving remote with a short deadline,
+/// proxied too; its store and UUID.
+fn with_bad(s: &Setup) -> (PathBuf, String) {
     let env = &s.env;
     install_misbehaving(&env.dir("bin"), "misbehaving");
     let (bad_store, bad) = initremote(env, &s.gw, "bad", "misbehaving");
     // A short deadline for the hanging remote.
     env.git(&s.gw, &["config", "remote.bad.annex-external-timeout", "3"]);
     env.annex(&s.gw, &["updateproxy"]);
-    let client = env.clone_client(&s.gw, "client");
+    (bad_store, bad)
+}
+
+#[test]
+fn a_misbehaving_external_remote_fails_its_own_requests_cleanly_over_ssh() {
+    let s = setup();
+    let bad = with_bad(&s);
+    let client = s.env.clone_client(&s.gw, "client");
+    // The gateway's log is its stderr, which ssh passes on to the client.
+    faults(&s, &bad, &client, &|out| text(out));
+}
+
+#[test]
+fn a_misbehaving_external_remote_fails_its_own_requests_cleanly_over_http() {
+    let s = setup();
+    let bad = with_bad(&s);
+    let (_server, port) = s.env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
+    let client = s.env.clone_http_client(&s.gw, "hclient", port);
+    let log = s.env.dir("gw-p2phttp.log");
+    // One server serves every request: each fault stops the process of
+    // `bad` in it, and the next request starts a new one.
+    faults(&s, &bad, &client, &|_| {
+        std::fs::read_to_string(&log).unwrap_or_default()
+    });
+}
+
+/// Each fault of `bad` (its store and UUID) through the gateway for
+/// `client`: the request fails, `log` (what the gateway logged, given the
+/// client's output) says why, and `ext` and `bad` serve on.
+fn faults(
+    s: &Setup,
+    (bad_store, bad): &(PathBuf, String),
+    client: &Path,
+    log: &dyn Fn(&Output) -> String,
+) {
+    let env = &s.env;
+    let client = client.to_owned();
     env.git(&client, &["config", "annex.retry", "0"]);
     // Keys that carry the whole extension, which tells the misbehaving
     // remote what to do.
@@ -305,7 +341,7 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         &["annex", "get", "--from", "origin-bad", "x.wrongget"],
     );
     assert!(!out.status.success(), "{}", text(&out));
-    let says = |why: &str| assert!(text(&out).contains(why), "{}", text(&out));
+    let says = |why: &str| assert!(log(&out).contains(why), "{}", log(&out));
     says("the content retrieved does not match");
     assert!(std::fs::read(client.join("x.wrongget")).is_err());
     ok();
@@ -318,12 +354,12 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         &["annex", "copy", "--to", "origin-bad", "y.crashstore"],
     );
     assert!(!out.status.success(), "{}", text(&out));
-    let says = |why: &str| assert!(text(&out).contains(why), "{}", text(&out));
+    let says = |why: &str| assert!(log(&out).contains(why), "{}", log(&out));
     // Its stderr reaches the gateway's log.
     says("git-annex-remote-misbehaving[");
     says("]: crashing on purpose");
     says("git-annex-remote-misbehaving exited");
-    assert!(!env.whereis_uuids(&client, "y.crashstore").contains(&bad));
+    assert!(!env.whereis_uuids(&client, "y.crashstore").contains(bad));
     ok();
     add(env, &client, "z.crashget", 100_000, 4);
     env.git(
@@ -345,9 +381,9 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
     );
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("git-annex-remote-misbehaving exited"),
+        log(&out).contains("git-annex-remote-misbehaving exited"),
         "{}",
-        text(&out)
+        log(&out)
     );
     assert!(std::fs::read(client.join("z.crashget")).is_err());
     ok();
@@ -357,7 +393,7 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
         add(env, &client, file, 1000, 5 + file.len() as u64);
         let out = git(env, &client, &["annex", "copy", "--to", "origin-bad", file]);
         assert!(!out.status.success(), "{file}: {}", text(&out));
-        // The gateway's log (its stderr, which ssh passes on) says why.
+        // The gateway's log says why.
         let why = match file {
             "h.hang" => "no answer to CHECKPRESENT within 3 s; the program was stopped",
             "g.garbage" => {
@@ -365,19 +401,19 @@ fn a_misbehaving_external_remote_fails_its_own_requests_cleanly() {
             }
             _ => "(git-annex-remote-misbehaving) error: something broke",
         };
-        assert!(text(&out).contains(why), "{file}: {}", text(&out));
+        assert!(log(&out).contains(why), "{file}: {}", log(&out));
         ok();
     }
 
     // Each failure stopped its process, and a new one served what came
     // next; the gateway keeps no temporary files of them.
-    let pids: std::collections::BTreeSet<u32> = misbehaving_log(&bad_store)
+    let pids: std::collections::BTreeSet<u32> = misbehaving_log(bad_store)
         .into_iter()
         .map(|(p, _)| p)
         .collect();
     assert!(pids.len() >= 6, "{pids:?}");
     assert!(s.gateway_tmp().is_empty(), "{:?}", s.gateway_tmp());
-    // git-annex in the gateway agrees about what `ext` and `bad` hold.
+    // git-annex in the gateway agrees about what `ext` holds.
     s.gateway_fsck("ext", 1);
 }
 
