@@ -560,3 +560,47 @@ fn a_cluster_of_external_remotes_takes_one_staged_copy_of_an_upload() {
     assert!(!m1.join(&key).exists() && !m2.join(&key).exists());
     assert!(!s.stored_at(&key).exists());
 }
+
+#[test]
+fn concurrent_transfers_share_the_one_process_of_an_async_remote() {
+    let s = setup();
+    let env = &s.env;
+    install_misbehaving(&env.dir("bin"), "misbehaving-async");
+    let (store, uuid) = initremote(env, &s.gw, "as", "misbehaving-async");
+    env.annex(&s.gw, &["updateproxy"]);
+    let (_server, port) = env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
+    let client = env.clone_http_client(&s.gw, "hclient", port);
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("a{i}.bin"),
+                pseudo_random(100_000 + i, 60 + i as u64),
+            )
+        })
+        .collect();
+    for (f, c) in &files {
+        env.add_file(&client, f, c);
+    }
+    let mut args = vec!["annex", "copy", "--quiet", "-J4", "--to", "origin-as"];
+    args.extend(files.iter().map(|(f, _)| f.as_str()));
+    env.git(&client, &args);
+    let mut drop_args = vec!["annex", "drop", "--quiet"];
+    drop_args.extend(files.iter().map(|(f, _)| f.as_str()));
+    env.git(&client, &drop_args);
+    let mut get_args = vec!["annex", "get", "--quiet", "-J4", "--from", "origin-as"];
+    get_args.extend(files.iter().map(|(f, _)| f.as_str()));
+    env.git(&client, &get_args);
+    for (f, c) in &files {
+        assert_eq!(&std::fs::read(client.join(f)).unwrap(), c, "{f}");
+        assert!(env.whereis_uuids(&client, f).contains(&uuid), "{f}");
+    }
+    // Every request went to one process, with job numbers.
+    let log = misbehaving_log(&store);
+    let pids: std::collections::BTreeSet<u32> = log.iter().map(|(p, _)| *p).collect();
+    assert_eq!(pids.len(), 1, "{log:?}");
+    let stores = log
+        .iter()
+        .filter(|(_, l)| l.starts_with("TRANSFER STORE "))
+        .count();
+    assert_eq!(stores, files.len(), "{log:?}");
+}
