@@ -594,6 +594,7 @@ impl ExternalRemote {
 
     /// The retrieve of `key` in progress, or a new one started.
     async fn retrieval(&self, key: &Key, ordered: bool) -> Result<Arc<Retrieval>, RepoError> {
+        let _one = self.inner.retrievals.starting.lock().await;
         if let Some(r) = self.inner.retrievals.current(key) {
             return Ok(r);
         }

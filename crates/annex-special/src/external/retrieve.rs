@@ -84,6 +84,9 @@ static UNIQUE: AtomicU64 = AtomicU64::new(1);
 #[derive(Default)]
 pub(crate) struct Retrievals {
     by_key: Mutex<HashMap<Key, Weak<Retrieval>>>,
+    /// Held while a download looks for a retrieve to join and starts one
+    /// if there is none, so that downloads at once start one.
+    pub starting: tokio::sync::Mutex<()>,
 }
 
 /// Where retrieves go, and what they may keep.
