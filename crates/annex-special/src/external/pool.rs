@@ -35,34 +35,36 @@ struct State {
 
 /// A job taken from the pool; given back when dropped.
 pub(crate) struct Lease {
-    job: Option<Job>,
-    state: Arc<Mutex<State>>,
+    // Dropped in this order: the job (which stops the process if a
+    // request was abandoned), then the process goes back to the pool if
+    // it is still usable, then the permit.
+    job: Job,
+    _back: GiveBack,
     _permit: OwnedSemaphorePermit,
+}
+
+/// Puts a process back in the pool when its lease ends.
+struct GiveBack {
+    process: Arc<Process>,
+    state: Arc<Mutex<State>>,
 }
 
 impl std::ops::Deref for Lease {
     type Target = Job;
     fn deref(&self) -> &Job {
-        self.job
-            .as_ref()
-            .expect("a lease holds its job until dropped")
+        &self.job
     }
 }
 
 impl std::ops::DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut Job {
-        self.job
-            .as_mut()
-            .expect("a lease holds its job until dropped")
+        &mut self.job
     }
 }
 
-impl Drop for Lease {
+impl Drop for GiveBack {
     fn drop(&mut self) {
-        let Some(job) = self.job.take() else { return };
-        let process = job.process().clone();
-        // Dropping the job stops the process if a request was abandoned.
-        drop(job);
+        let process = self.process.clone();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if process.is_async {
             if !process.is_usable() && st.shared.as_ref().is_some_and(|s| Arc::ptr_eq(s, &process))
@@ -138,8 +140,11 @@ impl Pool {
         };
         let job = process.job().await;
         Ok(Lease {
-            job: Some(job),
-            state: self.state.clone(),
+            job,
+            _back: GiveBack {
+                process,
+                state: self.state.clone(),
+            },
             _permit: permit,
         })
     }

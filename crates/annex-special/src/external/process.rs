@@ -608,11 +608,6 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// The process this job is on.
-    pub fn process(&self) -> &Arc<Process> {
-        &self.process
-    }
-
     fn spawner(&self) -> &Spawner {
         &self.process.spawner
     }
