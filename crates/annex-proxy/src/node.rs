@@ -111,6 +111,7 @@ fn open_special(
         work: gateway_work.to_owned(),
         disk_reserve: annex_repo::config::disk_reserve(cfg.get("annex.diskreserve")),
         branch: branch.clone(),
+        name: Some(r.name.clone()),
     };
     annex_special::open(&config, setup)
         .map_err(|e| RepoError::context(format!("cannot proxy to {}", r.name), e))

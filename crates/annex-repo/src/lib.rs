@@ -45,7 +45,7 @@ pub mod verify;
 pub mod worktree;
 
 pub use space::{ensure_free_space, free_space, ReceiveLock};
-pub use store::receive_verified;
+pub use store::{receive_verified, receive_verified_hashing};
 pub use worktree::annexed_key;
 
 use std::io;

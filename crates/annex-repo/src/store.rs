@@ -174,7 +174,25 @@ where
 }
 
 /// [`receive_verified`], hashing only when `hash` is set (otherwise the
-/// verifier checks the size alone).
+/// verifier checks the size alone): a receiver whose chunks come from a
+/// sender in this process that hashes them itself
+/// ([`ChunkStream::checked_by_sender`](annex_protocol::ChunkStream::checked_by_sender))
+/// passes `false`, and asks
+/// [`PutSource::content_verified`](annex_protocol::PutSource::content_verified)
+/// once the content is in.
+pub async fn receive_verified_hashing<W>(
+    key: &Key,
+    prefix: Box<dyn Read + Send>,
+    data: PutData<'_>,
+    write: W,
+    hash: bool,
+) -> Result<Verifier, RepoError>
+where
+    W: FnMut(&[u8]) -> io::Result<()> + Send + 'static,
+{
+    receive_with(key, prefix, data, write, hash).await
+}
+
 async fn receive_with<W>(
     key: &Key,
     prefix: Box<dyn Read + Send>,

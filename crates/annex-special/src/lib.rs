@@ -71,6 +71,7 @@
 
 pub mod chunk;
 pub mod directory;
+pub mod external;
 pub mod initremote;
 pub mod s3;
 
@@ -85,6 +86,7 @@ use annex_protocol::{Repository, Uuid};
 
 pub use chunk::Chunking;
 pub use directory::DirectoryRemote;
+pub use external::ExternalRemote;
 pub use s3::S3Remote;
 
 /// Why a special remote cannot be opened.
@@ -148,6 +150,9 @@ pub struct Setup {
     /// The using repository's git-annex branch, where chunk logs are read
     /// and recorded.
     pub branch: Arc<Mutex<Branch>>,
+    /// The git remote's name in the using repository, when known (an
+    /// external remote may ask for it).
+    pub name: Option<String>,
 }
 
 impl Setup {
@@ -160,6 +165,7 @@ impl Setup {
             work: PathBuf::new(),
             disk_reserve: 0,
             branch,
+            name: None,
         }
     }
 
@@ -177,6 +183,8 @@ pub enum SpecialRemote {
     Directory(DirectoryRemote),
     /// `type=S3`.
     S3(S3Remote),
+    /// `type=external`.
+    External(ExternalRemote),
 }
 
 impl SpecialRemote {
@@ -185,6 +193,7 @@ impl SpecialRemote {
         match self {
             SpecialRemote::Directory(d) => d.uuid(),
             SpecialRemote::S3(s) => s.uuid(),
+            SpecialRemote::External(e) => e.uuid(),
         }
     }
 
@@ -193,6 +202,7 @@ impl SpecialRemote {
         match self {
             SpecialRemote::Directory(d) => Arc::new(d),
             SpecialRemote::S3(s) => Arc::new(s),
+            SpecialRemote::External(e) => Arc::new(e),
         }
     }
 }
@@ -205,6 +215,7 @@ pub fn open(config: &RemoteConfig, setup: Setup) -> Result<SpecialRemote, Specia
     match config.get("type") {
         Some("directory") => DirectoryRemote::open(config, setup).map(SpecialRemote::Directory),
         Some("S3") => S3Remote::open(config, setup).map(SpecialRemote::S3),
+        Some("external") => ExternalRemote::open(config, setup).map(SpecialRemote::External),
         Some(other) => Err(SpecialError::UnsupportedType(other.to_owned())),
         None => Err(SpecialError::MissingType),
     }

@@ -15,6 +15,8 @@
 //! [`proxy`]: a scratch area of repositories reached over a fake ssh, for
 //! tests of gateways with the real git-annex as the client. [`p2p`]: raw
 //! P2P protocol sessions with a server on its standard input and output.
+//! [`external`]: external special remotes for tests (git-annex's example,
+//! and one that misbehaves on request).
 //!
 //! [`s3`]: a local S3 server (s3s-fs) that checks signatures, started by
 //! a test on a free port with a directory of its own.
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod external;
 pub mod p2p;
 pub mod proxy;
 pub mod s3;
