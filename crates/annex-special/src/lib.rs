@@ -67,6 +67,7 @@
 
 pub mod chunk;
 pub mod directory;
+pub mod export;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -79,6 +80,7 @@ use annex_protocol::{Repository, Uuid};
 
 pub use chunk::Chunking;
 pub use directory::DirectoryRemote;
+pub use export::ExportRemote;
 
 /// Why a special remote cannot be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -158,6 +160,8 @@ impl Setup {
 pub enum SpecialRemote {
     /// `type=directory`.
     Directory(DirectoryRemote),
+    /// Any type with `exporttree=yes` (see [`export`]).
+    Export(ExportRemote),
 }
 
 impl SpecialRemote {
@@ -165,6 +169,7 @@ impl SpecialRemote {
     pub fn uuid(&self) -> &Uuid {
         match self {
             SpecialRemote::Directory(d) => d.uuid(),
+            SpecialRemote::Export(e) => annex_protocol::Repository::uuid(e),
         }
     }
 
@@ -172,6 +177,7 @@ impl SpecialRemote {
     pub fn into_repository(self) -> Arc<dyn Repository> {
         match self {
             SpecialRemote::Directory(d) => Arc::new(d),
+            SpecialRemote::Export(e) => Arc::new(e),
         }
     }
 }
@@ -180,6 +186,9 @@ impl SpecialRemote {
 /// describes, as `setup` says. Refuses a type or a setting not supported
 /// yet, naming it.
 pub fn open(config: &RemoteConfig, setup: Setup) -> Result<SpecialRemote, SpecialError> {
+    if export::ExportConfig::from_config(config)?.export_tree {
+        return export::open(config, setup).map(SpecialRemote::Export);
+    }
     check_supported(config)?;
     match config.get("type") {
         Some("directory") => DirectoryRemote::open(config, setup).map(SpecialRemote::Directory),
@@ -261,14 +270,48 @@ mod tests {
             message(&[("type", "S3"), ("encryption", "hybrid")]),
             "encryption=hybrid is not supported yet"
         );
-        assert_eq!(
-            message(&[
-                ("type", "directory"),
-                ("encryption", "none"),
-                ("exporttree", "yes")
-            ]),
-            "exporttree=yes is not supported yet"
-        );
+        // exporttree=yes: the directory remote's store; other types,
+        // encryption and importtree refused.
+        assert!(matches!(
+            open(
+                &cfg(&[
+                    ("type", "directory"),
+                    ("encryption", "none"),
+                    ("exporttree", "yes"),
+                    ("annexobjects", "yes")
+                ]),
+                setup.clone()
+            ),
+            Ok(SpecialRemote::Export(_))
+        ));
+        for (bad, why) in [
+            (
+                [
+                    ("type", "rsync"),
+                    ("encryption", "none"),
+                    ("exporttree", "yes"),
+                ],
+                "exporttree=yes is not supported yet",
+            ),
+            (
+                [
+                    ("type", "directory"),
+                    ("importtree", "yes"),
+                    ("exporttree", "yes"),
+                ],
+                "importtree=yes is not supported yet",
+            ),
+            (
+                [
+                    ("type", "directory"),
+                    ("encryption", "shared"),
+                    ("exporttree", "yes"),
+                ],
+                "encryption=shared is not supported yet",
+            ),
+        ] {
+            assert_eq!(message(&bad), why);
+        }
         assert_eq!(
             opened(&[("encryption", "none")]),
             Err(SpecialError::MissingType)
@@ -288,7 +331,9 @@ mod tests {
             Err(SpecialError::Missing("directory"))
         );
         let from_log = open(&cfg(&[("type", "directory"), ("directory", "store")]), bare).unwrap();
-        let SpecialRemote::Directory(d) = from_log;
+        let SpecialRemote::Directory(d) = from_log else {
+            panic!("not a directory remote: {from_log:?}")
+        };
         assert_eq!(d.directory(), dir.path().join("store"));
     }
 
