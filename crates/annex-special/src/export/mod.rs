@@ -30,6 +30,8 @@
 
 mod path;
 mod remote;
+#[cfg(test)]
+mod tests;
 mod tree;
 pub mod update;
 mod verify;
@@ -199,29 +201,4 @@ pub fn unproxyable_warning(name: &str, cannot: &str) -> String {
     format!(
         "{name} is a special remote configured with exporttree=yes, but without annexobjects=yes. {cannot} Suggest you run: git-annex enableremote {name} annexobjects=yes"
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_read_as_git_annex_reads_them() {
-        let cfg = |kv: &[(&str, &str)]| -> RemoteConfig { kv.iter().copied().collect() };
-        assert_eq!(
-            ExportConfig::from_config(&cfg(&[("exporttree", "yes"), ("annexobjects", "yes")])),
-            Ok(ExportConfig {
-                export_tree: true,
-                annex_objects: true
-            })
-        );
-        let only = ExportConfig::from_config(&cfg(&[("exporttree", "yes")])).unwrap();
-        assert!(!only.proxyable());
-        assert!(ExportConfig::default().proxyable());
-        assert!(ExportConfig::from_config(&cfg(&[("exporttree", "true")])).is_err());
-        assert_eq!(
-            unproxyable_warning("dexp", "Cannot proxy to this remote."),
-            "dexp is a special remote configured with exporttree=yes, but without annexobjects=yes. Cannot proxy to this remote. Suggest you run: git-annex enableremote dexp annexobjects=yes"
-        );
-    }
 }
