@@ -64,7 +64,7 @@ impl Node {
 /// the gateway's remote.log (under `remote.NAME.annex-config-uuid` for a
 /// `--sameas` remote), with the remote's git config settings (paths
 /// relative to `gateway_work`) and the gateway's annex.diskreserve.
-fn open_special(
+pub fn open_special(
     r: &Remote,
     uuid: &Uuid,
     gateway_work: &Path,

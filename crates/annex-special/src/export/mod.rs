@@ -32,14 +32,18 @@ mod path;
 mod remote;
 #[cfg(test)]
 mod tests;
+pub mod tracking;
 mod tree;
 pub mod update;
 mod verify;
 
+/// Git object names, as trees are named here.
+pub use gix::ObjectId;
 pub use path::{BadPath, ExportPath};
 pub use remote::ExportRemote;
+pub use tracking::{parse_hook_input, pushed_export, PushedExport};
 pub use tree::{FileKind, TreeFile, TreeIndex, Wanted};
-pub use update::{ExportError, ExportOptions, ExportReport};
+pub use update::{filter_for_export, ExportError, ExportOptions, ExportReport};
 
 use std::fmt;
 use std::io;
