@@ -175,6 +175,29 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} did not finish in 30 seconds"))
 }
 
+/// Sends `data` as `key`'s content, with no associated file.
+async fn put_bytes(repo: &dyn Repository, key: &Key, data: &[u8]) -> Result<PutOutcome, RepoError> {
+    repo.put(
+        key,
+        &AssociatedFile::none(),
+        &mut BytesSource::new(data.to_vec()),
+    )
+    .await
+}
+
+/// Whether `repo` has `key`, asked as `step` (within 30 seconds).
+async fn present(step: &str, repo: &dyn Repository, key: &Key) -> bool {
+    within(step, repo.check_present(key)).await.unwrap()
+}
+
+/// Checks that `err` is a refusal whose message starts with `start`.
+fn assert_refused(err: &RepoError, start: &str) {
+    assert!(
+        matches!(err, RepoError::Refused(m) if m.starts_with(start)),
+        "{err}"
+    );
+}
+
 async fn get_all(repo: &dyn Repository, key: &Key, offset: u64) -> Option<Vec<u8>> {
     let mut sink = VecSink::new(1 << 30);
     match repo
@@ -197,7 +220,7 @@ async fn every_operation_against_git_annex() {
     let data = content(3 * 1024 * 1024 + 5, 1);
     let key = key_of(&data);
 
-    assert!(!within("step 1", client.check_present(&key)).await.unwrap());
+    assert!(!present("step 1", &client, &key).await);
     assert_eq!(client.version(), Some(ApiVersion::V4));
     assert_eq!(within("step 10", get_all(&client, &key, 0)).await, None);
     let mut source = BytesSource::new(data.clone());
@@ -212,7 +235,7 @@ async fn every_operation_against_git_annex() {
     .await
     .unwrap();
     assert_eq!(out, PutOutcome::Stored(vec![]));
-    assert!(within("step 3", client.check_present(&key)).await.unwrap());
+    assert!(present("step 3", &client, &key).await);
     server.fsck();
     let mut again = BytesSource::new(data.clone());
     assert!(matches!(
@@ -254,9 +277,7 @@ async fn every_operation_against_git_annex() {
     .await
     .unwrap();
     assert_eq!(out, PutOutcome::NotStored);
-    assert!(!within("step 9", client.check_present(&other))
-        .await
-        .unwrap());
+    assert!(!present("step 9", &client, &other).await);
 
     // Locking: present content locks, absent content does not. One lock
     // at a time: git-annex's server holds a lock on the P2P connection of
@@ -277,9 +298,7 @@ async fn every_operation_against_git_annex() {
     .await
     .unwrap()
     .is_none());
-    assert!(within("checkpresent", client.check_present(&key))
-        .await
-        .unwrap());
+    assert!(present("checkpresent", &client, &key).await);
 
     // remove-before a time already past fails; a later one removes.
     let out = within(
@@ -289,12 +308,12 @@ async fn every_operation_against_git_annex() {
     .await
     .unwrap();
     assert!(!out.removed);
-    assert!(within("step 6", client.check_present(&key)).await.unwrap());
+    assert!(present("step 6", &client, &key).await);
     let out = within("remove-before", client.remove(&key, Some(now + 3600)))
         .await
         .unwrap();
     assert!(out.removed);
-    assert!(!within("step 7", client.check_present(&key)).await.unwrap());
+    assert!(!present("step 7", &client, &key).await);
     assert_eq!(within("step 13", get_all(&client, &key, 0)).await, None);
 }
 
@@ -331,39 +350,18 @@ async fn authentication_with_git_annex() {
         !anonymous.check_present(&key).await.unwrap(),
         "reading is open"
     );
-    let err = anonymous
-        .put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone()),
-        )
-        .await
-        .unwrap_err();
+    let err = put_bytes(&anonymous, &key, &data).await.unwrap_err();
     assert!(matches!(err, RepoError::Refused(_)), "{err}");
     let wrong = server.client(HttpOptions {
         credentials: Some(("bob".into(), "wrong".into())),
         ..Default::default()
     });
-    assert!(wrong
-        .put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone())
-        )
-        .await
-        .is_err());
+    assert!(put_bytes(&wrong, &key, &data).await.is_err());
     let bob = server.client(HttpOptions {
         credentials: Some(("bob".into(), "hunter2".into())),
         ..Default::default()
     });
-    let out = bob
-        .put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone()),
-        )
-        .await
-        .unwrap();
+    let out = put_bytes(&bob, &key, &data).await.unwrap();
     assert_eq!(out, PutOutcome::Stored(vec![]));
     let err = anonymous.remove(&key, None).await.unwrap_err();
     assert!(matches!(err, RepoError::Refused(_)), "{err}");
@@ -677,19 +675,13 @@ async fn errors_from_status_codes() {
     });
     let key = key_of(b"w");
     let err = anonymous.check_present(&key).await.unwrap_err();
-    assert!(
-        matches!(&err, RepoError::Refused(m) if m.starts_with("authentication required")),
-        "{err}"
-    );
+    assert_refused(&err, "authentication required");
     let named = server.client(HttpOptions {
         credentials: Some(("eve".into(), "guess".into())),
         ..Default::default()
     });
     let err = named.check_present(&key).await.unwrap_err();
-    assert!(
-        matches!(&err, RepoError::Refused(m) if m.starts_with("authentication failed")),
-        "{err}"
-    );
+    assert_refused(&err, "authentication failed");
     let err = anonymous.remove(&key, None).await.unwrap_err();
     assert!(
         matches!(&err, RepoError::Refused(m) if m.contains("read-only")),
@@ -752,14 +744,7 @@ async fn https_with_our_server() {
     .unwrap();
     let data = content(1024 * 1024 + 3, 9);
     let key = key_of(&data);
-    let out = client
-        .put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone()),
-        )
-        .await
-        .unwrap();
+    let out = put_bytes(&client, &key, &data).await.unwrap();
     assert_eq!(out, PutOutcome::Stored(vec![]));
     assert_eq!(get_all(&client, &key, 0).await.unwrap(), data);
     let lock = client.lock_content(&key).await.unwrap().expect("locked");
@@ -778,16 +763,9 @@ async fn lock_holds_off_a_drop_in_the_served_repository() {
     let client = server.client(HttpOptions::default());
     let data = content(200_000, 7);
     let key = key_of(&data);
-    let out = within(
-        "put",
-        client.put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone()),
-        ),
-    )
-    .await
-    .unwrap();
+    let out = within("put", put_bytes(&client, &key, &data))
+        .await
+        .unwrap();
     assert_eq!(out, PutOutcome::Stored(vec![]));
     let lock = within("lockcontent", client.lock_content(&key))
         .await
@@ -807,9 +785,7 @@ async fn lock_holds_off_a_drop_in_the_served_repository() {
     within("close", client.close()).await;
     let out = drop_it();
     assert!(out.status.success(), "not dropped after unlocking: {out:?}");
-    assert!(!within("checkpresent", client.check_present(&key))
-        .await
-        .unwrap());
+    assert!(!present("checkpresent", &client, &key).await);
 }
 
 /// Content that changed while it was sent (the source says INVALID at
@@ -828,19 +804,10 @@ async fn changed_content_is_not_stored_by_git_annex() {
     .await
     .unwrap();
     assert_eq!(out, PutOutcome::NotStored);
-    assert!(!within("checkpresent", client.check_present(&key))
+    assert!(!present("checkpresent", &client, &key).await);
+    let out = within("valid put", put_bytes(&client, &key, &data))
         .await
-        .unwrap());
-    let out = within(
-        "valid put",
-        client.put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone()),
-        ),
-    )
-    .await
-    .unwrap();
+        .unwrap();
     assert!(
         matches!(out, PutOutcome::Stored(_)),
         "{out:?}; sent from offset {:?}",
@@ -915,20 +882,14 @@ async fn https_and_authenv_with_git_annex() {
     let err = within("anonymous", trusting(None).check_present(&key))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, RepoError::Refused(m) if m.starts_with("authentication required")),
-        "{err}"
-    );
+    assert_refused(&err, "authentication required");
     let err = within(
         "wrong password",
         trusting(Some(("carol", "guess"))).check_present(&key),
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(&err, RepoError::Refused(m) if m.starts_with("authentication failed")),
-        "{err}"
-    );
+    assert_refused(&err, "authentication failed");
     let untrusting = server.client(HttpOptions {
         credentials: Some(("carol".into(), "s3cret".into())),
         ..Default::default()
@@ -940,19 +901,8 @@ async fn https_and_authenv_with_git_annex() {
         "a certificate nobody vouches for is refused"
     );
     let carol = trusting(Some(("carol", "s3cret")));
-    assert!(!within("checkpresent", carol.check_present(&key))
-        .await
-        .unwrap());
-    let out = within(
-        "put",
-        carol.put(
-            &key,
-            &AssociatedFile::none(),
-            &mut BytesSource::new(data.clone()),
-        ),
-    )
-    .await
-    .unwrap();
+    assert!(!present("checkpresent", &carol, &key).await);
+    let out = within("put", put_bytes(&carol, &key, &data)).await.unwrap();
     assert_eq!(out, PutOutcome::Stored(vec![]));
     assert_eq!(
         within("get", get_all(&carol, &key, 100)).await.unwrap(),
@@ -965,7 +915,5 @@ async fn https_and_authenv_with_git_annex() {
             .unwrap()
             .removed
     );
-    assert!(!within("checkpresent", carol.check_present(&key))
-        .await
-        .unwrap());
+    assert!(!present("checkpresent", &carol, &key).await);
 }

@@ -69,6 +69,30 @@ impl Served {
         format!("/git-annex/{}/{version}", self.uuid)
     }
 
+    /// The target of endpoint `op` of API `version` for `key`, asked by
+    /// [`CLIENT`], with the parameters of `extra` (`&name=value...`) last.
+    fn key_target(&self, version: &str, op: &str, key: &str, extra: &str) -> String {
+        format!(
+            "{}/{op}?key={key}&clientuuid={CLIENT}{extra}",
+            self.base(version)
+        )
+    }
+
+    /// POSTs to [`Served::key_target`], with no body.
+    async fn post_key(&self, version: &str, op: &str, key: &str, extra: &str) -> Answer {
+        post(self.addr, &self.key_target(version, op, key, extra)).await
+    }
+
+    /// GETs `key`'s content from API `version`, with the parameters of
+    /// `extra` after the client's UUID.
+    async fn get_key(&self, version: &str, key: &str, extra: &str) -> Answer {
+        let target = format!(
+            "{}/key/{key}?clientuuid={CLIENT}{extra}",
+            self.base(version)
+        );
+        send(self.addr, "GET", &target, &[], b"").await
+    }
+
     fn has_object(&self, key: &str) -> bool {
         files_under(&self.repo.join(".git/annex/objects"))
             .iter()
@@ -146,10 +170,7 @@ async fn put(
     send(
         s.addr,
         "POST",
-        &format!(
-            "{}/put?key={key}&clientuuid={CLIENT}{extra}",
-            s.base(version)
-        ),
+        &s.key_target(version, "put", key, extra),
         &[
             ("Content-Type", "application/octet-stream".into()),
             ("X-git-annex-data-length", declared.to_string()),
@@ -171,28 +192,14 @@ async fn every_endpoint_in_every_version() {
     for (i, version) in ["v0", "v1", "v2", "v3", "v4"].into_iter().enumerate() {
         let content = format!("content for {version}").into_bytes();
         let key = sha256e_key(&content, "");
-        let a = post(
-            s.addr,
-            &format!(
-                "{}/checkpresent?key={key}&clientuuid={CLIENT}",
-                s.base(version)
-            ),
-        )
-        .await;
+        let a = s.post_key(version, "checkpresent", &key, "").await;
         assert_eq!(
             (a.status, a.json()["present"].as_bool()),
             (200, Some(false)),
             "{version}"
         );
 
-        let a = post(
-            s.addr,
-            &format!(
-                "{}/putoffset?key={key}&clientuuid={CLIENT}",
-                s.base(version)
-            ),
-        )
-        .await;
+        let a = s.post_key(version, "putoffset", &key, "").await;
         if version == "v0" {
             assert_eq!(a.status, 404, "putoffset is v1 and later");
         } else {
@@ -208,40 +215,19 @@ async fn every_endpoint_in_every_version() {
         );
         assert!(s.has_object(&key));
 
-        let a = post(
-            s.addr,
-            &format!(
-                "{}/putoffset?key={key}&clientuuid={CLIENT}",
-                s.base(version)
-            ),
-        )
-        .await;
+        let a = s.post_key(version, "putoffset", &key, "").await;
         if version != "v0" {
             assert_eq!(a.json()["alreadyhave"], true, "{version}");
         }
 
-        let a = send(
-            s.addr,
-            "GET",
-            &format!("{}/key/{key}?clientuuid={CLIENT}", s.base(version)),
-            &[],
-            b"",
-        )
-        .await;
+        let a = s.get_key(version, &key, "").await;
         assert_eq!(a.status, 200);
         assert_eq!(a.body, content);
         assert_eq!(
             a.headers["x-git-annex-data-length"],
             content.len().to_string()
         );
-        let a = send(
-            s.addr,
-            "GET",
-            &format!("{}/key/{key}?clientuuid={CLIENT}&offset=3", s.base(version)),
-            &[],
-            b"",
-        )
-        .await;
+        let a = s.get_key(version, &key, "&offset=3").await;
         assert_eq!(a.body, &content[3..]);
 
         let a = post(
@@ -255,14 +241,7 @@ async fn every_endpoint_in_every_version() {
             assert_eq!(a.status, 404, "gettimestamp is v3 and later");
         }
 
-        let a = post(
-            s.addr,
-            &format!(
-                "{}/lockcontent?key={key}&clientuuid={CLIENT}",
-                s.base(version)
-            ),
-        )
-        .await;
+        let a = s.post_key(version, "lockcontent", &key, "").await;
         assert_eq!(a.json()["locked"], true);
         let lockid = a.json()["lockid"].as_str().unwrap().to_owned();
         let a = send(
@@ -278,22 +257,11 @@ async fn every_endpoint_in_every_version() {
         .await;
         assert_eq!(a.json()["locked"], false);
 
-        let a = post(
-            s.addr,
-            &format!("{}/remove?key={key}&clientuuid={CLIENT}", s.base(version)),
-        )
-        .await;
+        let a = s.post_key(version, "remove", &key, "").await;
         assert_eq!(a.json()["removed"], true, "{version}");
         assert_eq!(a.json().get("plusuuids").is_some(), i >= 2);
         assert!(!s.has_object(&key));
-        let a = send(
-            s.addr,
-            "GET",
-            &format!("{}/key/{key}?clientuuid={CLIENT}", s.base(version)),
-            &[],
-            b"",
-        )
-        .await;
+        let a = s.get_key(version, &key, "").await;
         // Gone: no bytes, as git-annex's server answers.
         assert_eq!(a.status, 200);
         assert_eq!(a.headers["x-git-annex-data-length"], "0");
@@ -313,33 +281,18 @@ async fn every_endpoint_in_every_version() {
     .await;
     assert_eq!((a.status, a.body), (200, content));
     // remove-before: a time already past refuses, a future one removes.
-    let a = post(
-        s.addr,
-        &format!(
-            "{}/remove-before?key={key}&clientuuid={CLIENT}&timestamp=0",
-            s.base("v4")
-        ),
-    )
-    .await;
+    let a = s
+        .post_key("v4", "remove-before", &key, "&timestamp=0")
+        .await;
     assert_eq!(a.json()["removed"], false);
     assert!(s.has_object(&key));
-    let a = post(
-        s.addr,
-        &format!(
-            "{}/remove-before?key={key}&clientuuid={CLIENT}&timestamp=99999999999",
-            s.base("v3")
-        ),
-    )
-    .await;
+    let a = s
+        .post_key("v3", "remove-before", &key, "&timestamp=99999999999")
+        .await;
     assert_eq!(a.json()["removed"], true);
-    let a = post(
-        s.addr,
-        &format!(
-            "{}/remove-before?key={key}&clientuuid={CLIENT}&timestamp=1",
-            s.base("v2")
-        ),
-    )
-    .await;
+    let a = s
+        .post_key("v2", "remove-before", &key, "&timestamp=1")
+        .await;
     assert_eq!(a.status, 404, "remove-before is v3 and later");
     s.shutdown().await;
 }
@@ -353,11 +306,7 @@ async fn resumed_put_and_data_present() {
     let a = put(&s, "v4", &key, &content[..40_000], content.len() as u64, "").await;
     assert_eq!(a.json()["stored"], false);
     assert!(!s.has_object(&key));
-    let a = post(
-        s.addr,
-        &format!("{}/putoffset?key={key}&clientuuid={CLIENT}", s.base("v4")),
-    )
-    .await;
+    let a = s.post_key("v4", "putoffset", &key, "").await;
     assert_eq!(a.json()["offset"], 40_000);
     // Sending from before the offset the server has: the server skips.
     let a = put(&s, "v4", &key, &content[30_000..], 70_000, "&offset=30000").await;
@@ -365,10 +314,7 @@ async fn resumed_put_and_data_present() {
     assert!(s.has_object(&key));
     // data-present: the content is already there. The data length is
     // still required, as git-annex requires it.
-    let target = format!(
-        "{}/put?key={key}&clientuuid={CLIENT}&data-present=true",
-        s.base("v4")
-    );
+    let target = s.key_target("v4", "put", &key, "&data-present=true");
     let a = send(s.addr, "POST", &target, &[], b"").await;
     assert_eq!(a.status, 400);
     let length = [("X-git-annex-data-length", "0".to_owned())];
@@ -398,7 +344,7 @@ async fn bodies_of_the_wrong_length_store_nothing() {
     let a = send(
         s.addr,
         "POST",
-        &format!("{}/put?key={key}&clientuuid={CLIENT}", s.base("v4")),
+        &s.key_target("v4", "put", &key, ""),
         &[],
         &content,
     )
@@ -407,7 +353,7 @@ async fn bodies_of_the_wrong_length_store_nothing() {
     let a = send(
         s.addr,
         "POST",
-        &format!("{}/put?key={key}&clientuuid={CLIENT}", s.base("v4")),
+        &s.key_target("v4", "put", &key, ""),
         &[("X-git-annex-data-length", "twelve".into())],
         &content,
     )
@@ -424,56 +370,30 @@ async fn malformed_requests() {
     let s = Served::start(wide_open()).await;
     let key = sha256e_key(b"x", "");
     let base = s.base("v4");
+    let query = format!("?key={key}&clientuuid={CLIENT}");
     let cases: Vec<(String, u16)> = vec![
-        (
-            format!("{base}/checkpresent?key=notakey&clientuuid={CLIENT}"),
-            400,
-        ),
-        (
-            format!("{base}/checkpresent?key=[!!!]&clientuuid={CLIENT}"),
-            400,
-        ),
+        (s.key_target("v4", "checkpresent", "notakey", ""), 400),
+        (s.key_target("v4", "checkpresent", "[!!!]", ""), 400),
         (format!("{base}/checkpresent?clientuuid={CLIENT}"), 400),
         (format!("{base}/checkpresent?key={key}"), 400),
         (
             format!("{base}/checkpresent?key={key}&clientuuid=[%%%]"),
             400,
         ),
+        (s.key_target("v4", "remove-before", &key, ""), 400),
         (
-            format!("{base}/remove-before?key={key}&clientuuid={CLIENT}"),
-            400,
-        ),
-        (
-            format!("{base}/remove-before?key={key}&clientuuid={CLIENT}&timestamp=soon"),
+            s.key_target("v4", "remove-before", &key, "&timestamp=soon"),
             400,
         ),
         (format!("{base}/keeplocked?clientuuid={CLIENT}"), 400),
-        (format!("{base}/get?key={key}&clientuuid={CLIENT}"), 404),
+        (s.key_target("v4", "get", &key, ""), 404),
+        (format!("/git-annex/{}/v5/checkpresent{query}", s.uuid), 404),
         (
-            format!(
-                "/git-annex/{}/v5/checkpresent?key={key}&clientuuid={CLIENT}",
-                s.uuid
-            ),
+            format!("/git-annex/{}/v4/checkpresent{query}", Uuid::new_v4()),
             404,
         ),
-        (
-            format!(
-                "/git-annex/{}/v4/checkpresent?key={key}&clientuuid={CLIENT}",
-                Uuid::new_v4().as_str()
-            ),
-            404,
-        ),
-        (
-            format!(
-                "/elsewhere/{}/v4/checkpresent?key={key}&clientuuid={CLIENT}",
-                s.uuid
-            ),
-            404,
-        ),
-        (
-            format!("{base}/checkpresent/extra?key={key}&clientuuid={CLIENT}"),
-            404,
-        ),
+        (format!("/elsewhere/{}/v4/checkpresent{query}", s.uuid), 404),
+        (s.key_target("v4", "checkpresent/extra", &key, ""), 404),
     ];
     for (target, status) in cases {
         let a = post(s.addr, &target).await;
@@ -488,7 +408,7 @@ async fn malformed_requests() {
     let a = send(
         s.addr,
         "GET",
-        &format!("{base}/checkpresent?key={key}&clientuuid={CLIENT}"),
+        &s.key_target("v4", "checkpresent", &key, ""),
         &[],
         b"",
     )
@@ -511,14 +431,7 @@ async fn malformed_requests() {
             a.status,
             String::from_utf8_lossy(&a.body)
         );
-        let a = send(
-            s.addr,
-            "GET",
-            &format!("{base}/key/{evil}?clientuuid={CLIENT}"),
-            &[],
-            b"",
-        )
-        .await;
+        let a = s.get_key("v4", evil, "").await;
         // Refused, or an absent key (no bytes).
         assert!(
             a.status == 400 || (a.status == 200 && a.body.is_empty()),
@@ -540,11 +453,7 @@ async fn malformed_requests() {
         String::from_utf8_lossy(&raw)
     );
     // The server still serves.
-    let a = post(
-        s.addr,
-        &format!("{base}/checkpresent?key={key}&clientuuid={CLIENT}"),
-    )
-    .await;
+    let a = s.post_key("v4", "checkpresent", &key, "").await;
     assert_eq!(a.status, 200);
     s.shutdown().await;
 }
@@ -573,7 +482,7 @@ async fn access_rules() {
     let a = send(
         s.addr,
         "POST",
-        &format!("{}/put?key={key}&clientuuid={CLIENT}", s.base("v4")),
+        &s.key_target("v4", "put", &key, ""),
         &[
             ("X-git-annex-data-length", content.len().to_string()),
             ("Authorization", auth),
@@ -582,20 +491,9 @@ async fn access_rules() {
     )
     .await;
     assert_eq!(a.json()["stored"], true);
-    let a = post(
-        s.addr,
-        &format!(
-            "{}/checkpresent?key={key}&clientuuid={CLIENT}",
-            s.base("v4")
-        ),
-    )
-    .await;
+    let a = s.post_key("v4", "checkpresent", &key, "").await;
     assert_eq!(a.json()["present"], true, "reading needs no credentials");
-    let a = post(
-        s.addr,
-        &format!("{}/remove?key={key}&clientuuid={CLIENT}", s.base("v4")),
-    )
-    .await;
+    let a = s.post_key("v4", "remove", &key, "").await;
     assert_eq!(a.status, 401);
     let wrong = format!(
         "Basic {}",
@@ -604,7 +502,7 @@ async fn access_rules() {
     let a = send(
         s.addr,
         "POST",
-        &format!("{}/remove?key={key}&clientuuid={CLIENT}", s.base("v4")),
+        &s.key_target("v4", "remove", &key, ""),
         &[("Authorization", wrong)],
         b"",
     )
@@ -615,14 +513,7 @@ async fn access_rules() {
 
     // Nothing allowed without credentials, and none configured.
     let s = Served::start(AccessPolicy::default()).await;
-    let a = post(
-        s.addr,
-        &format!(
-            "{}/checkpresent?key={key}&clientuuid={CLIENT}",
-            s.base("v4")
-        ),
-    )
-    .await;
+    let a = s.post_key("v4", "checkpresent", &key, "").await;
     assert_eq!(a.status, 401);
     s.shutdown().await;
 }
@@ -633,11 +524,7 @@ async fn locks_end_with_their_connection() {
     let content = b"locked content".to_vec();
     let key = sha256e_key(&content, "");
     put(&s, "v4", &key, &content, content.len() as u64, "").await;
-    let a = post(
-        s.addr,
-        &format!("{}/lockcontent?key={key}&clientuuid={CLIENT}", s.base("v4")),
-    )
-    .await;
+    let a = s.post_key("v4", "lockcontent", &key, "").await;
     let lockid = a.json()["lockid"].as_str().unwrap().to_owned();
     // Keep it locked with a keeplocked request whose body stays open.
     let mut c = TcpStream::connect(s.addr).await.unwrap();
@@ -653,21 +540,13 @@ async fn locks_end_with_their_connection() {
     c.write_all(line).await.unwrap();
     c.write_all(b"\r\n").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let a = post(
-        s.addr,
-        &format!("{}/remove?key={key}&clientuuid={CLIENT}", s.base("v4")),
-    )
-    .await;
+    let a = s.post_key("v4", "remove", &key, "").await;
     assert_eq!(a.json()["removed"], false, "locked content is not removed");
     assert!(s.has_object(&key));
     // The connection breaks: the lock goes.
     drop(c);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let a = post(
-        s.addr,
-        &format!("{}/remove?key={key}&clientuuid={CLIENT}", s.base("v4")),
-    )
-    .await;
+    let a = s.post_key("v4", "remove", &key, "").await;
     assert_eq!(a.json()["removed"], true);
     s.shutdown().await;
 }
@@ -688,10 +567,7 @@ async fn a_thousand_connections_and_idle_ones() {
         c.write_all(b"POST /git-annex/").await.unwrap();
         idle.push(c);
     }
-    let target = format!(
-        "{}/checkpresent?key={key}&clientuuid={CLIENT}",
-        s.base("v4")
-    );
+    let target = s.key_target("v4", "checkpresent", &key, "");
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
             let target = target.clone();

@@ -5,8 +5,10 @@
 //! left to transfer or drop, with assertions about where files end up.
 //!
 //! - [`file`](mod@file): the sim file language, with git-annex's error messages.
-//! - [`Sim`]: the simulation's state; [`Sim::apply`] runs one command.
-//!   Every preferred content decision is made by annex-preferred.
+//! - [`Sim`]: a simulation: its [`SimState`], what [`Sim::save`] keeps,
+//!   and the indexes worked out from it to decide quickly, which are not
+//!   saved; [`Sim::apply`] runs one command. Every preferred content
+//!   decision is made by annex-preferred.
 //! - [`run`]: runs a whole sim file, naming the line of each error and
 //!   each failed expectation.
 //! - [`report`]: where content ended up: per repository, numcopies,
@@ -23,6 +25,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod derived;
 pub mod file;
 pub mod report;
 pub mod rng;
@@ -31,7 +34,9 @@ mod step;
 pub mod visit;
 
 pub use file::{parse_file, parse_line, parse_words, Action, Command};
-pub use state::{CommandError, Failure, Host, Loc, NoHost, RepoConfig, RepoState, Sim, StateError};
+pub use state::{
+    CommandError, Failure, Host, Loc, NoHost, RepoConfig, RepoState, Sim, SimState, StateError,
+};
 
 /// An error running a sim file: the line it came from, when it came from
 /// a file, and git-annex's message.

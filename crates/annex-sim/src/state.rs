@@ -1,17 +1,20 @@
 //! The simulation's state and the commands that change it (git-annex's
 //! Annex/Sim.hs): repositories, each with its own view of where content
 //! is, their connections, the configuration they share, the files, and
-//! the history that `show` writes back as a sim file.
+//! the history that `show` writes back as a sim file. [`SimState`] is
+//! what is saved; [`Sim`] is that state with the indexes worked out from
+//! it (crate::derived), and the only way to change it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use annex_branch::logs::metadata::{CurrentField, ModMeta};
 use annex_branch::logs::trust::TrustLevel;
-use annex_preferred::{check_expression, Facts, LiveSizes, Settings};
+use annex_preferred::check_expression;
 use annex_types::{Key, Uuid};
 use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 
+use crate::derived::Derived;
 use crate::file::{format_command, Command};
 use crate::rng::Rng;
 
@@ -158,19 +161,6 @@ impl RepoState {
     }
 }
 
-/// A hint to the processor to fetch what `p` points to into the cache.
-#[inline]
-fn prefetch_ptr<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint that never faults, whatever the
-    // address; callers pass addresses inside their own buffers besides.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// The repositories (of the first 64) a key's log says are present.
 pub(crate) fn loc_bits(l: &[Loc]) -> u64 {
     l.iter()
@@ -188,20 +178,12 @@ pub struct Failure {
     pub message: String,
 }
 
-/// Compiled configuration, rebuilt when the configuration changes.
-pub(crate) struct Compiled {
-    pub(crate) facts: Facts,
-    pub(crate) settings: Settings,
-    /// For each repository (by index): `None` when it has no preferred
-    /// content (or an empty one), else whether its decisions read sizes.
-    pub(crate) kinds: Vec<Option<bool>>,
-    /// Each repository's preferred content policy, by index.
-    pub(crate) by_index: Vec<Option<annex_preferred::Policy>>,
-}
-
-/// A simulation.
+/// What a simulation is, and all that is saved of it between commands
+/// (as JSON, in this order of fields: the form `annex sim` has always
+/// kept). The indexes the simulator works out from it to decide quickly
+/// are kept beside it in [`Sim`], never in it.
 #[derive(Serialize, Deserialize)]
-pub struct Sim {
+pub struct SimState {
     /// Repository names and their indices.
     pub(crate) repos: BTreeMap<String, u32>,
     /// Each repository's UUID, by index.
@@ -231,45 +213,28 @@ pub struct Sim {
     pub(crate) clock: u64,
     /// The failed expectations so far.
     pub failures: Vec<Failure>,
-    /// The line of the sim file now running, for failures.
-    #[serde(skip)]
-    pub(crate) line: Option<usize>,
-    #[serde(skip)]
-    pub(crate) key_objs: Vec<Key>,
-    #[serde(skip)]
-    pub(crate) uuid_objs: Vec<Uuid>,
-    #[serde(skip)]
-    pub(crate) compiled: Option<Compiled>,
-    #[serde(skip)]
-    pub(crate) live: Vec<(LiveSizes, bool)>,
-    #[serde(skip)]
-    pub(crate) key_files: Option<HashMap<u32, Vec<String>>>,
-    #[serde(skip)]
-    pub(crate) scratch: Vec<Uuid>,
-    /// Presence bits of every key in every repository's log, at
-    /// `key * pres_stride + repository`: what every action checks first,
-    /// the repositories' views of one key side by side. Valid while
-    /// `pres_stride` is the number of repositories and it covers every
-    /// key; otherwise the logs are read.
-    #[serde(skip)]
-    pub(crate) pres: Vec<u64>,
-    #[serde(skip)]
-    pub(crate) pres_stride: usize,
-    /// While steps run: the key of each file, in file order.
-    #[serde(skip)]
-    pub(crate) step_keys: Vec<u32>,
-    /// While steps run: each repository's remotes, the trusted ones and
-    /// the special remotes, as bit masks (when there are at most 64).
-    #[serde(skip)]
-    pub(crate) masks: Option<Masks>,
 }
 
-/// Repositories as bit masks of their indices.
-#[derive(Debug, Clone)]
-pub(crate) struct Masks {
-    pub(crate) remotes: Vec<u64>,
-    pub(crate) trusted: u64,
-    pub(crate) special: u64,
+/// A simulation: its [`SimState`] and the indexes worked out from that
+/// state to decide quickly. A `Sim` reads as its state (`sim.failures`,
+/// `sim.known_repo(..)`); the state changes only through `Sim`'s
+/// methods, which keep the indexes a function of it (the rule of each
+/// index is on `Derived`, in derived.rs).
+pub struct Sim {
+    /// What is saved.
+    pub(crate) state: SimState,
+    /// What is worked out from `state`, never saved.
+    pub(crate) derived: Derived,
+    /// The line of the sim file now running, for failures.
+    pub(crate) line: Option<usize>,
+}
+
+impl std::ops::Deref for Sim {
+    type Target = SimState;
+
+    fn deref(&self) -> &SimState {
+        &self.state
+    }
 }
 
 /// Why a saved simulation could not be read back.
@@ -320,10 +285,9 @@ pub(crate) fn trust_level(s: &str) -> TrustLevel {
     }
 }
 
-impl Sim {
-    /// A new, empty simulation with a random seed.
-    pub fn new(seed: i64) -> Sim {
-        Sim {
+impl SimState {
+    fn new(seed: i64) -> SimState {
+        SimState {
             repos: BTreeMap::new(),
             uuids: Vec::new(),
             states: Vec::new(),
@@ -345,39 +309,7 @@ impl Sim {
             history: Vec::new(),
             clock: 0,
             failures: Vec::new(),
-            line: None,
-            key_objs: Vec::new(),
-            uuid_objs: Vec::new(),
-            compiled: None,
-            live: Vec::new(),
-            key_files: None,
-            scratch: Vec::new(),
-            pres: Vec::new(),
-            pres_stride: 0,
-            step_keys: Vec::new(),
-            masks: None,
         }
-    }
-
-    /// Serialises the simulation (to keep it between commands).
-    pub fn save(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
-    }
-
-    /// Reads a simulation [`Sim::save`] wrote.
-    pub fn load(data: &[u8]) -> Result<Sim, StateError> {
-        let mut sim: Sim = serde_json::from_slice(data)?;
-        sim.key_objs = sim
-            .keys
-            .iter()
-            .map(|k| Key::parse(k).map_err(|e| StateError::Invalid(e.to_string())))
-            .collect::<Result<_, _>>()?;
-        sim.uuid_objs = sim
-            .uuids
-            .iter()
-            .map(|u| Uuid::parse(u).map_err(|e| StateError::Invalid(e.to_string())))
-            .collect::<Result<_, _>>()?;
-        Ok(sim)
     }
 
     /// Whether an expectation failed.
@@ -400,14 +332,6 @@ impl Sim {
         out
     }
 
-    /// Adds `seed N` to the history unless the commands about to run
-    /// start with a seed (git-annex's recordSeed).
-    pub fn record_seed(&mut self, first: Option<&Command>) {
-        if !matches!(first, Some(Command::Seed(_))) {
-            self.history.push(Command::Seed(self.rng));
-        }
-    }
-
     /// Repository names, sorted.
     pub fn repo_names(&self) -> impl Iterator<Item = (&str, u32)> {
         self.repos.iter().map(|(n, i)| (n.as_str(), *i))
@@ -426,11 +350,6 @@ impl Sim {
     /// The files and the indices of their keys.
     pub fn files(&self) -> impl Iterator<Item = (&str, u32)> {
         self.files.iter().map(|(f, k)| (f.as_str(), *k))
-    }
-
-    /// A key by index.
-    pub fn key(&self, k: u32) -> &Key {
-        &self.key_objs[k as usize]
     }
 
     /// The numcopies setting.
@@ -484,13 +403,6 @@ impl Sim {
         let v = f(&mut r);
         self.rng = r.next_u64() as i64;
         v
-    }
-
-    pub(crate) fn invalidate(&mut self) {
-        self.compiled = None;
-        for l in &mut self.live {
-            l.1 = true;
-        }
     }
 
     fn check_nonexistent(&self, name: &str) -> Result<(), CommandError> {
@@ -548,48 +460,89 @@ impl Sim {
             ))
         }
     }
+}
+
+impl Sim {
+    /// A new, empty simulation with a random seed.
+    pub fn new(seed: i64) -> Sim {
+        Sim {
+            state: SimState::new(seed),
+            derived: Derived::default(),
+            line: None,
+        }
+    }
+
+    /// Serialises the simulation's state (to keep it between commands).
+    pub fn save(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&self.state)
+    }
+
+    /// Reads a simulation [`Sim::save`] wrote; its indexes are worked out
+    /// again.
+    pub fn load(data: &[u8]) -> Result<Sim, StateError> {
+        let state: SimState = serde_json::from_slice(data)?;
+        let derived = Derived::new(&state)?;
+        Ok(Sim {
+            state,
+            derived,
+            line: None,
+        })
+    }
+
+    /// Adds `seed N` to the history unless the commands about to run
+    /// start with a seed (git-annex's recordSeed).
+    pub fn record_seed(&mut self, first: Option<&Command>) {
+        if !matches!(first, Some(Command::Seed(_))) {
+            self.state.history.push(Command::Seed(self.state.rng));
+        }
+    }
+
+    /// A key by index.
+    pub fn key(&self, k: u32) -> &Key {
+        &self.derived.key_objs[k as usize]
+    }
 
     fn index_of_uuid(&mut self, uuid: &str) -> Result<u32, CommandError> {
-        if let Some(i) = self.uuids.iter().position(|u| u == uuid) {
+        if let Some(i) = self.state.uuids.iter().position(|u| u == uuid) {
             return Ok(i as u32);
         }
         let parsed = Uuid::parse(uuid).map_err(|e| CommandError(e.to_string()))?;
-        self.uuids.push(uuid.to_owned());
-        self.uuid_objs.push(parsed);
-        self.states.push(RepoState::new("", false));
-        self.connections.push(BTreeSet::new());
-        Ok((self.uuids.len() - 1) as u32)
+        self.state.uuids.push(uuid.to_owned());
+        self.derived.uuid_objs.push(parsed);
+        self.state.states.push(RepoState::new("", false));
+        self.state.connections.push(BTreeSet::new());
+        Ok((self.state.uuids.len() - 1) as u32)
     }
 
     fn add_repo(&mut self, name: &str, cfg: RepoConfig) -> Result<(), CommandError> {
         let u = self.index_of_uuid(&cfg.uuid)?;
-        self.repos.insert(name.to_owned(), u);
-        self.states[u as usize] = RepoState::new(name, cfg.special);
-        self.connections[u as usize] = BTreeSet::new();
-        self.groups.insert(u, cfg.groups);
-        self.trust.insert(u, cfg.trust);
+        self.state.repos.insert(name.to_owned(), u);
+        self.state.states[u as usize] = RepoState::new(name, cfg.special);
+        self.state.connections[u as usize] = BTreeSet::new();
+        self.state.groups.insert(u, cfg.groups);
+        self.state.trust.insert(u, cfg.trust);
         match cfg.wanted {
-            Some(e) => self.wanted.insert(u, e),
-            None => self.wanted.remove(&u),
+            Some(e) => self.state.wanted.insert(u, e),
+            None => self.state.wanted.remove(&u),
         };
         match cfg.required {
-            Some(e) => self.required.insert(u, e),
-            None => self.required.remove(&u),
+            Some(e) => self.state.required.insert(u, e),
+            None => self.state.required.remove(&u),
         };
         for (g, e) in cfg.group_wanted {
-            self.group_wanted.insert(g, e);
+            self.state.group_wanted.insert(g, e);
         }
         match cfg.maxsize {
-            Some(m) => self.maxsize.insert(u, m),
-            None => self.maxsize.remove(&u),
+            Some(m) => self.state.maxsize.insert(u, m),
+            None => self.state.maxsize.remove(&u),
         };
-        self.invalidate();
+        self.derived.config_changed();
         Ok(())
     }
 
     fn new_repo(&mut self, name: &str, special: bool) -> Result<(), CommandError> {
-        self.check_nonexistent(name)?;
-        let random = self.random(|r| r.bytes(32));
+        self.state.check_nonexistent(name)?;
+        let random = self.state.random(|r| r.bytes(32));
         let uuid = simulated_uuid(name, &random);
         self.add_repo(
             name,
@@ -603,49 +556,50 @@ impl Sim {
     }
 
     pub(crate) fn key_index(&mut self, key: Key) -> u32 {
-        if let Some(i) = self.key_objs.iter().rposition(|k| *k == key) {
+        if let Some(i) = self.derived.key_objs.iter().rposition(|k| *k == key) {
             return i as u32;
         }
-        self.keys.push(key.as_str().to_owned());
-        self.key_objs.push(key);
-        self.key_files = None;
-        (self.keys.len() - 1) as u32
+        self.add_key(key)
+    }
+
+    /// Adds a key to the state and its parsed form to the indexes.
+    fn add_key(&mut self, key: Key) -> u32 {
+        self.state.keys.push(key.as_str().to_owned());
+        self.derived.key_objs.push(key);
+        (self.state.keys.len() - 1) as u32
     }
 
     fn new_key(&mut self, size: i128) -> u32 {
-        let random = self.random(|r| r.bytes(32));
+        let random = self.state.random(|r| r.bytes(32));
         let hash = sha2::Sha256::digest(&random);
         let hex: String = hash.iter().map(|x| format!("{x:02x}")).collect();
         let text = format!("SHA256E-s{}--{hex}.this-is-a-test-key", size.max(0));
         let key = Key::parse(&text).unwrap_or_else(|_| {
             // A size no key can hold: keep the key without one.
             Key::parse(&format!("SHA256E--{hex}.this-is-a-test-key"))
-                .unwrap_or_else(|_| self.key_objs[0].clone())
+                .unwrap_or_else(|_| self.derived.key_objs[0].clone())
         });
-        self.keys.push(key.as_str().to_owned());
-        self.key_objs.push(key);
-        self.key_files = None;
-        (self.keys.len() - 1) as u32
+        self.add_key(key)
     }
 
     /// Records that repository `r` has (or no longer has) key `k` in the
     /// location log of `viewer` (git-annex's setPresentKey'), keeping the
     /// newer record when one exists; the sizes follow what `viewer` had.
     pub(crate) fn set_present_in(&mut self, present: bool, r: u32, k: u32, viewer: u32) {
-        let clock = self.clock;
-        let st = &mut self.states[viewer as usize];
+        let clock = self.state.clock;
+        let st = &mut self.state.states[viewer as usize];
         let old = st.has(k, r);
         if old != present {
-            let size = i128::from(self.key_objs[k as usize].size().unwrap_or(0));
+            let size = i128::from(self.derived.key_objs[k as usize].size().unwrap_or(0));
             let delta = if present { size } else { -size };
             st.add_size(r, delta);
             // The sizes decisions see follow (unless they are to be
             // worked out again anyway).
-            if let Some((live, false)) = self.live.get(viewer as usize) {
-                live.add_to_base(&self.uuid_objs[r as usize], delta);
+            if let Some((live, false)) = self.derived.live.get(viewer as usize) {
+                live.add_to_base(&self.derived.uuid_objs[r as usize], delta);
             }
         }
-        let st = &mut self.states[viewer as usize];
+        let st = &mut self.state.states[viewer as usize];
         let k = k as usize;
         if st.locs.len() <= k {
             st.locs.resize(k + 1, Vec::new());
@@ -662,7 +616,7 @@ impl Sim {
             None => l.push(Loc(r, clock, present)),
         }
         let bits = loc_bits(l);
-        self.write_pres(viewer, k, bits);
+        self.derived.write_pres(viewer, k, bits);
     }
 
     /// git-annex's setPresentKey: also, when `name` is a cluster node
@@ -670,34 +624,12 @@ impl Sim {
     /// that node learns of the change at once.
     pub(crate) fn set_present(&mut self, present: bool, r: u32, name: &str, k: u32, viewer: u32) {
         self.set_present_in(present, r, k, viewer);
-        if self.cluster_nodes.get(name) == Some(&r) {
-            let others: Vec<u32> = (0..self.connections.len() as u32)
-                .filter(|&c| c != viewer && self.connections[c as usize].contains(name))
+        if self.state.cluster_nodes.get(name) == Some(&r) {
+            let others: Vec<u32> = (0..self.state.connections.len() as u32)
+                .filter(|&c| c != viewer && self.state.connections[c as usize].contains(name))
                 .collect();
             for c in others {
                 self.set_present_in(present, r, k, c);
-            }
-        }
-    }
-
-    fn write_pres(&mut self, viewer: u32, k: usize, bits: u64) {
-        let i = k * self.pres_stride + viewer as usize;
-        if self.pres_stride == self.uuids.len() && i < self.pres.len() {
-            self.pres[i] = bits;
-        }
-    }
-
-    /// Makes the presence bits cover every repository and key.
-    pub(crate) fn ensure_pres(&mut self) {
-        let n = self.uuids.len();
-        if self.pres_stride == n && self.pres.len() == n * self.keys.len() {
-            return;
-        }
-        self.pres_stride = n;
-        self.pres = vec![0; n * self.keys.len()];
-        for (v, st) in self.states.iter().enumerate() {
-            for k in 0..st.locs.len().min(self.keys.len()) {
-                self.pres[k * n + v] = loc_bits(&st.locs[k]);
             }
         }
     }
@@ -706,54 +638,13 @@ impl Sim {
     /// are present.
     #[inline]
     pub(crate) fn bits(&self, viewer: u32, k: u32) -> u64 {
-        let i = k as usize * self.pres_stride + viewer as usize;
-        if self.pres_stride == self.uuids.len() && i < self.pres.len() {
-            self.pres[i]
-        } else {
-            self.states[viewer as usize].bits_of(k)
-        }
-    }
-
-    /// Asks the processor to fetch the key of the file at position `fi`
-    /// (a hint: nothing is read or changed).
-    #[inline]
-    pub(crate) fn prefetch_key(&self, fi: u32) {
-        if let Some(p) = self.step_keys.get(fi as usize) {
-            prefetch_ptr(p as *const u32);
-        }
-    }
-
-    /// Asks the processor to fetch the presence bits that an action of
-    /// `u` on remote `r` for the file at position `fi` will read (a hint:
-    /// nothing is read or changed).
-    #[inline]
-    pub(crate) fn prefetch(&self, u: u32, r: u32, fi: u32) {
-        let Some(&k) = self.step_keys.get(fi as usize) else {
-            return;
-        };
-        let base = k as usize * self.pres_stride;
-        if self.pres_stride != self.uuids.len() || base + self.pres_stride > self.pres.len() {
-            return;
-        }
-        for v in [u, r] {
-            prefetch_ptr(self.pres[base..].as_ptr().wrapping_add(v as usize));
-        }
+        self.derived.bits(&self.state, viewer, k)
     }
 
     /// Whether `viewer`'s log says `r` has key `k`.
     #[inline]
     pub(crate) fn has_in(&self, viewer: u32, k: u32, r: u32) -> bool {
-        if r < 64 {
-            self.bits(viewer, k) >> r & 1 == 1
-        } else {
-            self.states[viewer as usize].has(k, r)
-        }
-    }
-
-    fn mark_sizes(&mut self, viewer: u32) {
-        if let Some(l) = self.live.get_mut(viewer as usize) {
-            l.1 = true;
-        }
+        self.derived.has_in(&self.state, viewer, k, r)
     }
 
     /// `dest` learns what `src` knows (a git-annex branch merge): for
@@ -764,24 +655,24 @@ impl Sim {
             return;
         }
         let (s, d) = if src < dest {
-            let (a, b) = self.states.split_at_mut(dest as usize);
+            let (a, b) = self.state.states.split_at_mut(dest as usize);
             (&a[src as usize], &mut b[0])
         } else {
-            let (a, b) = self.states.split_at_mut(src as usize);
+            let (a, b) = self.state.states.split_at_mut(src as usize);
             (&b[0], &mut a[dest as usize])
         };
         if d.locs.len() < s.locs.len() {
             d.locs.resize(s.locs.len(), Vec::new());
         }
         let incremental = !d.drifted;
-        if d.sizes.len() < self.uuids.len() {
-            d.sizes.resize(self.uuids.len(), 0);
+        if d.sizes.len() < self.state.uuids.len() {
+            d.sizes.resize(self.state.uuids.len(), 0);
         }
         for (k, sl) in s.locs.iter().enumerate() {
             if sl.is_empty() {
                 continue;
             }
-            let size = i128::from(self.key_objs[k].size().unwrap_or(0));
+            let size = i128::from(self.derived.key_objs[k].size().unwrap_or(0));
             let dl = &mut d.locs[k];
             for x in sl {
                 let was = match dl.iter_mut().find(|y| y.0 == x.0) {
@@ -803,16 +694,13 @@ impl Sim {
                 }
             }
             let bits = loc_bits(dl);
-            let i = k * self.pres_stride + dest as usize;
-            if self.pres_stride == self.uuids.len() && i < self.pres.len() {
-                self.pres[i] = bits;
-            }
+            self.derived.write_pres(dest, k, bits);
         }
         if !incremental {
             // Worked out anew, as git-annex does after every merge.
-            let mut sizes = vec![0i128; self.uuids.len()];
+            let mut sizes = vec![0i128; self.state.uuids.len()];
             for (k, l) in d.locs.iter().enumerate() {
-                let size = i128::from(self.key_objs[k].size().unwrap_or(0));
+                let size = i128::from(self.derived.key_objs[k].size().unwrap_or(0));
                 for x in l.iter().filter(|x| x.2) {
                     sizes[x.0 as usize] += size;
                 }
@@ -820,7 +708,7 @@ impl Sim {
             d.sizes = sizes;
             d.drifted = false;
         }
-        self.mark_sizes(dest);
+        self.derived.sizes_changed(dest);
     }
 
     /// Runs one command. `present`/`notpresent` that do not hold and a
@@ -829,12 +717,12 @@ impl Sim {
     /// simulation may have been changed in part (callers keep a copy, or
     /// throw the simulation away, as `annex sim` does).
     pub fn apply(&mut self, cmd: &Command, host: &mut dyn Host) -> Result<(), CommandError> {
-        self.masks = None;
+        self.derived.masks = None;
         match cmd {
             Command::Present(repo, file) => return self.expect(true, repo, file),
             Command::NotPresent(repo, file) => return self.expect(false, repo, file),
             Command::Visit(repo, command) => {
-                self.known_repo(repo)?;
+                self.state.known_repo(repo)?;
                 let code = host.visit(self, repo, command).map_err(CommandError)?;
                 if command.is_empty() {
                     return Ok(());
@@ -842,26 +730,26 @@ impl Sim {
                 if code != 0 {
                     return fail(format!("Command {} exited nonzero.", command.join(" ")));
                 }
-                self.history.push(cmd.clone());
+                self.state.history.push(cmd.clone());
                 return Ok(());
             }
             _ => {}
         }
-        self.clock += 1;
-        self.history.push(cmd.clone());
+        self.state.clock += 1;
+        self.state.history.push(cmd.clone());
         self.apply_inner(cmd, host)
     }
 
     fn expect(&mut self, want: bool, repo: &str, file: &str) -> Result<(), CommandError> {
-        let u = self.known_repo(repo)?;
-        let message = match self.files.get(file) {
+        let u = self.state.known_repo(repo)?;
+        let message = match self.state.files.get(file) {
             None => format!(
                 "Expected {file} to {} be present in {repo}, but the simulation does not include that file.",
                 if want { "" } else { "not" }
             )
             .replace("to  be", "to be"),
             Some(&k) => {
-                let has = self.states[u as usize].has(k, u);
+                let has = self.state.states[u as usize].has(k, u);
                 match (want, has) {
                     (true, false) => {
                         format!("Expected {file} to be present in {repo}, but it is not.")
@@ -873,7 +761,7 @@ impl Sim {
                 }
             }
         };
-        self.failures.push(Failure {
+        self.state.failures.push(Failure {
             line: self.line,
             message,
         });
@@ -893,7 +781,7 @@ impl Sim {
         if terms.is_empty() {
             return String::new();
         }
-        self.random(|r| {
+        self.state.random(|r| {
             let n = r.range(1, terms.len() as i128);
             let mut parts: Vec<Vec<&str>> = Vec::new();
             for _ in 0..n {
@@ -925,34 +813,34 @@ impl Sim {
                         "Unable to use a repository \"{name}\" in the simulation because {msg}"
                     ))
                 })?;
-                self.check_nonexistent(name)?;
+                self.state.check_nonexistent(name)?;
                 self.add_repo(name, cfg)?;
             }
             C::Connect(cs) => {
                 for (repo, remote) in cs.links() {
-                    let u = self.known_repo(repo)?;
-                    if self.states[u as usize].special {
+                    let u = self.state.known_repo(repo)?;
+                    if self.state.states[u as usize].special {
                         return fail(format!(
                             "{repo} is a special remote, and cannot connect to {remote}"
                         ));
                     }
-                    self.connections[u as usize].insert(remote.to_owned());
+                    self.state.connections[u as usize].insert(remote.to_owned());
                 }
             }
             C::Disconnect(cs) => {
                 for (repo, remote) in cs.links() {
-                    let u = self.known_repo(repo)?;
-                    self.connections[u as usize].remove(remote);
+                    let u = self.state.known_repo(repo)?;
+                    self.state.connections[u as usize].remove(remote);
                 }
             }
             C::AddTree(repo, expr) => {
-                let u = self.known_repo(repo)?;
+                let u = self.state.known_repo(repo)?;
                 Self::check_expressions(&[expr])?;
-                let uuid = self.uuids[u as usize].clone();
+                let uuid = self.state.uuids[u as usize].clone();
                 let found = host.tree_files(&uuid, expr).map_err(CommandError)?;
                 for (file, key) in found {
                     let k = self.key_index(key);
-                    self.files.insert(file, k);
+                    self.insert_file(file, k);
                     self.set_present(true, u, repo, k, u);
                 }
             }
@@ -964,7 +852,7 @@ impl Sim {
                 let mut i = *n;
                 while i >= 1 {
                     let (lo, hi) = (*min, *max);
-                    let size = self.random(|r| r.range(lo, hi));
+                    let size = self.state.random(|r| r.range(lo, hi));
                     let k = self.new_key(size);
                     self.add_file(&format!("{i}{suffix}"), k, repos)?;
                     i -= 1;
@@ -973,88 +861,92 @@ impl Sim {
             C::Step(n) => self.handle_step(false, *n, host),
             C::StepStable(n) => self.handle_step(true, *n, host),
             C::Action(a) => self.run_action(a)?,
-            C::Seed(n) => self.rng = *n,
+            C::Seed(n) => self.state.rng = *n,
             C::NumCopies(n) => {
-                self.numcopies = (*n).max(1);
-                self.invalidate();
+                self.state.numcopies = (*n).max(1);
+                self.derived.config_changed();
             }
             C::MinCopies(n) => {
-                self.mincopies = (*n).max(1);
-                self.invalidate();
+                self.state.mincopies = (*n).max(1);
+                self.derived.config_changed();
             }
             C::TrustLevel(repo, level) => {
-                let u = self.known_repo(repo)?;
-                self.trust.insert(u, level.clone());
-                self.invalidate();
+                let u = self.state.known_repo(repo)?;
+                self.state.trust.insert(u, level.clone());
+                self.derived.config_changed();
             }
             C::Group(repo, group) => {
-                let u = self.known_repo(repo)?;
-                self.groups.entry(u).or_default().insert(group.clone());
-                self.invalidate();
+                let u = self.state.known_repo(repo)?;
+                self.state
+                    .groups
+                    .entry(u)
+                    .or_default()
+                    .insert(group.clone());
+                self.derived.config_changed();
             }
             C::Ungroup(repo, group) => {
-                let u = self.known_repo(repo)?;
-                if let Some(g) = self.groups.get_mut(&u) {
+                let u = self.state.known_repo(repo)?;
+                if let Some(g) = self.state.groups.get_mut(&u) {
                     g.remove(group);
                 }
-                self.invalidate();
+                self.derived.config_changed();
             }
             C::MetaData(file, modmeta) => {
                 let m = ModMeta::parse(modmeta).map_err(|e| CommandError(e.to_string()))?;
-                let Some(&k) = self.files.get(file) else {
+                let Some(&k) = self.state.files.get(file) else {
                     return fail(format!("Cannot set metadata of unknown file {file}"));
                 };
-                let md = self.metadata.entry(k).or_default();
+                let md = self.state.metadata.entry(k).or_default();
                 apply_modmeta(md, &m);
-                self.invalidate();
+                self.derived.config_changed();
             }
             C::Wanted(repo, expr) => {
-                let u = self.known_repo(repo)?;
+                let u = self.state.known_repo(repo)?;
                 Self::check_expressions(&[expr])?;
-                self.wanted.insert(u, expr.clone());
-                self.invalidate();
+                self.state.wanted.insert(u, expr.clone());
+                self.derived.config_changed();
             }
             C::Required(repo, expr) => {
-                let u = self.known_repo(repo)?;
+                let u = self.state.known_repo(repo)?;
                 Self::check_expressions(&[expr])?;
-                self.required.insert(u, expr.clone());
-                self.invalidate();
+                self.state.required.insert(u, expr.clone());
+                self.derived.config_changed();
             }
             C::GroupWanted(group, expr) => {
                 Self::check_expressions(&[expr])?;
-                self.group_wanted.insert(group.clone(), expr.clone());
-                self.invalidate();
+                self.state.group_wanted.insert(group.clone(), expr.clone());
+                self.derived.config_changed();
             }
             C::RandomWanted(repo, terms) | C::RandomRequired(repo, terms) => {
-                let u = self.known_repo(repo)?;
+                let u = self.state.known_repo(repo)?;
                 Self::check_expressions(&terms.iter().map(String::as_str).collect::<Vec<_>>())?;
                 let e = self.random_expression(terms);
                 if matches!(cmd, C::RandomWanted(..)) {
-                    self.wanted.insert(u, e);
+                    self.state.wanted.insert(u, e);
                 } else {
-                    self.required.insert(u, e);
+                    self.state.required.insert(u, e);
                 }
-                self.invalidate();
+                self.derived.config_changed();
             }
             C::RandomGroupWanted(group, terms) => {
                 Self::check_expressions(&terms.iter().map(String::as_str).collect::<Vec<_>>())?;
                 let e = self.random_expression(terms);
-                self.group_wanted.insert(group.clone(), e);
-                self.invalidate();
+                self.state.group_wanted.insert(group.clone(), e);
+                self.derived.config_changed();
             }
             C::MaxSize(repo, size) => {
-                let u = self.known_repo(repo)?;
-                self.maxsize.insert(u, *size);
-                self.invalidate();
+                let u = self.state.known_repo(repo)?;
+                self.state.maxsize.insert(u, *size);
+                self.derived.config_changed();
             }
             C::Rebalance(b) => {
-                self.rebalance = *b;
-                self.invalidate();
+                self.state.rebalance = *b;
+                self.derived.config_changed();
             }
             C::ClusterNode(node, repo) => {
-                let u = self.known_repo(repo)?;
-                self.check_nonexistent(node)?;
-                self.cluster_nodes.insert(node.clone(), u);
+                let u = self.state.known_repo(repo)?;
+                self.state.check_nonexistent(node)?;
+                self.state.cluster_nodes.insert(node.clone(), u);
             }
             C::Comment(_) | C::Blank => {}
             C::Present(..) | C::NotPresent(..) | C::Visit(..) => {}
@@ -1064,25 +956,17 @@ impl Sim {
 
     fn add_file(&mut self, file: &str, k: u32, repos: &[String]) -> Result<(), CommandError> {
         for repo in repos {
-            let u = self.known_repo(repo)?;
-            self.files.insert(file.to_owned(), k);
+            let u = self.state.known_repo(repo)?;
+            self.insert_file(file.to_owned(), k);
             self.set_present(true, u, repo, k, u);
         }
-        self.key_files = None;
         Ok(())
     }
 
-    /// Each key's files (when more than one file has it).
-    pub(crate) fn files_of_key(&mut self) -> &HashMap<u32, Vec<String>> {
-        if self.key_files.is_none() {
-            let mut m: HashMap<u32, Vec<String>> = HashMap::new();
-            for (f, k) in &self.files {
-                m.entry(*k).or_default().push(f.clone());
-            }
-            m.retain(|_, v| v.len() > 1);
-            self.key_files = Some(m);
-        }
-        self.key_files.get_or_insert_with(HashMap::new)
+    /// Adds (or moves) a file to the state.
+    fn insert_file(&mut self, file: String, k: u32) {
+        self.state.files.insert(file, k);
+        self.derived.files_changed();
     }
 }
 

@@ -8,13 +8,12 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use annex_branch::logs::metadata::MetaData;
-use annex_branch::logs::trust::TrustLevel;
-use annex_preferred::{Decider, EvalError, Facts, KeyInfo, LiveSizes, Policies, Settings, Subject};
+use annex_preferred::{Decider, EvalError, KeyInfo, Subject};
 use annex_types::{Key, Uuid};
 
 use crate::file::{Action, Command};
 use crate::rng::Permutation;
-use crate::state::{fail, trust_level, CommandError, Compiled, Host, Sim};
+use crate::state::{fail, CommandError, Host, Sim};
 
 /// What an action does to each file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,69 +54,13 @@ impl KeyInfo for SimKeys<'_> {
 }
 
 impl Sim {
-    fn compile(&mut self) {
-        if self.compiled.is_some() {
-            return;
-        }
-        let mut facts = Facts::default();
-        let u = |i: &u32| self.uuid_objs[*i as usize].clone();
-        facts.set_groups(
-            self.groups
-                .iter()
-                .filter(|(_, g)| !g.is_empty())
-                .map(|(i, g)| (u(i), g.clone()))
-                .collect(),
-        );
-        facts.trust = self
-            .trust
-            .iter()
-            .map(|(i, t)| (u(i), trust_level(t)))
-            .filter(|(_, t)| *t != TrustLevel::Semitrusted)
-            .collect();
-        facts.numcopies = Some(self.numcopies as u64);
-        facts.mincopies = Some(self.mincopies as u64);
-        facts.maxsizes = self.maxsize.iter().map(|(i, m)| (u(i), *m)).collect();
-        facts.known = self.uuid_objs.iter().cloned().collect();
-        facts.preferred = self.wanted.iter().map(|(i, e)| (u(i), e.clone())).collect();
-        facts.required = self
-            .required
-            .iter()
-            .map(|(i, e)| (u(i), e.clone()))
-            .collect();
-        facts.group_wanted = self.group_wanted.clone();
-        let policies = Policies::compile(&facts);
-        let settings = Settings {
-            here: None,
-            rebalance: self.rebalance,
-            ..Settings::default()
-        };
-        let kinds = self
-            .uuid_objs
-            .iter()
-            .map(|u| match policies.preferred(u) {
-                Some(p) if !p.is_empty() => Some(p.needs_sizes()),
-                _ => None,
-            })
-            .collect();
-        let by_index = self
-            .uuid_objs
-            .iter()
-            .map(|u| policies.preferred(u).cloned())
-            .collect();
-        self.compiled = Some(Compiled {
-            facts,
-            settings,
-            kinds,
-            by_index,
-        });
-    }
-
     fn metadata_map(&self) -> HashMap<Key, MetaData> {
-        self.metadata
+        self.state
+            .metadata
             .iter()
             .map(|(k, md)| {
                 (
-                    self.key_objs[*k as usize].clone(),
+                    self.derived.key_objs[*k as usize].clone(),
                     MetaData(
                         md.iter()
                             .map(|(f, vs)| {
@@ -133,26 +76,6 @@ impl Sim {
             .collect()
     }
 
-    /// Brings the sizes `viewer` sees up to date when they changed.
-    fn refresh_live(&mut self, viewer: u32) {
-        let n = self.uuids.len();
-        if self.live.len() < n {
-            self.live.resize_with(n, || (LiveSizes::default(), true));
-        }
-        let (live, dirty) = &mut self.live[viewer as usize];
-        if *dirty {
-            let st = &self.states[viewer as usize];
-            let base = self
-                .uuid_objs
-                .iter()
-                .enumerate()
-                .map(|(i, u)| (u.clone(), st.sizes.get(i).copied().unwrap_or(0)))
-                .collect();
-            live.set_base(base);
-            *dirty = false;
-        }
-    }
-
     /// Whether repository `target`'s preferred content matches key `k`
     /// (of `file`), as `viewer` knows things, with `target` assumed not
     /// to have it when `drop`; `false` when it has no preferred content
@@ -166,8 +89,9 @@ impl Sim {
         drop: bool,
         md: &HashMap<Key, MetaData>,
     ) -> bool {
-        self.compile();
+        self.derived.ensure_compiled(&self.state);
         let needs_sizes = match self
+            .derived
             .compiled
             .as_ref()
             .and_then(|c| c.kinds.get(target as usize).copied().flatten())
@@ -176,29 +100,32 @@ impl Sim {
             None => return false,
         };
         if needs_sizes {
-            self.refresh_live(viewer);
+            self.derived.refresh_live(&self.state, viewer);
         }
-        let mut locations = std::mem::take(&mut self.scratch);
+        let mut locations = std::mem::take(&mut self.derived.scratch);
         locations.clear();
-        let st = &self.states[viewer as usize];
-        if self.uuid_objs.len() <= 64 {
+        let st = &self.state.states[viewer as usize];
+        if self.derived.uuid_objs.len() <= 64 {
             // The presence bits say it all, without reading the log.
             let mut bits = self.bits(viewer, k);
             while bits != 0 {
                 let r = bits.trailing_zeros() as usize;
-                locations.push(self.uuid_objs[r].clone());
+                locations.push(self.derived.uuid_objs[r].clone());
                 bits &= bits - 1;
             }
         } else {
-            locations.extend(st.present(k).map(|r| self.uuid_objs[r as usize].clone()));
+            locations.extend(
+                st.present(k)
+                    .map(|r| self.derived.uuid_objs[r as usize].clone()),
+            );
         }
-        let tu = &self.uuid_objs[target as usize];
-        let matches = match self.compiled.as_ref() {
+        let tu = &self.derived.uuid_objs[target as usize];
+        let matches = match self.derived.compiled.as_ref() {
             Some(c) => match c.by_index.get(target as usize).and_then(Option::as_ref) {
                 Some(policy) => {
                     let keys = SimKeys { metadata: md };
                     let sizes = needs_sizes
-                        .then(|| self.live.get(viewer as usize).map(|l| &l.0))
+                        .then(|| self.derived.live.get(viewer as usize).map(|l| &l.0))
                         .flatten();
                     let decider = Decider {
                         facts: &c.facts,
@@ -206,7 +133,7 @@ impl Sim {
                         sizes,
                         settings: &c.settings,
                     };
-                    let key = &self.key_objs[k as usize];
+                    let key = &self.derived.key_objs[k as usize];
                     let subject = Subject::key(key, Some(file)).with_locations(&locations);
                     let not_present: HashSet<Uuid> = if drop {
                         [tu.clone()].into_iter().collect()
@@ -225,7 +152,7 @@ impl Sim {
             },
             None => false,
         };
-        self.scratch = locations;
+        self.derived.scratch = locations;
         matches
     }
 
@@ -242,7 +169,8 @@ impl Sim {
         }
         // Another file with the same key that is preferred keeps it.
         let others: Vec<String> = self
-            .files_of_key()
+            .derived
+            .files_of_key(&self.state)
             .get(&k)
             .map(|fs| fs.iter().filter(|f| f.as_str() != file).cloned().collect())
             .unwrap_or_default();
@@ -255,7 +183,7 @@ impl Sim {
     /// `u` to drop it (git-annex's safeDropAnalysis with no lock on the
     /// content being dropped).
     fn safe_drop(&self, u: u32, dropfrom: u32, k: u32) -> bool {
-        if let Some(m) = &self.masks {
+        if let Some(m) = &self.derived.masks {
             let mut verified = 0i64;
             let mut full = 0i64;
             let mut bits = self.bits(u, k) & !(1u64 << dropfrom);
@@ -276,33 +204,33 @@ impl Sim {
                     full += 1;
                 }
             }
-            return verified >= self.numcopies && full >= self.mincopies;
+            return verified >= self.state.numcopies && full >= self.state.mincopies;
         }
-        let remotes: HashSet<u32> = self.connections[u as usize]
+        let remotes: HashSet<u32> = self.state.connections[u as usize]
             .iter()
-            .filter_map(|n| self.repos.get(n).copied())
+            .filter_map(|n| self.state.repos.get(n).copied())
             .collect();
         let mut verified = 0i64;
         let mut full = 0i64;
         let mut seen = HashSet::new();
-        for ru in self.states[u as usize].present(k) {
+        for ru in self.state.states[u as usize].present(k) {
             if ru == dropfrom || !seen.insert(ru) {
                 continue;
             }
-            if !self.states[ru as usize].has(k, ru) {
+            if !self.state.states[ru as usize].has(k, ru) {
                 continue;
             }
             if remotes.contains(&ru) || ru == u {
                 verified += 1;
-                if !self.states[ru as usize].special {
+                if !self.state.states[ru as usize].special {
                     full += 1;
                 }
-            } else if self.trust_of(ru) == "trusted" {
+            } else if self.state.trust_of(ru) == "trusted" {
                 verified += 1;
                 full += 1;
             }
         }
-        verified >= self.numcopies && full >= self.mincopies
+        verified >= self.state.numcopies && full >= self.state.mincopies
     }
 
     /// Runs one action on one file; whether it did something.
@@ -324,7 +252,8 @@ impl Sim {
                 if !self.preferred(u, u, k, file, false, md) {
                     return false;
                 }
-                self.history
+                self.state
+                    .history
                     .push(Command::Present(spec.name.clone(), file.to_owned()));
                 self.set_present(true, u, &spec.name, k, u);
                 true
@@ -337,7 +266,8 @@ impl Sim {
                 if !self.preferred(u, r, k, file, false, md) {
                     return false;
                 }
-                self.history
+                self.state
+                    .history
                     .push(Command::Present(spec.rname.clone(), file.to_owned()));
                 self.set_present(true, r, &spec.rname, k, u);
                 self.set_present(true, r, &spec.rname, k, r);
@@ -351,7 +281,8 @@ impl Sim {
                 if !self.want_drop(u, r, k, file, md) || !self.safe_drop(u, r, k) {
                     return false;
                 }
-                self.history
+                self.state
+                    .history
                     .push(Command::NotPresent(spec.rname.clone(), file.to_owned()));
                 self.set_present(false, r, &spec.rname, k, r);
                 self.set_present(false, r, &spec.rname, k, u);
@@ -363,7 +294,7 @@ impl Sim {
     fn spec_for(&self, kind: Kind, repo: &str, remote: Option<&str>) -> Result<Spec, CommandError> {
         match (kind, remote) {
             (Kind::Drop, None) => {
-                let u = self.known_not_special(repo)?;
+                let u = self.state.known_not_special(repo)?;
                 Ok(Spec {
                     kind,
                     u,
@@ -375,11 +306,11 @@ impl Sim {
             (_, remote) => {
                 let remote = remote.unwrap_or_default();
                 let u = if kind == Kind::Drop {
-                    self.known_repo(repo)?
+                    self.state.known_repo(repo)?
                 } else {
-                    self.known_not_special(repo)?
+                    self.state.known_not_special(repo)?
                 };
-                let r = self.known_remote(remote, repo, u)?;
+                let r = self.state.known_remote(remote, repo, u)?;
                 Ok(Spec {
                     kind,
                     u,
@@ -392,7 +323,7 @@ impl Sim {
     }
 
     fn merge_indices(&self, src: &str, dest: &str) -> Result<(u32, u32), CommandError> {
-        match (self.repos.get(src), self.repos.get(dest)) {
+        match (self.state.repos.get(src), self.state.repos.get(dest)) {
             (Some(&s), Some(&d)) => Ok((s, d)),
             _ => fail(format!("Unable to find {src} or {dest} in simRepos")),
         }
@@ -412,8 +343,8 @@ impl Sim {
             Action::SendWanted(r, m) => self.spec_for(Kind::Send, r, Some(m)).map(|_| ()),
             Action::DropUnwanted(r, m) => self.spec_for(Kind::Drop, r, m.as_deref()).map(|_| ()),
             Action::GitPush(r, m) | Action::GitPull(r, m) => {
-                let u = self.known_not_special(r)?;
-                self.known_remote(m, r, u)?;
+                let u = self.state.known_not_special(r)?;
+                self.state.known_remote(m, r, u)?;
                 self.merge_indices(r, m).map(|_| ())
             }
             Action::Pull(r, m) => {
@@ -446,7 +377,7 @@ impl Sim {
             match sp {
                 Some(sp) => {
                     let sp = std::rc::Rc::new(sp);
-                    (0..s.files.len() as u32)
+                    (0..s.state.files.len() as u32)
                         .map(|i| Part(sp.clone(), i))
                         .collect()
                 }
@@ -509,7 +440,7 @@ impl Sim {
         let mut xs = xs.into_iter().peekable();
         let mut ys = ys.into_iter().peekable();
         while xs.peek().is_some() && ys.peek().is_some() {
-            let coin = self.random(|r| r.coin());
+            let coin = self.state.random(|r| r.coin());
             if coin {
                 out.extend(xs.next());
             } else {
@@ -521,42 +452,17 @@ impl Sim {
         out
     }
 
-    /// Works out the masks of [`Sim::safe_drop`] (connections, trust and
-    /// special remotes do not change while steps or actions run).
-    fn set_masks(&mut self) {
-        let n = self.uuids.len();
-        if n > 64 {
-            self.masks = None;
-            return;
-        }
-        let remotes = self
-            .connections
-            .iter()
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| self.repos.get(c))
-                    .fold(0u64, |m, &r| m | 1 << r)
-            })
-            .collect();
-        let trusted = (0..n as u32)
-            .filter(|&r| self.trust_of(r) == "trusted")
-            .fold(0u64, |m, r| m | 1 << r);
-        let special = (0..n)
-            .filter(|&r| self.states[r].special)
-            .fold(0u64, |m, r| m | 1 << r);
-        self.masks = Some(crate::state::Masks {
-            remotes,
-            trusted,
-            special,
-        });
-    }
-
     /// `action ...`: runs every per-file action it stands for, in order.
     pub(crate) fn run_action(&mut self, a: &Action) -> Result<(), CommandError> {
         let parts = self.action_parts(a)?;
-        self.set_masks();
-        self.ensure_pres();
-        let files: Vec<(String, u32)> = self.files.iter().map(|(f, k)| (f.clone(), *k)).collect();
+        self.derived.set_masks(&self.state);
+        self.derived.ensure_pres(&self.state);
+        let files: Vec<(String, u32)> = self
+            .state
+            .files
+            .iter()
+            .map(|(f, k)| (f.clone(), *k))
+            .collect();
         let md = self.metadata_map();
         for Part(spec, i) in parts {
             let (f, k) = &files[i as usize];
@@ -572,8 +478,8 @@ impl Sim {
     /// simulation) are left out.
     fn step_specs(&mut self, sync: bool) -> Vec<Spec> {
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for (name, &u) in self.repos.iter().rev() {
-            for remote in &self.connections[u as usize] {
+        for (name, &u) in self.state.repos.iter().rev() {
+            for remote in &self.state.connections[u as usize] {
                 pairs.push((name.clone(), remote.clone()));
             }
         }
@@ -631,12 +537,17 @@ impl Sim {
     /// sync with their remotes and look again; when that finds nothing
     /// either, the simulation has stabilised.
     pub(crate) fn handle_step(&mut self, must: bool, start: i64, host: &mut dyn Host) {
-        let files: Vec<(String, u32)> = self.files.iter().map(|(f, k)| (f.clone(), *k)).collect();
+        let files: Vec<(String, u32)> = self
+            .state
+            .files
+            .iter()
+            .map(|(f, k)| (f.clone(), *k))
+            .collect();
         let keys: Vec<u32> = files.iter().map(|(_, k)| *k).collect();
-        self.step_keys = keys.clone();
+        self.derived.step_keys = keys.clone();
         let md = self.metadata_map();
-        self.set_masks();
-        self.ensure_pres();
+        self.derived.set_masks(&self.state);
+        self.derived.ensure_pres(&self.state);
         let mut n = start;
         loop {
             if n < 0 {
@@ -676,7 +587,7 @@ impl Sim {
         if must {
             let message = format!("Simulation failed to stabilize after {start} steps.");
             host.note(&message);
-            self.failures.push(crate::state::Failure {
+            self.state.failures.push(crate::state::Failure {
                 line: self.line,
                 message,
             });
@@ -685,7 +596,7 @@ impl Sim {
 
     fn new_round(&mut self, specs: Vec<Spec>, nfiles: usize) -> Round {
         let total = specs.len() as u64 * nfiles as u64;
-        let seed = self.random(|r| r.next_u64());
+        let seed = self.state.random(|r| r.next_u64());
         Round {
             specs,
             nfiles: nfiles as u64,
@@ -765,12 +676,12 @@ impl Round {
                 break;
             };
             let fi = (i % self.nfiles) as u32;
-            sim.prefetch_key(fi);
+            sim.derived.prefetch_key(fi);
             self.ahead.push_back((i, fi));
         }
         if let Some(&(i, fi)) = self.ahead.get(LOOKAHEAD / 2) {
             let spec = &self.specs[(i / self.nfiles) as usize];
-            sim.prefetch(spec.u, spec.r, fi);
+            sim.derived.prefetch(spec.u, spec.r, fi);
         }
         self.ahead.pop_front().map(|(i, _)| i)
     }

@@ -13,7 +13,8 @@
 //! A helper that fails fails the test: it panics, saying what went wrong.
 //!
 //! [`proxy`]: a scratch area of repositories reached over a fake ssh, for
-//! tests of gateways with the real git-annex as the client.
+//! tests of gateways with the real git-annex as the client. [`p2p`]: raw
+//! P2P protocol sessions with a server on its standard input and output.
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod p2p;
 pub mod proxy;
 
 /// A command running `program ARGS` in `dir`, with a fixed git author and
@@ -233,6 +235,32 @@ pub fn wait_for_listening_port(child: &mut Child, log: &Path) -> u16 {
     panic!("annex p2phttp did not start: {}", read_log(log));
 }
 
+/// Asks `left` every 50 ms what is still there (processes, sessions...)
+/// until nothing is; fails the test, saying `what` and what is left, if
+/// something still is after `within`.
+pub fn wait_until_none_left<T: std::fmt::Debug>(
+    within: Duration,
+    what: &str,
+    mut left: impl FnMut() -> Vec<T>,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = left();
+        if now.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {now:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes `text` to `path` as an executable file (a script).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// What the log file at `path` holds so far; empty if it cannot be read.
 pub fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -407,4 +435,14 @@ pub fn descendants(pid: i32) -> Vec<(i32, String)> {
         }
     }
     out
+}
+
+/// The processes descended from `pid` whose command name is `name`
+/// (`git-annex`, say): their pids.
+pub fn descendants_named(pid: i32, name: &str) -> Vec<i32> {
+    descendants(pid)
+        .into_iter()
+        .filter(|(_, comm)| comm == name)
+        .map(|(p, _)| p)
+        .collect()
 }

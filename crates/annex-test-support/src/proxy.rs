@@ -6,16 +6,35 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::{command, output, pseudo_random, run_ok};
+use crate::{command, output, pseudo_random, run_ok, write_executable};
 
-/// The fake ssh: `ssh [options] host command...` drops the options and
-/// the host, and runs the command here without the caller's GIT_
-/// variables, as a real ssh would.
-const FAKE_SSH: &str = "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nfor v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n";
+/// What the fake ssh does with the command it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FakeSsh {
+    /// Runs it with bash, without the caller's GIT_ variables, as a real
+    /// ssh would.
+    Clean,
+    /// Runs it with bash in the caller's environment, so that a test can
+    /// hand the server side its GIT_ANNEX_SHELL_ settings.
+    KeepingEnv,
+    /// Hands it whole to `git-annex-shell -c`, as sshd does for a user
+    /// whose login shell is git-annex-shell (in the caller's environment).
+    LoginShell,
+}
 
-fn set_exec(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// Writes an executable fake ssh at `path`: `ssh [options] host
+/// command...` drops the options and the host, and runs the command on
+/// this machine as `kind` says.
+pub fn write_fake_ssh(path: &Path, kind: FakeSsh) {
+    let mut script = String::from(
+        "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\n",
+    );
+    script.push_str(match kind {
+        FakeSsh::Clean => "for v in $(env | grep -o '^GIT_[A-Za-z_]*'); do unset \"$v\"; done\nexec bash -c \"$*\"\n",
+        FakeSsh::KeepingEnv => "exec bash -c \"$*\"\n",
+        FakeSsh::LoginShell => "exec git-annex-shell -c \"$*\"\n",
+    });
+    write_executable(path, &script);
 }
 
 /// The real `git-annex-shell` on PATH.
@@ -25,6 +44,32 @@ pub fn real_git_annex_shell() -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// How a gateway reaches a repository behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// At its path, opened in the gateway's own process.
+    Local,
+    /// Over the fake ssh, served by the program under test (the
+    /// `git-annex-shell` first on PATH).
+    Ssh,
+    /// Over the fake ssh, served by the real `git-annex-shell`
+    /// (`remote.NAME.annex-shell`).
+    SshReal,
+    /// Over annex+http, by the server on this port of 127.0.0.1
+    /// (`remote.NAME.annexUrl`).
+    Http(u16),
+}
+
+/// What a gateway is to a repository behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role<'a> {
+    /// It proxies it (`remote.NAME.annex-proxy`).
+    Proxied,
+    /// The repository is a node of this cluster of the gateway
+    /// (`remote.NAME.annex-cluster-node`).
+    Node(&'a str),
 }
 
 /// A temporary directory with `bin/ssh` (the fake ssh) and
@@ -42,12 +87,15 @@ impl ProxyEnv {
     /// A new scratch area; `annex` is the program under test (the
     /// test's `CARGO_BIN_EXE_annex`).
     pub fn new(annex: &str) -> ProxyEnv {
+        ProxyEnv::with_ssh(annex, FakeSsh::Clean)
+    }
+
+    /// [`ProxyEnv::new`] with a fake ssh of `kind`.
+    pub fn with_ssh(annex: &str, kind: FakeSsh) -> ProxyEnv {
         let tmp = tempfile::tempdir().unwrap();
         let bin = tmp.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
-        let ssh = bin.join("ssh");
-        std::fs::write(&ssh, FAKE_SSH).unwrap();
-        set_exec(&ssh);
+        write_fake_ssh(&bin.join("ssh"), kind);
         std::os::unix::fs::symlink(annex, bin.join("git-annex-shell")).unwrap();
         let path = format!(
             "{}:{}",
@@ -101,6 +149,83 @@ impl ProxyEnv {
         self.git(&d, &["annex", "init", "-q", desc]);
         let u = self.git(&d, &["config", "annex.uuid"]).trim().to_string();
         (d, u)
+    }
+
+    /// Adds the repository at `dir`, reached over the fake ssh, as the
+    /// remote `name` of the repository `repo`.
+    pub fn add_ssh_remote(&self, repo: &Path, name: &str, dir: &Path) {
+        let url = format!("localhost:{}", dir.display());
+        self.git(repo, &["remote", "add", name, &url]);
+    }
+
+    /// Makes the repository at `dir`, whose UUID is `uuid`, the remote
+    /// `name` of the gateway `gw`, reached as `reach`, in `role` (for
+    /// `annex updateproxy` or `annex updatecluster` to record). Nothing is
+    /// fetched.
+    pub fn add_remote(
+        &self,
+        gw: &Path,
+        name: &str,
+        dir: &Path,
+        uuid: &str,
+        reach: Reach,
+        role: Role<'_>,
+    ) {
+        match reach {
+            Reach::Ssh | Reach::SshReal => self.add_ssh_remote(gw, name, dir),
+            Reach::Local | Reach::Http(_) => {
+                self.git(gw, &["remote", "add", name, &dir.display().to_string()]);
+            }
+        }
+        let config = |setting: &str, value: &str| {
+            self.git(gw, &["config", &format!("remote.{name}.{setting}"), value]);
+        };
+        config("annex-uuid", uuid);
+        match role {
+            Role::Proxied => config("annex-proxy", "true"),
+            Role::Node(cluster) => config("annex-cluster-node", cluster),
+        }
+        match reach {
+            Reach::SshReal => config("annex-shell", &real_git_annex_shell()),
+            Reach::Http(port) => config(
+                "annexUrl",
+                &format!("annex+http://127.0.0.1:{port}/git-annex/"),
+            ),
+            Reach::Local | Reach::Ssh => {}
+        }
+    }
+
+    /// A directory special remote `name` of the repository `repo`, made
+    /// by git-annex (`git annex initremote -q NAME type=directory
+    /// directory=STORE PARAMS...`) in a new directory `store` under the
+    /// temporary directory; that directory and the remote's UUID.
+    pub fn init_directory_remote(
+        &self,
+        repo: &Path,
+        name: &str,
+        store: &str,
+        params: &[&str],
+    ) -> (PathBuf, String) {
+        let dir = self.dir(store);
+        std::fs::create_dir(&dir).unwrap();
+        let directory = format!("directory={}", dir.display());
+        let mut args = vec!["annex", "initremote", "-q", name, "type=directory"];
+        args.push(&directory);
+        args.extend(params);
+        self.git(repo, &args);
+        let uuid = self
+            .git(repo, &["config", &format!("remote.{name}.annex-uuid")])
+            .trim()
+            .to_string();
+        (dir, uuid)
+    }
+
+    /// Whether the repository at `dir` has the content of `key` (its own
+    /// `git annex contentlocation` finds it).
+    pub fn has_key(&self, dir: &Path, key: &str) -> bool {
+        self.run(dir, "git", &["annex", "contentlocation", key])
+            .status
+            .success()
     }
 
     /// A clone `name` of the gateway `gw` over the fake ssh, initialised
@@ -224,6 +349,17 @@ impl ProxyEnv {
             .collect()
     }
 
+    /// Writes `content` to `file` in the repository `dir`, annexes it and
+    /// commits it; its key.
+    pub fn add_file(&self, dir: &Path, file: &str, content: &[u8]) -> String {
+        std::fs::write(dir.join(file), content).unwrap();
+        self.git(dir, &["annex", "add", "--quiet", file]);
+        self.git(dir, &["commit", "-q", "-m", file]);
+        self.git(dir, &["annex", "lookupkey", file])
+            .trim()
+            .to_string()
+    }
+
     /// Every operation of a git-annex client (`client`) on `remote`, a
     /// proxied node with UUID `node_uuid`, for a new file `file` of `len`
     /// pseudo-random bytes from `seed`: copy --to, whereis, get --from,
@@ -241,9 +377,7 @@ impl ProxyEnv {
     ) -> String {
         let content = pseudo_random(len, seed);
         let node = node_uuid.to_string();
-        std::fs::write(client.join(file), &content).unwrap();
-        self.git(client, &["annex", "add", "--quiet", file]);
-        self.git(client, &["commit", "-q", "-m", file]);
+        let key = self.add_file(client, file, &content);
         self.git(client, &["annex", "copy", "--quiet", "--to", remote, file]);
         assert!(self.whereis_uuids(client, file).contains(&node));
         self.git(client, &["annex", "drop", "--quiet", file]);
@@ -269,8 +403,6 @@ impl ProxyEnv {
         assert!(w.contains(&node), "{w:?}");
         // The client itself holds it no longer.
         assert!(!client.join(file).exists() || std::fs::read(client.join(file)).is_err());
-        self.git(client, &["annex", "lookupkey", file])
-            .trim()
-            .to_string()
+        key
     }
 }

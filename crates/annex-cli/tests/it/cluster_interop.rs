@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
+use annex_test_support::proxy::{ProxyEnv as Env, Reach, Role};
 use annex_test_support::{pseudo_random, KillOnDrop};
 
 struct Setup {
@@ -30,37 +30,18 @@ fn setup(node_kinds: &[&str]) -> Setup {
         let (d, u) = env.init(name, &format!("node {name}"));
         nodes.push((name.to_string(), d, u));
     }
-    let shell = real_git_annex_shell();
     let mut n3_server = None;
     for (name, dir, uuid) in &nodes {
-        let url = match name.as_str() {
-            "n2" => format!("localhost:{}", dir.display()),
-            _ => dir.display().to_string(),
+        let reach = match name.as_str() {
+            "n2" => Reach::SshReal,
+            "n3" => {
+                let (child, port) = env.serve_git_annex_p2phttp(dir);
+                n3_server = Some(child);
+                Reach::Http(port)
+            }
+            _ => Reach::Local,
         };
-        env.git(&gw, &["remote", "add", name, &url]);
-        env.git(&gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
-        env.git(
-            &gw,
-            &["config", &format!("remote.{name}.annex-cluster-node"), "c"],
-        );
-        if name == "n2" {
-            env.git(
-                &gw,
-                &["config", &format!("remote.{name}.annex-shell"), &shell],
-            );
-        }
-        if name == "n3" {
-            let (child, port) = env.serve_git_annex_p2phttp(dir);
-            n3_server = Some(child);
-            env.git(
-                &gw,
-                &[
-                    "config",
-                    &format!("remote.{name}.annexUrl"),
-                    &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-                ],
-            );
-        }
+        env.add_remote(&gw, name, dir, uuid, reach, Role::Node("c"));
         env.git(&gw, &["fetch", "-q", name]);
     }
     env.git(&gw, &["annex", "merge", "-q"]);
@@ -85,23 +66,11 @@ fn setup(node_kinds: &[&str]) -> Setup {
     }
 }
 
-fn add_file(env: &Env, client: &Path, file: &str, len: usize, seed: u64) -> Vec<u8> {
-    let content = pseudo_random(len, seed);
-    std::fs::write(client.join(file), &content).unwrap();
-    env.git(client, &["annex", "add", "--quiet", file]);
-    env.git(client, &["commit", "-q", "-m", file]);
-    content
-}
-
 /// The nodes (by name) whose own `git annex` has the file's key.
 fn nodes_with(s: &Setup, key: &str) -> Vec<String> {
     s.nodes
         .iter()
-        .filter(|(_, dir, _)| {
-            // contentlocation succeeds when this repository has it.
-            let out = s.env.run(dir, "git", &["annex", "contentlocation", key]);
-            out.status.success()
-        })
+        .filter(|(_, dir, _)| s.env.has_key(dir, key))
         .map(|(n, _, _)| n.clone())
         .collect()
 }
@@ -109,11 +78,8 @@ fn nodes_with(s: &Setup, key: &str) -> Vec<String> {
 fn exercise(s: &Setup, client: &Path, tag: &str, seed: u64) {
     let env = &s.env;
     let file = format!("{tag}.bin");
-    let content = add_file(env, client, &file, 300_000 + seed as usize, seed);
-    let key = env
-        .git(client, &["annex", "lookupkey", &file])
-        .trim()
-        .to_string();
+    let content = pseudo_random(300_000 + seed as usize, seed);
+    let key = env.add_file(client, &file, &content);
     // Stored on every node.
     env.git(
         client,
@@ -218,7 +184,7 @@ fn a_node_down_during_an_upload_leaves_the_others_storing() {
     let mut s = setup(&["n1", "n2", "n3"]);
     let env = &s.env;
     let client = env.clone_client(&s.gw, "dclient");
-    add_file(env, &client, "d.bin", 50_000, 9);
+    env.add_file(&client, "d.bin", &pseudo_random(50_000, 9));
     let key = env
         .git(&client, &["annex", "lookupkey", "d.bin"])
         .trim()
@@ -242,7 +208,7 @@ fn a_cluster_with_no_reachable_node_fails_clearly() {
     let mut s = setup(&["n3"]);
     let env = &s.env;
     let client = env.clone_client(&s.gw, "nclient");
-    add_file(env, &client, "x.bin", 1000, 3);
+    env.add_file(&client, "x.bin", &pseudo_random(1000, 3));
     drop(s.n3_server.take());
     let out = env.run(
         &client,

@@ -13,8 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{command, descendants, files_under, pseudo_random, KillOnDrop};
+use annex_test_support::proxy::{ProxyEnv as Env, Reach, Role};
+use annex_test_support::{
+    descendants_named, files_under, pseudo_random, wait_until_none_left, KillOnDrop,
+};
 
 const SIZE: usize = 32 << 20;
 
@@ -42,54 +44,22 @@ impl Setup {
         let (node, node_uuid) = match kind {
             Kind::Ssh | Kind::Http => {
                 let (node, uuid) = env.init("node", "node");
-                let url = match kind {
-                    Kind::Ssh => format!("localhost:{}", node.display()),
-                    _ => node.display().to_string(),
-                };
-                env.git(&gw, &["remote", "add", "node", &url]);
-                env.git(&gw, &["config", "remote.node.annex-uuid", &uuid]);
-                if let Kind::Ssh = kind {
-                    env.git(
-                        &gw,
-                        &["config", "remote.node.annex-shell", &real_git_annex_shell()],
-                    );
+                let reach = if let Kind::Ssh = kind {
+                    Reach::SshReal
                 } else {
                     let (child, port) = env.serve_git_annex_p2phttp(&node);
                     server = Some(child);
-                    env.git(
-                        &gw,
-                        &[
-                            "config",
-                            "remote.node.annexUrl",
-                            &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-                        ],
-                    );
-                }
+                    Reach::Http(port)
+                };
+                env.add_remote(&gw, "node", &node, &uuid, reach, Role::Proxied);
                 (node, uuid)
             }
             Kind::Directory => {
-                let store = env.dir("store");
-                std::fs::create_dir(&store).unwrap();
-                env.git(
-                    &gw,
-                    &[
-                        "annex",
-                        "initremote",
-                        "-q",
-                        "node",
-                        "type=directory",
-                        &format!("directory={}", store.display()),
-                        "encryption=none",
-                    ],
-                );
-                let uuid = env
-                    .git(&gw, &["config", "remote.node.annex-uuid"])
-                    .trim()
-                    .to_string();
-                (store, uuid)
+                let made = env.init_directory_remote(&gw, "node", "store", &["encryption=none"]);
+                env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
+                made
             }
         };
-        env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
         let out = env.annex(&gw, &["updateproxy"]);
         assert!(out.contains("Started proxying for node"), "{out}");
         Setup {
@@ -159,11 +129,7 @@ fn killed_halfway_and_resumed(kind: Kind) {
     }
     // The git-annex client dies; git, its parent, and the gateway's
     // session are left to notice.
-    let annex: Vec<i32> = descendants(child.id() as i32)
-        .into_iter()
-        .filter(|(_, comm)| comm == "git-annex")
-        .map(|(p, _)| p)
-        .collect();
+    let annex = descendants_named(child.id() as i32, "git-annex");
     assert!(!annex.is_empty(), "no git-annex process under the copy");
     for pid in annex {
         // SAFETY: signalling a process this test started (a child of the
@@ -173,21 +139,16 @@ fn killed_halfway_and_resumed(kind: Kind) {
         }
     }
     // The gateway's session ends, and with it any session to the node.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left: Vec<String> = [&s.gw, &s.node]
-            .iter()
-            .flat_map(|p| sessions_of(p))
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "sessions left behind by the interrupted copy: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_none_left(
+        Duration::from_secs(20),
+        "sessions left behind by the interrupted copy",
+        || {
+            [&s.gw, &s.node]
+                .iter()
+                .flat_map(|p| sessions_of(p))
+                .collect::<Vec<String>>()
+        },
+    );
     let _ = child.wait();
     // SAFETY: the process group this test started (whatever is left of it).
     unsafe {
@@ -207,14 +168,11 @@ fn killed_halfway_and_resumed(kind: Kind) {
     assert!(partial > 0 && (partial as usize) < SIZE, "{partial}");
 
     // The copy run again resumes from what the node already has.
-    let out = command(
+    let out = env.run(
         &client,
         "git",
         &["annex", "copy", "--debug", "--to", "origin-node", "big.bin"],
-    )
-    .env("PATH", &env.path)
-    .output()
-    .unwrap();
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let from: Vec<u64> = err

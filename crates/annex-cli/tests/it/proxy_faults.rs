@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use annex_test_support::proxy::ProxyEnv;
-use annex_test_support::{command, pseudo_random, run_ok};
+use annex_test_support::proxy::{ProxyEnv, Reach, Role};
+use annex_test_support::pseudo_random;
 
 struct Env(ProxyEnv);
 
@@ -26,14 +26,9 @@ impl Env {
         self.0.init(name, name)
     }
 
-    /// `gw` proxies the repository at `url` as remote `name`.
-    fn proxy(&self, gw: &Path, name: &str, url: &str, uuid: &str) {
-        self.git(gw, &["remote", "add", name, url]);
-        self.git(gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
-        self.git(
-            gw,
-            &["config", &format!("remote.{name}.annex-proxy"), "true"],
-        );
+    /// `gw` proxies the repository at `dir` as remote `name`.
+    fn proxy(&self, gw: &Path, name: &str, dir: &Path, uuid: &str, reach: Reach) {
+        self.add_remote(gw, name, dir, uuid, reach, Role::Proxied);
         self.annex(gw, &["updateproxy"]);
     }
 }
@@ -57,7 +52,7 @@ fn an_upload_killed_halfway_resumes_through_the_gateway() {
     let env = Env::new();
     let (node, node_uuid) = env.init("node");
     let (gw, _) = env.init("gw");
-    env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
+    env.proxy(&gw, "node", &node, &node_uuid, Reach::Local);
     let client = env.clone_client(&gw, "client");
     let size = 96 << 20;
     let content = pseudo_random(size, 42);
@@ -81,20 +76,11 @@ fn an_upload_killed_halfway_resumes_through_the_gateway() {
     let partial = tmp_size(&node);
     assert!(partial > 0 && (partial as usize) < size, "{partial}");
     // The retry resumes from what the node already has.
-    run_ok(
-        command(
-            &client,
-            "git",
-            &["annex", "copy", "--to", "origin-node", "big.bin"],
-        )
-        .env("PATH", &env.path),
+    env.git(
+        &client,
+        &["annex", "copy", "--to", "origin-node", "big.bin"],
     );
-    let log = std::process::Command::new("git")
-        .current_dir(&client)
-        .args(["annex", "whereis", "big.bin"])
-        .env("PATH", &env.path)
-        .output()
-        .unwrap();
+    let log = env.run(&client, "git", &["annex", "whereis", "big.bin"]);
     assert!(String::from_utf8_lossy(&log.stdout).contains(&node_uuid));
     env.git(&node, &["annex", "fsck", "--quiet", "--all"]);
     assert_eq!(tmp_size(&node), 0, "the temporary file is gone once stored");
@@ -105,7 +91,7 @@ fn the_resumed_upload_starts_at_the_partial_offset() {
     let env = Env::new();
     let (node, node_uuid) = env.init("node");
     let (gw, _) = env.init("gw");
-    env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
+    env.proxy(&gw, "node", &node, &node_uuid, Reach::Local);
     let client = env.clone_client(&gw, "client");
     let content = pseudo_random(1 << 20, 7);
     std::fs::write(client.join("f.bin"), &content).unwrap();
@@ -118,14 +104,11 @@ fn the_resumed_upload_starts_at_the_partial_offset() {
     let tmp = node.join(".git/annex/tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::write(tmp.join(&key), &content[..300_000]).unwrap();
-    let out = command(
+    let out = env.run(
         &client,
         "git",
         &["annex", "copy", "--debug", "--to", "origin-node", "f.bin"],
-    )
-    .env("PATH", &env.path)
-    .output()
-    .unwrap();
+    );
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("P2P < PUT-FROM 300000"), "{err}");
@@ -137,20 +120,17 @@ fn gateways_proxying_each_other_do_not_loop() {
     let env = Env::new();
     let (a, a_uuid) = env.init("a");
     let (b, b_uuid) = env.init("b");
-    env.proxy(&a, "b", &format!("localhost:{}", b.display()), &b_uuid);
-    env.proxy(&b, "a", &format!("localhost:{}", a.display()), &a_uuid);
+    env.proxy(&a, "b", &b, &b_uuid, Reach::Ssh);
+    env.proxy(&b, "a", &a, &a_uuid, Reach::Ssh);
     let client = env.clone_client(&a, "client");
     std::fs::write(client.join("x.bin"), pseudo_random(50_000, 3)).unwrap();
     env.git(&client, &["annex", "add", "--quiet", "x.bin"]);
     // a reaches b, which serves itself rather than going back to a.
-    let out = command(
+    let out = env.run(
         &client,
         "git",
         &["annex", "copy", "--quiet", "--to", "origin-b", "x.bin"],
-    )
-    .env("PATH", &env.path)
-    .output()
-    .unwrap();
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -183,7 +163,7 @@ fn p2phttp_follows_proxy_configuration_changes() {
     let env = Env::new();
     let (node, node_uuid) = env.init("node");
     let (gw, _) = env.init("gw");
-    env.proxy(&gw, "node", &node.display().to_string(), &node_uuid);
+    env.proxy(&gw, "node", &node, &node_uuid, Reach::Local);
     let (_server, port) = env.serve_p2phttp(&gw, "p2phttp.log");
     let key = "SHA256E-s1--0000000000000000000000000000000000000000000000000000000000000000";
     assert_eq!(checkpresent_status(port, &node_uuid, key), 200);
@@ -231,20 +211,7 @@ fn a_node_dying_mid_upload_leaves_the_gateway_serving_and_the_retry_resumes() {
     let (node, node_uuid) = env.init("node");
     let (gw, _) = env.init("gw");
     // The node is reached over ssh, served by the real git-annex-shell.
-    env.proxy(
-        &gw,
-        "node",
-        &format!("localhost:{}", node.display()),
-        &node_uuid,
-    );
-    env.git(
-        &gw,
-        &[
-            "config",
-            "remote.node.annex-shell",
-            &annex_test_support::proxy::real_git_annex_shell(),
-        ],
-    );
+    env.proxy(&gw, "node", &node, &node_uuid, Reach::SshReal);
     let (_server, port) = env.serve_p2phttp(&gw, "p2phttp.log");
     let log = env.dir("p2phttp.log");
     let client = env.clone_http_client(&gw, "client", port);
@@ -273,14 +240,11 @@ fn a_node_dying_mid_upload_leaves_the_gateway_serving_and_the_retry_resumes() {
     // git-annex retries a transfer that made progress by itself; either
     // way, the gateway still serves and the upload completes.
     let _ = child.wait().unwrap();
-    let out = command(
+    let out = env.run(
         &client,
         "git",
         &["annex", "copy", "--to", "origin-node", "big.bin"],
-    )
-    .env("PATH", &env.path)
-    .output()
-    .unwrap();
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
+use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env, Reach, Role};
 use annex_test_support::{files_under, pseudo_random};
 
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
@@ -36,23 +36,14 @@ struct Side {
 
 /// Makes the template: nodes, gateway, group and preferred content, the
 /// cluster made by git-annex. No content anywhere.
-fn template(env: &Env, shell: &str) -> PathBuf {
+fn template(env: &Env) -> PathBuf {
     let tpl = env.dir("tpl");
     std::fs::create_dir(&tpl).unwrap();
     let (gw, _) = env.init("tpl/gw", "gateway");
     env.git(&gw, &["config", "annex.sshcaching", "false"]);
     for n in NODES {
         let (d, u) = env.init(&format!("tpl/{n}"), &format!("node {n}"));
-        env.git(
-            &gw,
-            &["remote", "add", n, &format!("localhost:{}", d.display())],
-        );
-        env.git(&gw, &["config", &format!("remote.{n}.annex-uuid"), &u]);
-        env.git(&gw, &["config", &format!("remote.{n}.annex-shell"), shell]);
-        env.git(
-            &gw,
-            &["config", &format!("remote.{n}.annex-cluster-node"), "c"],
-        );
+        env.add_remote(&gw, n, &d, &u, Reach::SshReal, Role::Node("c"));
         env.git(&gw, &["fetch", "-q", n]);
         env.git(&gw, &["annex", "group", n, "nodes"]);
         env.git(&gw, &["annex", "wanted", n, "groupwanted"]);
@@ -154,6 +145,17 @@ fn compare(env: &Env, sides: &[Side; 2], files: &[(String, u64)]) -> Vec<BTreeSe
         .collect()
 }
 
+/// The two copies of the template: `a`, whose client is served by the
+/// real git-annex-shell, and `b`, whose client is served by ours.
+fn both_sides(env: &Env) -> [Side; 2] {
+    let shell = real_git_annex_shell();
+    let tpl = template(env);
+    [
+        side(env, &tpl, "a", Some(&shell)),
+        side(env, &tpl, "b", None),
+    ]
+}
+
 fn batch(prefix: &str, count: u64, seed: u64) -> Vec<(String, u64)> {
     (0..count)
         .map(|i| (format!("{prefix}-{i:02}.bin"), seed + i))
@@ -163,12 +165,7 @@ fn batch(prefix: &str, count: u64, seed: u64) -> Vec<(String, u64)> {
 #[test]
 fn uploads_land_on_the_nodes_git_annex_chooses() {
     let env = Env::new(env!("CARGO_BIN_EXE_annex"));
-    let shell = real_git_annex_shell();
-    let tpl = template(&env, &shell);
-    let sides = [
-        side(&env, &tpl, "a", Some(&shell)),
-        side(&env, &tpl, "b", None),
-    ];
+    let sides = both_sides(&env);
 
     // A file n1 has already, added there; each gateway learns it by
     // fetching from n1.
@@ -290,12 +287,7 @@ fn upload_sized(env: &Env, s: &Side, files: &[(String, u64, usize)]) {
 #[test]
 fn uploads_to_nodes_filling_up_land_where_git_annex_puts_them() {
     let env = Env::new(env!("CARGO_BIN_EXE_annex"));
-    let shell = real_git_annex_shell();
-    let tpl = template(&env, &shell);
-    let sides = [
-        side(&env, &tpl, "a", Some(&shell)),
-        side(&env, &tpl, "b", None),
-    ];
+    let sides = both_sides(&env);
     for s in &sides {
         for (n, max) in [("n1", "150kB"), ("n2", "400kB"), ("n3", "600kB")] {
             env.git(&s.gw, &["annex", "maxsize", n, max]);

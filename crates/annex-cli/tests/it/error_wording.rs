@@ -37,28 +37,12 @@ fn setup() -> Setup {
     env.git(&gw, &["remote", "add", "node", &node.display().to_string()]);
     env.git(&gw, &["fetch", "-q", "node"]);
     env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
-    let store = env.dir("store-somewhere-private");
-    std::fs::create_dir(&store).unwrap();
-    env.git(
-        &gw,
-        &[
-            "annex",
-            "initremote",
-            "-q",
-            "dir",
-            "type=directory",
-            &format!("directory={}", store.display()),
-            "encryption=none",
-        ],
-    );
+    let (store, store_uuid) =
+        env.init_directory_remote(&gw, "dir", "store-somewhere-private", &["encryption=none"]);
     env.git(&gw, &["config", "remote.dir.annex-proxy", "true"]);
     let out = env.annex(&gw, &["updateproxy"]);
     assert!(out.contains("Started proxying for node"), "{out}");
     assert!(out.contains("Started proxying for dir"), "{out}");
-    let store_uuid = env
-        .git(&gw, &["config", "remote.dir.annex-uuid"])
-        .trim()
-        .to_owned();
     // Both go away.
     std::fs::rename(&node, env.dir("moved-away")).unwrap();
     std::fs::remove_dir(&store).unwrap();

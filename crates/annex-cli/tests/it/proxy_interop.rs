@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
+use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env, Reach, Role};
 use annex_test_support::{pseudo_random, KillOnDrop};
 
 struct Setup {
@@ -36,34 +36,13 @@ fn setup() -> Setup {
     }
     // n3 behind the real git annex p2phttp.
     let (n3_server, port) = env.serve_git_annex_p2phttp(&nodes[2].1);
-    let shell = real_git_annex_shell();
     for (name, dir, uuid) in &nodes {
-        let url = match name.as_str() {
-            "n2" => format!("localhost:{}", dir.display()),
-            _ => dir.display().to_string(),
+        let reach = match name.as_str() {
+            "n2" => Reach::SshReal,
+            "n3" => Reach::Http(port),
+            _ => Reach::Local,
         };
-        env.git(&gw, &["remote", "add", name, &url]);
-        env.git(&gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
-        env.git(
-            &gw,
-            &["config", &format!("remote.{name}.annex-proxy"), "true"],
-        );
-        if name == "n2" {
-            env.git(
-                &gw,
-                &["config", &format!("remote.{name}.annex-shell"), &shell],
-            );
-        }
-        if name == "n3" {
-            env.git(
-                &gw,
-                &[
-                    "config",
-                    &format!("remote.{name}.annexUrl"),
-                    &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-                ],
-            );
-        }
+        env.add_remote(&gw, name, dir, uuid, reach, Role::Proxied);
         env.git(&gw, &["fetch", "-q", name]);
     }
     env.git(&gw, &["annex", "merge", "-q"]);
@@ -107,8 +86,28 @@ fn whereis_uuids(env: &Env, dir: &Path, file: &str) -> Vec<String> {
     env.whereis_uuids(dir, file)
 }
 
-fn check_nodes_and_gateway(s: &Setup, files: &[(&str, &str)]) {
-    // (key, node)
+/// [`exercise`] through every node, each with a file named after
+/// `prefix` and the node, from seed `first_seed` on; each file's key and
+/// node.
+fn exercise_every_node(
+    s: &Setup,
+    client: &Path,
+    prefix: &str,
+    first_seed: u64,
+) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for (i, (name, _, uuid)) in s.nodes.iter().enumerate() {
+        let file = format!("{prefix}-{name}.bin");
+        let remote = format!("origin-{name}");
+        let key = exercise(&s.env, client, &remote, uuid, &file, first_seed + i as u64);
+        files.push((key, name.clone()));
+    }
+    files
+}
+
+/// Checks the nodes and the gateway after `files` (key, node) were
+/// stored.
+fn check_nodes_and_gateway(s: &Setup, files: &[(String, String)]) {
     // The real git-annex finds every object in every node valid.
     for (_, dir, _) in &s.nodes {
         s.env.git(dir, &["annex", "fsck", "--quiet", "--all"]);
@@ -146,23 +145,7 @@ fn git_annex_client_over_ssh_reaches_every_node_through_the_gateway() {
     for n in ["origin-n1", "origin-n2", "origin-n3"] {
         assert!(proxying.split_whitespace().any(|w| w == n), "{info}");
     }
-    let mut files = Vec::new();
-    for (i, (name, _, uuid)) in s.nodes.iter().enumerate() {
-        let file = format!("ssh-{name}.bin");
-        let key = exercise(
-            env,
-            &client,
-            &format!("origin-{name}"),
-            uuid,
-            &file,
-            i as u64 + 1,
-        );
-        files.push((key, name.clone()));
-    }
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(f, n)| (f.as_str(), n.as_str()))
-        .collect();
+    let files = exercise_every_node(&s, &client, "ssh", 1);
     check_nodes_and_gateway(&s, &files);
 }
 
@@ -172,19 +155,7 @@ fn git_annex_client_over_http_reaches_every_node_through_the_gateway() {
     let env = &s.env;
     let (server, port) = env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
     let client = env.clone_http_client(&s.gw, "hclient", port);
-    let mut files = Vec::new();
-    for (i, (name, _, uuid)) in s.nodes.iter().enumerate() {
-        let file = format!("http-{name}.bin");
-        let key = exercise(
-            env,
-            &client,
-            &format!("origin-{name}"),
-            uuid,
-            &file,
-            i as u64 + 11,
-        );
-        files.push((key, name.clone()));
-    }
+    let files = exercise_every_node(&s, &client, "http", 11);
     // p2phttp commits what it recorded for the nodes when it stops.
     let mut server = server;
     // SAFETY: signalling a child process this test started.
@@ -192,10 +163,6 @@ fn git_annex_client_over_http_reaches_every_node_through_the_gateway() {
         libc::kill(server.0.id() as i32, libc::SIGTERM);
     }
     let _ = server.0.wait();
-    let files: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(f, n)| (f.as_str(), n.as_str()))
-        .collect();
     check_nodes_and_gateway(&s, &files);
 }
 

@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::pseudo_random;
+use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env, Reach, Role};
+use annex_test_support::{pseudo_random, write_executable};
 
 struct Setup {
     env: Env,
@@ -37,58 +37,32 @@ fn setup() -> Setup {
     std::os::unix::fs::symlink(env.annex_program(), &ours).unwrap();
     let shell = env.dir("bin/git-annex-shell");
     std::fs::remove_file(&shell).unwrap();
-    std::fs::write(
+    write_executable(
         &shell,
-        format!(
+        &format!(
             "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
             log.display(),
             ours.display()
         ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&shell, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    );
     let n1 = env.init("n1", "node n1");
     let n3 = env.init("n3", "node n3");
     let (gw1, _) = env.init("gw1", "gateway 1");
     let (gw2, gw2_uuid) = env.init("gw2", "gateway 2");
     let node = |gw: &Path, name: &str, (dir, uuid): &(PathBuf, String)| {
-        env.git(gw, &["remote", "add", name, &dir.display().to_string()]);
-        env.git(gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
-        env.git(
-            gw,
-            &["config", &format!("remote.{name}.annex-cluster-node"), "c"],
-        );
+        env.add_remote(gw, name, dir, uuid, Reach::Local, Role::Node("c"));
     };
     node(&gw1, "n1", &n1);
     env.annex(&gw1, &["initcluster", "c"]);
     let out = env.annex(&gw1, &["updatecluster"]);
     assert!(out.contains("Added node n1 to cluster: c"), "{out}");
     // gw2 becomes a gateway of the cluster, with its own node.
-    env.git(
-        &gw2,
-        &[
-            "remote",
-            "add",
-            "gw1",
-            &format!("localhost:{}", gw1.display()),
-        ],
-    );
+    env.add_ssh_remote(&gw2, "gw1", &gw1);
     node(&gw2, "n3", &n3);
     env.git(&gw2, &["fetch", "-q", "gw1"]);
     env.annex(&gw2, &["extendcluster", "gw1", "c"]);
     // And gw1 reaches the cluster behind gw2 in turn.
-    env.git(
-        &gw1,
-        &[
-            "remote",
-            "add",
-            "gw2",
-            &format!("localhost:{}", gw2.display()),
-        ],
-    );
+    env.add_ssh_remote(&gw1, "gw2", &gw2);
     env.git(&gw1, &["fetch", "-q", "gw2"]);
     env.annex(&gw1, &["extendcluster", "gw2", "c"]);
     env.git(&gw2, &["fetch", "-q", "gw1"]);
@@ -124,10 +98,7 @@ impl Setup {
 
     /// Whether the node's own git-annex has `key`.
     fn has(&self, (dir, _): &(PathBuf, String), key: &str) -> bool {
-        self.env
-            .run(dir, "git", &["annex", "contentlocation", key])
-            .status
-            .success()
+        self.env.has_key(dir, key)
     }
 
     /// `gw2` was reached as the cluster, and never reached `gw1` back.
@@ -154,13 +125,7 @@ impl Setup {
 fn store_get_drop(s: &Setup, client: &Path, file: &str, seed: u64) -> String {
     let env = &s.env;
     let content = pseudo_random(200_000, seed);
-    std::fs::write(client.join(file), &content).unwrap();
-    env.git(client, &["annex", "add", "--quiet", file]);
-    env.git(client, &["commit", "-q", "-m", file]);
-    let key = env
-        .git(client, &["annex", "lookupkey", file])
-        .trim()
-        .to_string();
+    let key = env.add_file(client, file, &content);
     s.sessions();
     env.git(
         client,
@@ -225,18 +190,13 @@ fn our_gateways_proxying_each_others_cluster_never_loop() {
     // remote` as the client of gw2), gw2 does relay to the cluster behind
     // gw1; above, it never did.
     let to_cluster = s.env.dir("bin/to-cluster");
-    std::fs::write(
+    write_executable(
         &to_cluster,
-        format!(
+        &format!(
             "#!/bin/sh\nexec git-annex-shell \"$@\" --uuid {}\n",
             s.cluster
         ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&to_cluster, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    );
     s.sessions();
     let shell = to_cluster.display().to_string();
     let gw2 = s.gw2.display().to_string();

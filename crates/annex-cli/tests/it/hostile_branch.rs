@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG};
 use annex_branch::{Branch, VectorClock};
-use annex_test_support::proxy::ProxyEnv as Env;
+use annex_test_support::proxy::{ProxyEnv as Env, Reach, Role};
 use annex_test_support::{pseudo_random, read_response_head};
 
 /// Writes `CLOCK FIELD VALUE` as the line of `field` in the UUID-based
@@ -95,9 +95,7 @@ fn setup() -> Setup {
     let (gw1, gw1_uuid) = env.init("gw1", "gateway 1");
     let (gw2, gw2_uuid) = env.init("gw2", "gateway 2");
     let (n1, n1_uuid) = env.init("n1", "node n1");
-    env.git(&gw1, &["remote", "add", "n1", &n1.display().to_string()]);
-    env.git(&gw1, &["config", "remote.n1.annex-uuid", &n1_uuid]);
-    env.git(&gw1, &["config", "remote.n1.annex-cluster-node", "c"]);
+    env.add_remote(&gw1, "n1", &n1, &n1_uuid, Reach::Local, Role::Node("c"));
     env.annex(&gw1, &["initcluster", "c"]);
     let out = env.annex(&gw1, &["updatecluster"]);
     assert!(out.contains("Added node n1 to cluster: c"), "{out}");
@@ -107,15 +105,7 @@ fn setup() -> Setup {
         .to_string();
     // gw2, reached over ssh, is a gateway of the cluster as far as gw1
     // knows.
-    env.git(
-        &gw1,
-        &[
-            "remote",
-            "add",
-            "gw2",
-            &format!("localhost:{}", gw2.display()),
-        ],
-    );
+    env.add_ssh_remote(&gw1, "gw2", &gw2);
     env.git(&gw1, &["config", "remote.gw2.annex-uuid", &gw2_uuid]);
     env.git(
         &gw1,
@@ -187,11 +177,7 @@ impl Setup {
             ));
         }
         let key = env.git(client, &["annex", "lookupkey", file]);
-        let has = env
-            .run(&self.n1, "git", &["annex", "contentlocation", key.trim()])
-            .status
-            .success();
-        if has {
+        if env.has_key(&self.n1, key.trim()) {
             Ok(())
         } else {
             Err(format!("n1 did not get {file}"))

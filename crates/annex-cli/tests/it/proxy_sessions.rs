@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use annex_test_support::proxy::ProxyEnv;
+use annex_test_support::proxy::{ProxyEnv, Reach, Role};
 use annex_test_support::{command, pseudo_random, spawn_annex_p2phttp, KillOnDrop};
 
 const CLIENT: &str = "11111111-2222-4333-8444-555555555555";
@@ -34,17 +34,7 @@ fn gateway() -> Gateway {
         .trim()
         .to_owned();
     let (gw, _) = env.init("gw", "gw");
-    env.git(
-        &gw,
-        &[
-            "remote",
-            "add",
-            "node",
-            &format!("localhost:{}", node.display()),
-        ],
-    );
-    env.git(&gw, &["config", "remote.node.annex-uuid", &node_uuid]);
-    env.git(&gw, &["config", "remote.node.annex-proxy", "true"]);
+    env.add_remote(&gw, "node", &node, &node_uuid, Reach::Ssh, Role::Proxied);
     env.annex(&gw, &["updateproxy"]);
     Gateway {
         env,

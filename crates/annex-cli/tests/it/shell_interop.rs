@@ -7,83 +7,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use annex_test_support::{
-    command, init_annex_repo, init_bare_annex_repo, output, pseudo_random, run_ok,
-};
+use annex_test_support::proxy::{write_fake_ssh, FakeSsh, ProxyEnv as Env};
+use annex_test_support::{init_annex_repo, init_bare_annex_repo, pseudo_random};
 
-struct Env {
-    tmp: tempfile::TempDir,
-    path: String,
+/// A scratch area whose fake ssh keeps the caller's environment: the
+/// GIT_ANNEX_SHELL_ settings a test gives the client reach the server.
+fn new_env() -> Env {
+    Env::with_ssh(env!("CARGO_BIN_EXE_annex"), FakeSsh::KeepingEnv)
 }
 
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let bin = tmp.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        // ssh [options] host [options] command...: drop the options and the
-        // host, and run the command here.
-        let ssh = bin.join("ssh");
-        std::fs::write(
-            &ssh,
-            "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nexec bash -c \"$*\"\n",
-        )
-        .unwrap();
-        set_exec(&ssh);
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_annex"), bin.join("git-annex-shell"))
-            .unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        Env { tmp, path }
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
-    }
-
-    /// `prog ARGS` in `dir` with this PATH, whatever its exit status.
-    fn run(&self, dir: &Path, prog: &str, args: &[&str]) -> Output {
-        output(command(dir, prog, args).env("PATH", &self.path))
-    }
-
-    /// `prog ARGS` in `dir` with this PATH, which must succeed; its stdout.
-    fn ok(&self, dir: &Path, prog: &str, args: &[&str]) -> String {
-        run_ok(command(dir, prog, args).env("PATH", &self.path))
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> String {
-        self.ok(dir, "git", args)
-    }
-
-    /// A served repository (made by git-annex) and a client repository with
-    /// an ssh remote `srv` pointing at it.
-    fn pair(&self, bare: bool) -> (PathBuf, PathBuf) {
-        let (srv, _) = if bare {
-            init_bare_annex_repo(self.tmp.path(), "srv", "served")
-        } else {
-            init_annex_repo(self.tmp.path(), "srv", "served")
-        };
-        let (client, _) = init_annex_repo(self.tmp.path(), "client", "client");
-        self.git(&client, &["config", "annex.sshcaching", "false"]);
-        self.git(
-            &client,
-            &[
-                "remote",
-                "add",
-                "srv",
-                &format!("localhost:{}", srv.display()),
-            ],
-        );
-        (srv, client)
-    }
-}
-
-fn set_exec(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// A served repository (made by git-annex) and a client repository with
+/// an ssh remote `srv` pointing at it.
+fn pair(env: &Env, bare: bool) -> (PathBuf, PathBuf) {
+    let (srv, _) = if bare {
+        init_bare_annex_repo(env.tmp.path(), "srv", "served")
+    } else {
+        init_annex_repo(env.tmp.path(), "srv", "served")
+    };
+    let (client, _) = init_annex_repo(env.tmp.path(), "client", "client");
+    env.git(&client, &["config", "annex.sshcaching", "false"]);
+    env.add_ssh_remote(&client, "srv", &srv);
+    (srv, client)
 }
 
 fn add_file(env: &Env, client: &Path, name: &str, content: &[u8]) -> String {
@@ -108,8 +52,8 @@ fn fsck_served(env: &Env, srv: &Path) {
 }
 
 fn run_session(bare: bool) {
-    let env = Env::new();
-    let (srv, client) = env.pair(bare);
+    let env = new_env();
+    let (srv, client) = pair(&env, bare);
     let files: Vec<(String, Vec<u8>)> = vec![
         ("empty".into(), Vec::new()),
         ("one byte".into(), b"x".to_vec()),
@@ -151,8 +95,7 @@ fn run_session(bare: bool) {
         "git",
         &["annex", "drop", "--from", "srv", "one byte"],
     );
-    let out = env.run(&srv, "git", &["annex", "contentlocation", &keys[1]]);
-    assert!(!out.status.success(), "dropped content is gone");
+    assert!(!env.has_key(&srv, &keys[1]), "dropped content is gone");
     env.ok(
         &client,
         "git",
@@ -185,8 +128,8 @@ fn git_annex_client_against_our_shell_bare() {
 
 #[test]
 fn configlist_and_uuid_checks() {
-    let env = Env::new();
-    let (srv, client) = env.pair(false);
+    let env = new_env();
+    let (srv, client) = pair(&env, false);
     let annex = env!("CARGO_BIN_EXE_annex");
     let uuid = env.git(&srv, &["config", "annex.uuid"]).trim().to_owned();
     let out = env.ok(
@@ -216,40 +159,47 @@ fn configlist_and_uuid_checks() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected repository UUID not-this-one"));
 }
 
+/// `git ARGS` in `dir` with `setting` set to 1 for the server side.
+fn git_with(env: &Env, dir: &Path, args: &[&str], setting: &str) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("PATH", &env.path)
+        .env(setting, "1")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn read_only_and_append_only() {
-    let env = Env::new();
-    let (srv, client) = env.pair(false);
+    let env = new_env();
+    let (srv, client) = pair(&env, false);
     let key = add_file(&env, &client, "f", b"content");
-    let ro = Command::new("git")
-        .args(["annex", "copy", "--to", "srv", "f"])
-        .current_dir(&client)
-        .env("PATH", &env.path)
-        .env("GIT_ANNEX_SHELL_READONLY", "1")
-        .output()
-        .unwrap();
+    let ro = git_with(
+        &env,
+        &client,
+        &["annex", "copy", "--to", "srv", "f"],
+        "GIT_ANNEX_SHELL_READONLY",
+    );
     assert!(!ro.status.success(), "a read-only shell refuses uploads");
-    let out = env.run(&srv, "git", &["annex", "contentlocation", &key]);
-    assert!(!out.status.success());
-    let ao = Command::new("git")
-        .args(["annex", "copy", "--to", "srv", "f"])
-        .current_dir(&client)
-        .env("PATH", &env.path)
-        .env("GIT_ANNEX_SHELL_APPENDONLY", "1")
-        .output()
-        .unwrap();
+    assert!(!env.has_key(&srv, &key));
+    let ao = git_with(
+        &env,
+        &client,
+        &["annex", "copy", "--to", "srv", "f"],
+        "GIT_ANNEX_SHELL_APPENDONLY",
+    );
     assert!(
         ao.status.success(),
         "{}",
         String::from_utf8_lossy(&ao.stderr)
     );
-    let drop = Command::new("git")
-        .args(["annex", "drop", "--from", "srv", "f"])
-        .current_dir(&client)
-        .env("PATH", &env.path)
-        .env("GIT_ANNEX_SHELL_APPENDONLY", "1")
-        .output()
-        .unwrap();
+    let drop = git_with(
+        &env,
+        &client,
+        &["annex", "drop", "--from", "srv", "f"],
+        "GIT_ANNEX_SHELL_APPENDONLY",
+    );
     assert!(
         !drop.status.success(),
         "an append-only shell refuses removal"
@@ -259,8 +209,8 @@ fn read_only_and_append_only() {
 
 #[test]
 fn killed_copy_resumes() {
-    let env = Env::new();
-    let (srv, client) = env.pair(false);
+    let env = new_env();
+    let (srv, client) = pair(&env, false);
     let content = pseudo_random(100_000_000, 7);
     let key = add_file(&env, &client, "big", &content);
     let tmpfile = srv.join(".git/annex/tmp").join(&key);
@@ -326,20 +276,15 @@ fn killed_copy_resumes() {
 
 #[test]
 fn git_commands_are_handed_to_git_shell() {
-    let env = Env::new();
-    let (srv, client) = env.pair(false);
+    let env = new_env();
+    let (srv, client) = pair(&env, false);
     std::fs::write(srv.join("README"), b"hello").unwrap();
     env.git(&srv, &["add", "README"]);
     env.git(&srv, &["commit", "-qm", "first"]);
     // ssh with git-annex-shell as the login shell: the whole command comes
     // as one string after -c.
     let login = env.dir("bin").join("ssh-login");
-    std::fs::write(
-        &login,
-        "#!/bin/bash\nhost=\nwhile [ $# -gt 0 ]; do\n  case \"$1\" in\n    -o|-p|-F|-i|-l|-S) shift 2;;\n    -*) shift;;\n    *) if [ -z \"$host\" ]; then host=$1; shift; else break; fi;;\n  esac\ndone\nexec git-annex-shell -c \"$*\"\n",
-    )
-    .unwrap();
-    set_exec(&login);
+    write_fake_ssh(&login, FakeSsh::LoginShell);
     let url = format!("localhost:{}", srv.display());
     let clone = |extra_env: Option<(&str, &str)>| {
         let mut c = Command::new("git");
@@ -376,8 +321,8 @@ fn git_commands_are_handed_to_git_shell() {
 
 #[test]
 fn annex_remote_over_ssh() {
-    let env = Env::new();
-    let (srv, client) = env.pair(false);
+    let env = new_env();
+    let (srv, client) = pair(&env, false);
     let key = add_file(&env, &client, "f", b"over ssh");
     let target = format!("localhost:{}", srv.display());
     let annex = env!("CARGO_BIN_EXE_annex");

@@ -13,28 +13,27 @@ use annex_test_support::{git, init_annex_repo, KillOnDrop};
 #[test]
 fn outside_a_repository_it_says_in_one_line_what_to_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_annex"))
-        .args(["p2phttp", "--wideopen", "--port", "0"])
-        .current_dir(tmp.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    // `annex p2phttp --wideopen --port 0 [PATH]` in `cwd` fails; the
+    // one line it writes.
+    let one_line_error = |path: Option<&std::path::Path>| {
+        let out = Command::new(env!("CARGO_BIN_EXE_annex"))
+            .args(["p2phttp", "--wideopen", "--port", "0"])
+            .args(path)
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        err
+    };
+    let err = one_line_error(None);
     for words in ["annex p2phttp PATH", "--directory", "annex init"] {
         assert!(err.contains(words), "{words} missing from: {err}");
     }
     // A path that is not a repository: one line too.
-    let out = Command::new(env!("CARGO_BIN_EXE_annex"))
-        .args(["p2phttp", "--wideopen", "--port", "0"])
-        .arg(tmp.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = one_line_error(Some(tmp.path()));
     assert!(err.contains("annex init"), "{err}");
 }
 

@@ -21,8 +21,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{command, descendants, pseudo_random, run_ok, KillOnDrop};
+use annex_test_support::proxy::{ProxyEnv as Env, Reach, Role};
+use annex_test_support::{
+    command, descendants_named, pseudo_random, run_ok, wait_until_none_left, write_executable,
+    KillOnDrop,
+};
 
 /// How the gateway reaches a node.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -76,42 +79,18 @@ impl Setup {
         let env = &self.env;
         let gw = &self.gw;
         let (dir, uuid) = env.init(name, &format!("node {name}"));
-        let url = match kind {
-            Kind::SshReal | Kind::SshOurs => format!("localhost:{}", dir.display()),
-            Kind::Local | Kind::HttpOurs => dir.display().to_string(),
-        };
-        env.git(gw, &["remote", "add", name, &url]);
-        env.git(gw, &["config", &format!("remote.{name}.annex-uuid"), &uuid]);
-        env.git(
-            gw,
-            &["config", &format!("remote.{name}.annex-cluster-node"), "c"],
-        );
         let mut server = None;
-        match kind {
-            Kind::SshReal => {
-                env.git(
-                    gw,
-                    &[
-                        "config",
-                        &format!("remote.{name}.annex-shell"),
-                        &real_git_annex_shell(),
-                    ],
-                );
-            }
+        let reach = match kind {
+            Kind::Local => Reach::Local,
+            Kind::SshReal => Reach::SshReal,
+            Kind::SshOurs => Reach::Ssh,
             Kind::HttpOurs => {
                 let (child, port) = env.serve_p2phttp(&dir, &format!("{name}-p2phttp.log"));
                 server = Some(child);
-                env.git(
-                    gw,
-                    &[
-                        "config",
-                        &format!("remote.{name}.annexUrl"),
-                        &format!("annex+http://127.0.0.1:{port}/git-annex/"),
-                    ],
-                );
+                Reach::Http(port)
             }
-            Kind::Local | Kind::SshOurs => {}
-        }
+        };
+        env.add_remote(gw, name, &dir, &uuid, reach, Role::Node("c"));
         env.git(gw, &["fetch", "-q", name]);
         self.nodes.push(Node {
             name: name.to_string(),
@@ -129,12 +108,7 @@ impl Setup {
     fn nodes_with(&self, key: &str) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|n| {
-                self.env
-                    .run(&n.dir, "git", &["annex", "contentlocation", key])
-                    .status
-                    .success()
-            })
+            .filter(|n| self.env.has_key(&n.dir, key))
             .map(|n| n.name.clone())
             .collect()
     }
@@ -162,31 +136,22 @@ impl Setup {
     /// connections are not logged.)
     fn logging_ssh(&self, sent: &Path, answered: &Path) -> PathBuf {
         let script = self.env.dir("logging-ssh");
-        std::fs::write(
+        write_executable(
             &script,
-            format!(
+            &format!(
                 "#!/bin/bash\nset -o pipefail\ntee -a {} | {}/bin/ssh \"$@\" | tee -a {}\n",
                 sent.display(),
                 self.env.tmp.path().display(),
                 answered.display()
             ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         script
     }
 }
 
 fn add_file(env: &Env, client: &Path, file: &str, len: usize, seed: u64) -> (Vec<u8>, String) {
     let content = pseudo_random(len, seed);
-    std::fs::write(client.join(file), &content).unwrap();
-    env.git(client, &["annex", "add", "--quiet", file]);
-    env.git(client, &["commit", "-q", "-m", file]);
-    let key = env
-        .git(client, &["annex", "lookupkey", file])
-        .trim()
-        .to_string();
+    let key = env.add_file(client, file, &content);
     (content, key)
 }
 
@@ -264,29 +229,18 @@ fn start_slow_copy(
 /// in the test's directory but the nodes' servers, and reaps the copy.
 fn kill_client_and_wait(s: &Setup, mut child: std::process::Child) {
     let except = s.servers();
-    let annex: Vec<i32> = descendants(child.id() as i32)
-        .into_iter()
-        .filter(|(_, comm)| comm == "git-annex")
-        .map(|(p, _)| p)
-        .collect();
+    let annex = descendants_named(child.id() as i32, "git-annex");
     assert!(!annex.is_empty(), "no git-annex process under the copy");
     for pid in annex {
         kill(pid);
     }
     let _ = child.wait();
     let tmp = s.env.tmp.path();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let left = processes_in(tmp, &except);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes left behind by the interrupted copy: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_none_left(
+        Duration::from_secs(15),
+        "processes left behind by the interrupted copy",
+        || processes_in(tmp, &except),
+    );
     // Whatever is left of the copy's process group.
     kill(-(child.id() as i32));
 }
@@ -315,13 +269,23 @@ fn logged_copy(s: &Setup, client: &Path, file: &str, log_name: &str) -> Vec<u64>
 
 const BIG: usize = 12 << 20;
 
+/// A local node and one over ssh each served by git-annex and by us.
+const LOCAL_AND_SSH: [(&str, Kind); 3] = [
+    ("n1", Kind::Local),
+    ("n2", Kind::SshReal),
+    ("n3", Kind::SshOurs),
+];
+
+/// A local node, one over ssh served by git-annex, one over HTTP by us.
+const LOCAL_SSH_AND_HTTP: [(&str, Kind); 3] = [
+    ("n1", Kind::Local),
+    ("n2", Kind::SshReal),
+    ("n3", Kind::HttpOurs),
+];
+
 #[test]
 fn a_client_killed_mid_upload_leaves_nothing_behind_and_the_retry_resumes() {
-    let s = Setup::new(&[
-        ("n1", Kind::Local),
-        ("n2", Kind::SshReal),
-        ("n3", Kind::SshOurs),
-    ]);
+    let s = Setup::new(&LOCAL_AND_SSH);
     let env = &s.env;
     let client = env.clone_client(&s.gw, "client");
     let (content, key) = add_file(env, &client, "big.bin", BIG, 1);
@@ -375,11 +339,7 @@ fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid
 
 #[test]
 fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid_over_http() {
-    let mut s = Setup::new(&[
-        ("n1", Kind::Local),
-        ("n2", Kind::SshReal),
-        ("n3", Kind::HttpOurs),
-    ]);
+    let mut s = Setup::new(&LOCAL_SSH_AND_HTTP);
     let (server, port) = s.env.serve_p2phttp(&s.gw, "gw-p2phttp.log");
     let gw_pid = server.id() as i32;
     let client = s.env.clone_http_client(&s.gw, "hclient", port);
@@ -438,11 +398,7 @@ fn a_node_added_after_an_interrupted_upload_and_the_partial_copies_all_end_valid
 
 #[test]
 fn a_node_whose_partial_copy_is_corrupt_is_not_reported_as_having_the_content() {
-    let s = Setup::new(&[
-        ("n1", Kind::Local),
-        ("n2", Kind::SshReal),
-        ("n3", Kind::SshOurs),
-    ]);
+    let s = Setup::new(&LOCAL_AND_SSH);
     let env = &s.env;
     let client = env.clone_client(&s.gw, "client");
     let (_, key) = add_file(env, &client, "f.bin", 1 << 20, 4);
@@ -554,11 +510,7 @@ fn a_download_whose_node_dies_midway_is_finished_from_another() {
 
 #[test]
 fn a_drop_with_a_node_down_removes_from_the_others_and_says_so() {
-    let mut s = Setup::new(&[
-        ("n1", Kind::Local),
-        ("n2", Kind::SshReal),
-        ("n3", Kind::HttpOurs),
-    ]);
+    let mut s = Setup::new(&LOCAL_SSH_AND_HTTP);
     let client = s.env.clone_client(&s.gw, "client");
     let (_, key) = add_file(&s.env, &client, "f.bin", 100_000, 6);
     s.env.git(

@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
+use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env, Reach, Role};
 use annex_test_support::pseudo_random;
 
 struct Setup {
@@ -31,10 +31,6 @@ struct Setup {
     gw2: PathBuf,
     /// Name, directory, UUID.
     nodes: Vec<(&'static str, PathBuf, String)>,
-}
-
-fn ssh_url(dir: &Path) -> String {
-    format!("localhost:{}", dir.display())
 }
 
 /// The two gateways; the first is git-annex's own (served by the real
@@ -50,20 +46,12 @@ fn setup(theirs_first: bool) -> Setup {
         nodes.push((n, d, u));
     }
     let add_node = |gw: &Path, (name, dir, uuid): &(&str, PathBuf, String)| {
-        let url = if *name == "n2" {
-            ssh_url(dir)
+        let reach = if *name == "n2" {
+            Reach::SshReal
         } else {
-            dir.display().to_string()
+            Reach::Local
         };
-        env.git(gw, &["remote", "add", name, &url]);
-        env.git(gw, &["config", &format!("remote.{name}.annex-uuid"), uuid]);
-        env.git(
-            gw,
-            &["config", &format!("remote.{name}.annex-cluster-node"), "c"],
-        );
-        if *name == "n2" {
-            env.git(gw, &["config", "remote.n2.annex-shell", &shell]);
-        }
+        env.add_remote(gw, name, dir, uuid, reach, Role::Node("c"));
         env.git(gw, &["fetch", "-q", name]);
     };
     // Cluster commands at the first gateway, by git-annex or by us.
@@ -82,7 +70,7 @@ fn setup(theirs_first: bool) -> Setup {
     gw1_cmd(&["updatecluster"]);
     // The second gateway, reaching the first over ssh.
     env.git(&gw2, &["config", "annex.sshcaching", "false"]);
-    env.git(&gw2, &["remote", "add", "gw1", &ssh_url(&gw1)]);
+    env.add_ssh_remote(&gw2, "gw1", &gw1);
     if theirs_first {
         env.git(&gw2, &["config", "remote.gw1.annex-shell", &shell]);
     }
@@ -92,7 +80,7 @@ fn setup(theirs_first: bool) -> Setup {
     assert!(out.contains("Added node n3 to cluster: c"), "{out}");
     // The first extended back to the second.
     env.git(&gw1, &["config", "annex.sshcaching", "false"]);
-    env.git(&gw1, &["remote", "add", "gw2", &ssh_url(&gw2)]);
+    env.add_ssh_remote(&gw1, "gw2", &gw2);
     env.git(&gw1, &["fetch", "-q", "gw2"]);
     gw1_cmd(&["extendcluster", "gw2", "c"]);
     // The second learns that the first is extended back.
@@ -110,25 +98,14 @@ fn setup(theirs_first: bool) -> Setup {
 fn nodes_with(s: &Setup, key: &str) -> Vec<&'static str> {
     s.nodes
         .iter()
-        .filter(|(_, dir, _)| {
-            s.env
-                .run(dir, "git", &["annex", "contentlocation", key])
-                .status
-                .success()
-        })
+        .filter(|(_, dir, _)| s.env.has_key(dir, key))
         .map(|(n, _, _)| *n)
         .collect()
 }
 
 fn add_file(env: &Env, client: &Path, file: &str, seed: u64) -> (Vec<u8>, String) {
     let content = pseudo_random(200_000 + seed as usize, seed);
-    std::fs::write(client.join(file), &content).unwrap();
-    env.git(client, &["annex", "add", "--quiet", file]);
-    env.git(client, &["commit", "-q", "-m", file]);
-    let key = env
-        .git(client, &["annex", "lookupkey", file])
-        .trim()
-        .to_string();
+    let key = env.add_file(client, file, &content);
     (content, key)
 }
 

@@ -55,6 +55,17 @@ async fn session_with_stderr(srv: &Path, stderr: Stdio) -> Session {
     Session { child, r, w }
 }
 
+/// A session with `srv` that has locked `key` (LOCKCONTENT answered
+/// SUCCESS).
+async fn locking(srv: &Path, key: &Key) -> Session {
+    let mut s = session(srv).await;
+    assert_eq!(
+        s.call(Message::LockContent(key.clone())).await,
+        Message::Success
+    );
+    s
+}
+
 impl Session {
     async fn call(&mut self, m: Message) -> Message {
         self.w.send(&m).await.unwrap();
@@ -377,11 +388,7 @@ fn git_annex_dropkey(srv: &Path, key: &Key) -> bool {
 async fn our_content_lock_holds_against_git_annex() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, key) = served_with_file(tmp.path());
-    let mut s = session(&srv).await;
-    assert_eq!(
-        s.call(Message::LockContent(key.clone())).await,
-        Message::Success
-    );
+    let mut s = locking(&srv, &key).await;
     assert!(
         !git_annex_dropkey(&srv, &key),
         "git-annex removed content we hold locked"
@@ -443,11 +450,7 @@ async fn git_annex_content_lock_holds_against_us() {
 async fn a_vanished_lock_holder_keeps_content_locked() {
     let tmp = tempfile::tempdir().unwrap();
     let (srv, key) = served_with_file(tmp.path());
-    let mut s = session(&srv).await;
-    assert_eq!(
-        s.call(Message::LockContent(key.clone())).await,
-        Message::Success
-    );
+    let mut s = locking(&srv, &key).await;
     // The client disappears without UNLOCKCONTENT.
     drop(s.w);
     let _ = s.child.wait().await;

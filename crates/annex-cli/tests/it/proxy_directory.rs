@@ -46,24 +46,9 @@ fn setup() -> Setup {
     let (gw, _) = env.init("gw", "gateway");
     let mut remotes = Vec::new();
     for (name, chunking) in REMOTES {
-        let store = env.dir(&format!("{name}-store"));
-        std::fs::create_dir(&store).unwrap();
-        let dir = format!("directory={}", store.display());
-        let mut args = vec![
-            "annex",
-            "initremote",
-            "-q",
-            name,
-            "type=directory",
-            dir.as_str(),
-            "encryption=none",
-        ];
-        args.extend(chunking);
-        env.git(&gw, &args);
-        let uuid = env
-            .git(&gw, &["config", &format!("remote.{name}.annex-uuid")])
-            .trim()
-            .to_string();
+        let mut params = vec!["encryption=none"];
+        params.extend(chunking);
+        let (store, uuid) = env.init_directory_remote(&gw, name, &format!("{name}-store"), &params);
         env.git(
             &gw,
             &["config", &format!("remote.{name}.annex-proxy"), "true"],
@@ -431,24 +416,7 @@ fn uploads_through_the_gateway_are_verified_resumed_and_kept_within_the_reserve(
 fn special_remotes_the_gateway_cannot_serve_are_refused() {
     let env = Env::new(env!("CARGO_BIN_EXE_annex"));
     let (gw, _) = env.init("gw", "gateway");
-    let store = env.dir("enc-store");
-    std::fs::create_dir(&store).unwrap();
-    env.git(
-        &gw,
-        &[
-            "annex",
-            "initremote",
-            "-q",
-            "denc",
-            "type=directory",
-            &format!("directory={}", store.display()),
-            "encryption=shared",
-        ],
-    );
-    let uuid = env
-        .git(&gw, &["config", "remote.denc.annex-uuid"])
-        .trim()
-        .to_string();
+    let (store, uuid) = env.init_directory_remote(&gw, "denc", "enc-store", &["encryption=shared"]);
     env.git(&gw, &["config", "remote.denc.annex-proxy", "true"]);
     env.annex(&gw, &["updateproxy"]);
     let gws = gw.display().to_string();

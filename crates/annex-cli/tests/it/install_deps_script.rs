@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use annex_test_support::write_executable;
+
 /// apt-cache madison: the suite's versions, then bookworm's own.
 const APT_CACHE: &str = r#"#!/bin/bash
 [ "$1" = madison ] && [ "$2" = git-annex ] || exit 1
@@ -63,10 +65,7 @@ fn fake_apt() -> FakeApt {
         ("apt-get", APT_GET),
         ("git-annex", GIT_ANNEX),
     ] {
-        let p = bin.join(name);
-        std::fs::write(&p, text).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&bin.join(name), text);
     }
     std::fs::write(
         sources.join("debian.sources"),

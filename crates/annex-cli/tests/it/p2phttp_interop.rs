@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use annex_test_support::{
     command, files_under, git, init_annex_repo, init_bare_annex_repo, output, pseudo_random,
-    read_log, spawn_annex_p2phttp, KillOnDrop,
+    read_log, spawn_annex_p2phttp, write_executable, KillOnDrop,
 };
 
 /// `annex p2phttp` running in a repository, killed when dropped.
@@ -316,13 +316,10 @@ fn credentials_are_required_and_accepted() {
     assert!(!s.served_has(&key));
 
     let helper = s.tmp.join("credential-helper");
-    std::fs::write(
+    write_executable(
         &helper,
         "#!/bin/sh\nif [ \"$1\" = get ]; then echo username=alice; echo password=sesame; fi\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     git(
         &s.client,
         &["config", "credential.helper", helper.to_str().unwrap()],

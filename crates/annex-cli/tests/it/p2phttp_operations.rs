@@ -132,6 +132,14 @@ impl Server {
         Server { child, log, port }
     }
 
+    /// `annex p2phttp --wideopen` on a free port of 127.0.0.1, with
+    /// `extra` options.
+    fn start_wide_open(repo: &Repo, extra: &[&str]) -> Server {
+        let mut args = vec!["--port", "0", "--bind", "127.0.0.1", "--wideopen"];
+        args.extend(extra);
+        Server::start(repo, &args, |_| {})
+    }
+
     fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -442,19 +450,7 @@ fn sigterm_stops_accepting_and_finishes_the_transfer_in_flight() {
     let repo = Repo::new();
     let content = Content::new(200 * MIB, 11);
     let key = repo.add("big", &content);
-    let mut server = Server::start(
-        &repo,
-        &[
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--wideopen",
-            "--shutdown-timeout",
-            "30",
-        ],
-        |_| {},
-    );
+    let mut server = Server::start_wide_open(&repo, &["--shutdown-timeout", "30"]);
     // A new connection is served before the signal.
     assert_eq!(
         probe(server.port, &repo.uuid, &key),
@@ -552,19 +548,7 @@ fn sigterm_with_a_stalled_reader_exits_after_the_shutdown_timeout() {
     let repo = Repo::new();
     let content = Content::new(64 * MIB, 12);
     let key = repo.add("big", &content);
-    let mut server = Server::start(
-        &repo,
-        &[
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--wideopen",
-            "--shutdown-timeout",
-            "1",
-        ],
-        |_| {},
-    );
+    let mut server = Server::start_wide_open(&repo, &["--shutdown-timeout", "1"]);
     let (_head, mut body) = start_get(server.port, &repo.uuid, &key);
     read_some(&mut body, &mut |_| {}, MIB, 64 * 1024, Duration::ZERO);
     // The reader stops here; give the server time to fill the socket.
@@ -736,11 +720,7 @@ fn large_put_in_constant_memory() {
     let t = Instant::now();
     let key = format!("SHA256E-s{SIZE}--{}", content.sha256_hex());
     eprintln!("key computed in {:?}", t.elapsed());
-    let server = Server::start(
-        &repo,
-        &["--port", "0", "--bind", "127.0.0.1", "--wideopen"],
-        |_| {},
-    );
+    let server = Server::start_wide_open(&repo, &[]);
     // A request first, so that the baseline is a server that has served.
     assert_eq!(
         checkpresent(server.port, &repo.uuid, &key),
