@@ -335,6 +335,33 @@ async fn exports_rename_move_aside_and_fill_in() {
 }
 
 #[tokio::test]
+async fn a_file_never_exported_leaves_the_tree_without_failing() {
+    let f = fixture();
+    let r = f.remote(true);
+    let (a, b) = (pseudo_random(300, 1), pseudo_random(400, 2));
+    put(&r, &a).await;
+    // b's content is nowhere: exported without it.
+    let t1 = f.commit(&[("a", &a), ("b", &b)], &[]);
+    let report = f.export(&r, t1).await;
+    assert_eq!(report.unavailable, vec!["b".to_string()]);
+    assert!(report.recorded, "{report:?}");
+    assert_eq!(f.files(), vec!["a"]);
+    // A tree without b: nothing of b to take out, and the export is
+    // whole.
+    let t2 = f.commit(&[("a", &a)], &[]);
+    let report = f.export(&r, t2).await;
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(f.files(), vec!["a"]);
+    let log = export_log::parse(f.log().as_bytes());
+    let remote = Uuid::parse(REMOTE).unwrap();
+    assert_eq!(
+        export_log::exported_trees(&log, &remote),
+        vec![t2.to_string()]
+    );
+    assert!(export_log::incomplete_trees(&log, &remote).is_empty());
+}
+
+#[tokio::test]
 async fn temporary_files_of_an_interrupted_export_are_kept_in_annexobjects() {
     let f = fixture();
     let r = f.remote(true);

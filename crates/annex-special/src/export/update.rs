@@ -240,6 +240,13 @@ impl ExportRemote {
     async fn dispose(&self, key: &Key, kind: FileKind, path: &ExportPath) -> Result<(), RepoError> {
         let store = &self.inner.store;
         if self.inner.annex_objects && kind == FileKind::Annexed && !is_git_sha_key(key) {
+            // A file of the tree that never reached the remote (its
+            // content was not available when it was exported) leaves
+            // nothing to move: the removal of nothing, as git-annex's
+            // fallback to unexporting makes it.
+            if !store.check_present(path).await? {
+                return Ok(());
+            }
             let obj = ExportPath::annex_object(key);
             if store.check_present(&obj).await? {
                 return store.remove(path).await;
