@@ -195,6 +195,18 @@ impl ChunkStream for OneChunk {
 /// The keys whose files an export changed, and how.
 type DiffMap = BTreeMap<Key, (Vec<(ExportPath, FileKind)>, Vec<ExportPath>)>;
 
+/// The entries of `map` in the order git-annex's export goes through
+/// them (its keys' order: by the name part first, the hash and
+/// extension, then the rest), so that the remote changes in the same
+/// order and the actions are reported in the same order.
+fn in_git_annex_order(
+    map: &DiffMap,
+) -> Vec<(&Key, &(Vec<(ExportPath, FileKind)>, Vec<ExportPath>))> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort_by(|(a, _), (b, _)| (a.name(), a.as_str()).cmp(&(b.name(), b.as_str())));
+    entries
+}
+
 impl ExportRemote {
     fn git(&self) -> gix::Repository {
         self.inner
@@ -355,7 +367,7 @@ impl ExportRemote {
                     }
                 }
                 let mut in_temp: Vec<Key> = Vec::new();
-                for (key, (olds, news)) in &map {
+                for (key, (olds, news)) in in_git_annex_order(&map) {
                     let mut olds = olds.iter();
                     if !news.is_empty() {
                         if let Some((first, kind)) = olds.next() {
