@@ -108,7 +108,8 @@ pub fn run(_args: PostReceiveArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let mut complete = true;
+    // Actions that failed, counted as git-annex counts them.
+    let mut failed = 0usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -126,10 +127,10 @@ pub fn run(_args: PostReceiveArgs) -> anyhow::Result<ExitCode> {
         };
         let report = rt.block_on(remote.export(tree, &opts, &|line: &str| println!("{line}")));
         match report {
-            Ok(r) => complete &= r.complete(),
+            Ok(r) => failed += r.unavailable.len() + r.failures.len(),
             Err(e) => {
                 eprintln!("annex: export to {name} failed: {e:#}");
-                complete = false;
+                failed += 1;
             }
         }
     }
@@ -137,11 +138,11 @@ pub fn run(_args: PostReceiveArgs) -> anyhow::Result<ExitCode> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .commit("update")?;
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    if failed == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("post-receive: {failed} failed");
+    Ok(ExitCode::FAILURE)
 }
 
 /// The tree to export of `tree`: what git-annex's `filterExport` keeps,
