@@ -164,11 +164,6 @@ impl TreeIndex {
                             }
                         };
                         let (key, kind) = keys.export_key(repo, e.oid)?;
-                        index
-                            .by_key
-                            .entry(key.clone())
-                            .or_default()
-                            .push(index.files.len());
                         index.files.push(TreeFile {
                             path: p,
                             blob: e.oid,
@@ -180,6 +175,12 @@ impl TreeIndex {
                 }
             }
         }
+        // In git's order (`git ls-tree -r`'s, by path), the order
+        // git-annex's export sends files in.
+        index.files.sort_by(|a, b| a.path.cmp(&b.path));
+        for (i, f) in index.files.iter().enumerate() {
+            index.by_key.entry(f.key.clone()).or_default().push(i);
+        }
         Ok(index)
     }
 
@@ -188,7 +189,7 @@ impl TreeIndex {
         self.tree
     }
 
-    /// Every file.
+    /// Every file, in git's order (by path).
     pub fn files(&self) -> &[TreeFile] {
         &self.files
     }
