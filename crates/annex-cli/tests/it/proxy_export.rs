@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::{AssociatedFile, BytesSource, Key, PutOutcome, Repository};
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
-use annex_test_support::{files_under, pseudo_random, KillOnDrop};
+use annex_test_support::{files_under, pseudo_random, sha256e_key, KillOnDrop};
 
 /// Whose gateway serves the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,16 +54,22 @@ struct Setup {
     server: Option<KillOnDrop>,
 }
 
-/// What a step left: the remote's files (path, content), and the lines
-/// the gateway's hook wrote to the pushing client.
+/// What a step left: the remote's files (path, and the key of its
+/// content), and the lines the gateway's hook wrote to the pushing
+/// client.
 #[derive(Debug, PartialEq, Eq)]
 struct Observed {
     step: &'static str,
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, String)>,
     hook: Vec<String>,
 }
 
 fn setup(gateway: Gateway, transport: Transport) -> Setup {
+    setup_tracking(gateway, transport, "master")
+}
+
+/// [`setup`] with `remote.dex.annex-tracking-branch` set to `tracking`.
+fn setup_tracking(gateway: Gateway, transport: Transport, tracking: &str) -> Setup {
     let env = Env::new(env!("CARGO_BIN_EXE_annex"));
     let (gw, _) = env.init("gw", "gateway");
     if gateway == Gateway::Ours {
@@ -81,7 +87,7 @@ fn setup(gateway: Gateway, transport: Transport) -> Setup {
     );
     env.git(
         &gw,
-        &["config", "remote.dex.annex-tracking-branch", "master"],
+        &["config", "remote.dex.annex-tracking-branch", tracking],
     );
     env.git(&gw, &["config", "remote.dex.annex-proxy", "true"]);
     let out = match gateway {
@@ -152,7 +158,11 @@ impl Setup {
     fn observe(&self, step: &'static str, hook: Vec<String>) -> Observed {
         Observed {
             step,
-            files: self.files(),
+            files: self
+                .files()
+                .into_iter()
+                .map(|(p, c)| (p, sha256e_key(&c, "")))
+                .collect(),
             hook,
         }
     }
@@ -177,11 +187,16 @@ impl Setup {
     /// Pushes the client's branch to `synced/master` over ssh: the lines
     /// the gateway's hook wrote.
     fn push(&self) -> Vec<String> {
-        let out = self.env.run(
-            &self.client,
-            "git",
-            &["push", "origin", "HEAD:refs/heads/synced/master"],
-        );
+        self.push_to("synced/master")
+    }
+
+    /// Pushes the client's branch to `branch` over ssh: the lines the
+    /// gateway's hook wrote.
+    fn push_to(&self, branch: &str) -> Vec<String> {
+        let refspec = format!("HEAD:refs/heads/{branch}");
+        let out = self
+            .env
+            .run(&self.client, "git", &["push", "origin", &refspec]);
         let text = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{text}");
         text.lines()
@@ -477,14 +492,7 @@ fn exporttree_remote_behind_the_gateway_over_ssh_as_behind_git_annex() {
     let reference = scenario(&mut theirs);
     assert_eq!(mine.len(), reference.len());
     for (m, r) in mine.iter().zip(&reference) {
-        assert_eq!(
-            m.files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-            r.files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-            "files after {}",
-            m.step
-        );
-        assert!(m.files == r.files, "content after {}", m.step);
-        assert_eq!(m.hook, r.hook, "hook's report after {}", m.step);
+        assert_eq!(m, r);
     }
 }
 
@@ -497,4 +505,46 @@ fn exporttree_remote_behind_the_gateway_over_ssh_as_behind_git_annex() {
 fn exporttree_remote_behind_the_gateway_over_p2phttp() {
     let mut ours = setup(Gateway::Ours, Transport::Http);
     scenario(&mut ours);
+}
+
+/// A tracking branch with a subdirectory (`exported:docs`), pushed
+/// itself rather than as its `synced/` twin: the subdirectory's files
+/// are exported at the top of the remote, the rest stays under
+/// annexobjects, and pushes of other branches export nothing; the same
+/// with git-annex's gateway.
+#[test]
+fn tracking_branch_subdirectory_pushed_directly_as_behind_git_annex() {
+    let run = |gateway: Gateway| -> Vec<Observed> {
+        let s = setup_tracking(gateway, Transport::Ssh, "exported:docs");
+        let obj = |key: &str| annexobjects(&s, key);
+        let mut seen = Vec::new();
+        let (x, _) = s.add("docs/x.bin", 1000, 11);
+        let (y, _) = s.add("docs/sub/y.bin", 2000, 12);
+        let (_, kt) = s.add("top.bin", 3000, 13);
+        s.client_annex(&["copy", "--quiet", "--to", "origin-dex", "."]);
+        assert_eq!(s.paths().len(), 3);
+
+        let hook = s.push_to("unrelated");
+        assert!(hook.is_empty(), "{hook:?}");
+        assert_eq!(s.paths().len(), 3);
+        seen.push(s.observe("other branch pushed", hook));
+
+        let hook = s.push_to("exported");
+        assert_eq!(
+            sorted(hook.clone()),
+            vec!["export dex sub/y.bin ok", "export dex x.bin ok"],
+            "{gateway:?}"
+        );
+        assert_eq!(
+            s.paths(),
+            sorted(vec![obj(&kt), "sub/y.bin".into(), "x.bin".into()])
+        );
+        assert_eq!(std::fs::read(s.store.join("x.bin")).unwrap(), x);
+        assert_eq!(std::fs::read(s.store.join("sub/y.bin")).unwrap(), y);
+        seen.push(s.observe("tracking branch pushed", hook));
+        seen
+    };
+    let mine = run(Gateway::Ours);
+    let reference = run(Gateway::GitAnnex);
+    assert_eq!(mine, reference);
 }
