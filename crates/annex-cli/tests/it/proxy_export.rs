@@ -548,3 +548,98 @@ fn tracking_branch_subdirectory_pushed_directly_as_behind_git_annex() {
     let reference = run(Gateway::GitAnnex);
     assert_eq!(mine, reference);
 }
+
+/// `updateproxy` and `updatecluster` refuse an exporttree remote without
+/// annexobjects, with git-annex's warnings, recording nothing of it; once
+/// `enableremote NAME annexobjects=yes` is run, they take it. Ours and
+/// git-annex's, on two gateways set up alike, say the same.
+#[test]
+fn exporttree_remotes_without_annexobjects_are_refused_as_git_annex_refuses_them() {
+    let env = Env::new(env!("CARGO_BIN_EXE_annex"));
+    let run = |gw: &Path, ours: bool, args: &[&str]| -> (String, String) {
+        let out = if ours {
+            env.run(gw, env.annex_program().to_str().unwrap(), args)
+        } else {
+            let mut all = vec!["annex"];
+            all.extend(args);
+            env.run(gw, "git", &all)
+        };
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mut said = Vec::new();
+    for (name, ours) in [("ours", true), ("theirs", false)] {
+        let (gw, _) = env.init(name, "gateway");
+        let (ex_dir, ex) = env.init_directory_remote(
+            &gw,
+            "ex",
+            &format!("{name}-ex"),
+            &["encryption=none", "exporttree=yes"],
+        );
+        let (node_dir, node) = env.init_directory_remote(
+            &gw,
+            "node",
+            &format!("{name}-node"),
+            &["encryption=none", "exporttree=yes"],
+        );
+        env.git(&gw, &["config", "remote.ex.annex-proxy", "true"]);
+        env.git(&gw, &["annex", "initcluster", "-q", "c1"]);
+        env.git(&gw, &["config", "remote.node.annex-cluster-node", "c1"]);
+        let logs = || {
+            let mut text = String::new();
+            for log in ["proxy.log", "cluster.log"] {
+                for at in [gw.join(".git/annex/journal").join(log), PathBuf::from(log)] {
+                    if at.is_absolute() {
+                        text += &std::fs::read_to_string(&at).unwrap_or_default();
+                    } else {
+                        let out = env.run(&gw, "git", &["show", &format!("git-annex:{log}")]);
+                        text += &String::from_utf8_lossy(&out.stdout);
+                    }
+                }
+            }
+            text
+        };
+        let refused = (
+            run(&gw, ours, &["updateproxy"]),
+            run(&gw, ours, &["updatecluster"]),
+        );
+        assert!(
+            refused.0 .1.contains("ex is a special remote configured with exporttree=yes, but without annexobjects=yes. Cannot proxy to this remote. Suggest you run: git-annex enableremote ex annexobjects=yes"),
+            "{name}: {refused:?}"
+        );
+        assert!(
+            refused.1 .1.contains("node is a special remote configured with exporttree=yes, but without annexobjects=yes. Cannot use this remote as a cluster node. Suggest you run: git-annex enableremote node annexobjects=yes"),
+            "{name}: {refused:?}"
+        );
+        let recorded = logs();
+        assert!(
+            !recorded.contains(&ex) && !recorded.contains(&node),
+            "{name}: {recorded}"
+        );
+        for (r, dir) in [("ex", &ex_dir), ("node", &node_dir)] {
+            let dir = format!("directory={}", dir.display());
+            env.git(
+                &gw,
+                &["annex", "enableremote", "-q", r, &dir, "annexobjects=yes"],
+            );
+        }
+        let taken = (
+            run(&gw, ours, &["updateproxy"]),
+            run(&gw, ours, &["updatecluster"]),
+        );
+        assert!(
+            taken.0 .0.contains("Started proxying for ex"),
+            "{name}: {taken:?}"
+        );
+        let recorded = logs();
+        assert!(
+            recorded.contains(&ex) && recorded.contains(&node),
+            "{name}: {recorded}"
+        );
+        said.push((refused, taken));
+    }
+    assert_eq!(said[0], said[1]);
+}
