@@ -657,3 +657,65 @@ fn exporttree_remotes_without_annexobjects_are_refused_as_git_annex_refuses_them
     }
     assert_eq!(said[0], said[1]);
 }
+
+/// Two proxied exporttree remotes tracking the same branch: a push
+/// exports it to both (git-annex's post-receive exports to the first
+/// only).
+#[test]
+fn a_push_exports_to_every_remote_tracking_the_branch() {
+    let env = Env::new(env!("CARGO_BIN_EXE_annex"));
+    let (gw, _) = env.init("gw", "gateway");
+    env.annex(&gw, &["init"]);
+    let mut stores = Vec::new();
+    for name in ["dex1", "dex2"] {
+        let (store, _) = env.init_directory_remote(
+            &gw,
+            name,
+            &format!("{name}-store"),
+            &["encryption=none", "exporttree=yes", "annexobjects=yes"],
+        );
+        env.git(
+            &gw,
+            &[
+                "config",
+                &format!("remote.{name}.annex-tracking-branch"),
+                "master",
+            ],
+        );
+        env.git(
+            &gw,
+            &["config", &format!("remote.{name}.annex-proxy"), "true"],
+        );
+        stores.push(store);
+    }
+    env.annex(&gw, &["updateproxy"]);
+    let client = env.clone_client(&gw, "client");
+    let content = pseudo_random(5000, 21);
+    env.add_file(&client, "f.bin", &content);
+    for name in ["dex1", "dex2"] {
+        env.git(
+            &client,
+            &[
+                "annex",
+                "copy",
+                "--quiet",
+                "--to",
+                &format!("origin-{name}"),
+                "f.bin",
+            ],
+        );
+    }
+    let out = env.run(
+        &client,
+        "git",
+        &["push", "origin", "HEAD:refs/heads/synced/master"],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    for (name, store) in ["dex1", "dex2"].iter().zip(&stores) {
+        assert!(said.contains(&format!("export {name} f.bin ok")), "{said}");
+        let files: Vec<PathBuf> = files_under(store);
+        assert_eq!(files, vec![store.join("f.bin")], "{name}");
+        assert_eq!(std::fs::read(store.join("f.bin")).unwrap(), content);
+    }
+}
