@@ -402,7 +402,7 @@ fn scenario(s: &mut Setup) -> Vec<Observed> {
     if s.transport == Transport::Ssh {
         let said = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
-            said.contains("This key is part of the exported tree, so can only be removed by exporting a tree that does not include it."),
+            said.contains("proxied special remote reports: This key is part of the exported tree, so can only be removed by exporting a tree that does not include it."),
             "{said}"
         );
     }
