@@ -192,16 +192,18 @@ impl ChunkStream for OneChunk {
     }
 }
 
+/// How an export changed a key's files: the paths it leaves (with what
+/// they held), and the paths it comes to.
+type KeyChange = (Vec<(ExportPath, FileKind)>, Vec<ExportPath>);
+
 /// The keys whose files an export changed, and how.
-type DiffMap = BTreeMap<Key, (Vec<(ExportPath, FileKind)>, Vec<ExportPath>)>;
+type DiffMap = BTreeMap<Key, KeyChange>;
 
 /// The entries of `map` in the order git-annex's export goes through
 /// them (its keys' order: by the name part first, the hash and
 /// extension, then the rest), so that the remote changes in the same
 /// order and the actions are reported in the same order.
-fn in_git_annex_order(
-    map: &DiffMap,
-) -> Vec<(&Key, &(Vec<(ExportPath, FileKind)>, Vec<ExportPath>))> {
+fn in_git_annex_order(map: &DiffMap) -> Vec<(&Key, &KeyChange)> {
     let mut entries: Vec<_> = map.iter().collect();
     entries.sort_by(|(a, _), (b, _)| (a.name(), a.as_str()).cmp(&(b.name(), b.as_str())));
     entries
