@@ -22,6 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
+use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::{AssociatedFile, BytesSource, Key, PutOutcome, Repository};
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
@@ -50,8 +51,8 @@ struct Setup {
     store: PathBuf,
     dex: String,
     client: PathBuf,
-    /// The p2phttp server, when the client uses one.
-    server: Option<KillOnDrop>,
+    /// The p2phttp server and its port, when the client uses one.
+    server: Option<(KillOnDrop, u16)>,
 }
 
 /// What a step left: the remote's files (path, and the key of its
@@ -104,7 +105,10 @@ fn setup_tracking(gateway: Gateway, transport: Transport, tracking: &str) -> Set
                 Gateway::Ours => env.serve_p2phttp(&gw, "p2phttp.log"),
                 Gateway::GitAnnex => env.serve_git_annex_p2phttp(&gw),
             };
-            (env.clone_http_client(&gw, "client", port), Some(server))
+            (
+                env.clone_http_client(&gw, "client", port),
+                Some((server, port)),
+            )
         }
     };
     if gateway == Gateway::GitAnnex {
@@ -267,6 +271,30 @@ impl Setup {
             .collect()
     }
 
+    /// Uploads `content` as `key` to the remote through the gateway's
+    /// p2phttp server.
+    fn put_over_http(&self, port: u16, key: &str, content: Vec<u8>) -> PutOutcome {
+        let url = format!("annex+http://127.0.0.1:{port}/git-annex/");
+        let repo = HttpRepository::new(
+            ServerUrl::parse(&url).unwrap(),
+            annex_protocol::Uuid::parse(&self.dex).unwrap(),
+            annex_protocol::Uuid::new_v4(),
+            HttpOptions::default(),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let key = Key::parse(key).unwrap();
+            repo.put(
+                &key,
+                &AssociatedFile::default(),
+                &mut BytesSource::new(content),
+            )
+            .await
+            .unwrap()
+        })
+    }
+
     /// Uploads `content` as `key` to the remote through the gateway, as a
     /// P2P client over the gateway's `git-annex-shell p2pstdio`.
     fn put_through_gateway(&self, key: &str, content: Vec<u8>) -> PutOutcome {
@@ -300,7 +328,7 @@ impl Setup {
     /// Stops the p2phttp server, if any, so that what it recorded
     /// reaches the gateway's branch.
     fn stop_server(&mut self) {
-        if let Some(mut server) = self.server.take() {
+        if let Some((mut server, _)) = self.server.take() {
             // SAFETY: signalling a child process this test started.
             unsafe {
                 libc::kill(server.0.id() as i32, libc::SIGTERM);
@@ -422,8 +450,15 @@ fn scenario(s: &mut Setup) -> Vec<Observed> {
     seen.push(s.observe("push before content", hook));
     let mut wrong = w.clone();
     wrong[40_000] ^= 0x20;
-    assert_eq!(s.put_through_gateway(&kw, wrong), PutOutcome::NotStored);
+    assert_eq!(
+        s.put_through_gateway(&kw, wrong.clone()),
+        PutOutcome::NotStored
+    );
     assert_eq!(s.paths(), vec!["e/a2.bin"]);
+    if let Some((_, port)) = &s.server {
+        assert_eq!(s.put_over_http(*port, &kw, wrong), PutOutcome::NotStored);
+        assert_eq!(s.paths(), vec!["e/a2.bin"]);
+    }
     seen.push(s.observe("wrong content", Vec::new()));
     s.client_annex(&["copy", "--quiet", "--to", "origin-dex", "w.bin", "o.bin"]);
     assert_eq!(s.paths(), vec!["e/a2.bin", "o.bin", "w.bin"]);
