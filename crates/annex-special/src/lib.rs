@@ -9,6 +9,10 @@
 //!   chunked or not.
 //! - [`chunk`]: chunked content: the `chunk=` and `chunksize=` settings,
 //!   chunk keys and the chunk log.
+//! - [`export`]: remotes with `exporttree=yes` (and `annexobjects=yes`):
+//!   files at their paths in the remote, the stores of the kinds of
+//!   remote that keep them, and exporting a tree as `git annex export`
+//!   does.
 //!
 //! Nothing here knows of proxies or clusters: a gateway serves a special
 //! remote as it serves any other repository.
