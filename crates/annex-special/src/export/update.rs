@@ -157,7 +157,9 @@ pub fn forget_git_annex_database(db_dir: &Path) -> std::io::Result<()> {
 }
 
 /// Makes the tree to export of `tree` as git-annex's `filterExport` does
-/// (see [`filter_tree`]), writing what it leaves out to
+/// (submodules and symlinks that are not annexed left out; with `wanted`,
+/// the remote's preferred content given the key and the path, annexed
+/// files it does not want left out too), writing what it leaves out to
 /// `ANNEX_DIR/export.ex/UUID` (one `git ls-tree` line each), where
 /// git-annex's import looks for it.
 pub fn filter_for_export(
