@@ -298,6 +298,37 @@ impl Branch {
         Ok(Some(committed))
     }
 
+    /// Makes `tree` reachable from the branch, as git-annex's
+    /// `rememberTreeish` does for the trees it exports (so that clones
+    /// fetching the branch get them): a commit `graft` with the tree
+    /// grafted at `graft_point` (`export.tree`), then a commit `graft
+    /// cleanup` with the branch's tree as it was. The journal is left as
+    /// it is. Returns the new commit of the branch.
+    pub fn remember_tree(
+        &self,
+        tree: ObjectId,
+        graft_point: &str,
+    ) -> Result<ObjectId, BranchError> {
+        let _lock = self.journal.lock().map_err(io("locking the journal"))?;
+        let head = match self.head()? {
+            Some(h) => h,
+            None => {
+                drop(_lock);
+                self.create("branch created")?;
+                return self.remember_tree(tree, graft_point);
+            }
+        };
+        let base = self.tree_of(head)?;
+        let mut editor = self.repo.edit_tree(base).map_err(git)?;
+        editor
+            .upsert(graft_point, EntryKind::Tree, tree)
+            .map_err(git)?;
+        let grafted = editor.write().map_err(git)?.detach();
+        let graft = self.write_commit(grafted, &[head], "graft")?;
+        let cleanup = self.write_commit(base, &[graft], "graft cleanup")?;
+        self.advance_ref(Some(head), cleanup, "graft cleanup")
+    }
+
     /// Writes a commit object.
     fn write_commit(
         &self,

@@ -461,3 +461,43 @@ fn descriptions_we_record_git_annex_shows() {
     assert!(!b.journal().is_dirty().unwrap());
     assert!(described(&dir).contains(&want));
 }
+
+/// A tree remembered as git-annex remembers exported trees: grafted at
+/// `export.tree` in a commit `graft`, then the branch's tree as it was in
+/// `graft cleanup`; git-annex goes on using the branch, and the tree is
+/// reachable from it.
+#[test]
+fn remembered_trees_are_grafted_as_git_annex_grafts_them() {
+    let t = tempfile::tempdir().unwrap();
+    let (dir, here) = annex_repo(t.path(), "r");
+    std::fs::write(dir.join("f"), "x").unwrap();
+    git(&dir, &["add", "f"]);
+    git(&dir, &["commit", "-q", "-m", "f"]);
+    let tree = git(&dir, &["rev-parse", "HEAD^{tree}"]).trim().to_string();
+    let b = Branch::open(&dir).unwrap();
+    let before = git(&dir, &["rev-parse", "git-annex^{tree}"]);
+    let c = b
+        .remember_tree(
+            gix::ObjectId::from_hex(tree.as_bytes()).unwrap(),
+            "export.tree",
+        )
+        .unwrap();
+    assert_eq!(git(&dir, &["rev-parse", "git-annex"]).trim(), c.to_string());
+    assert_eq!(git(&dir, &["rev-parse", "git-annex^{tree}"]), before);
+    assert_eq!(
+        git(&dir, &["log", "-1", "--format=%s", "git-annex"]).trim(),
+        "graft cleanup"
+    );
+    assert_eq!(
+        git(&dir, &["log", "-1", "--format=%s", "git-annex^"]).trim(),
+        "graft"
+    );
+    assert_eq!(
+        git(&dir, &["rev-parse", "git-annex^:export.tree"]).trim(),
+        tree
+    );
+    // git-annex still reads and writes the branch.
+    git(&dir, &["annex", "describe", "here", "still here"]);
+    assert!(git(&dir, &["annex", "info", "--fast"]).contains("still here"));
+    let _ = here;
+}

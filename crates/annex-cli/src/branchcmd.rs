@@ -128,8 +128,6 @@ fn default_description(dir: &Path) -> String {
     format!("{user}@{host}:{}", dir.display())
 }
 
-const HOOK_HEADER: &str = "#!/bin/sh\n# automatically configured by git-annex\n";
-
 /// `annex init`.
 pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let here = Here::open()?;
@@ -148,16 +146,8 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
         here.set_config("annex.version", "10")?;
     }
     if !bare {
-        for (name, body) in [
-            ("pre-commit", "git annex pre-commit .\n"),
-            (
-                "post-receive",
-                "if git annex post-receive --help >/dev/null 2>&1; then git annex post-receive; fi\n",
-            ),
-            ("post-checkout", "git annex smudge --update\n"),
-            ("post-merge", "git annex smudge --update\n"),
-        ] {
-            write_hook(here.branch.git_dir(), name, body)?;
+        for hook in &HOOKS {
+            write_hook(here.branch.git_dir(), hook)?;
         }
         for (k, v) in [
             ("filter.annex.smudge", "git-annex smudge -- %f"),
@@ -197,17 +187,77 @@ pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_hook(git_dir: &Path, name: &str, body: &str) -> anyhow::Result<()> {
+/// A hook `annex init` installs: its name, its script, and the scripts
+/// it replaces (earlier versions, left by git-annex or by this program).
+struct Hook {
+    name: &'static str,
+    script: &'static str,
+    replaces: &'static [&'static str],
+}
+
+/// The hooks git-annex's init writes in a repository with a work tree,
+/// with its scripts, but for post-receive, which runs this program's
+/// `annex post-receive` (exporting pushed trees to the exporttree remotes
+/// a gateway proxies), or git-annex's where this program is not
+/// installed. git-annex's own post-receive scripts (its current one, and
+/// the older one it upgrades itself) are replaced by it.
+const HOOKS: [Hook; 4] = [
+    Hook {
+        name: "pre-commit",
+        script: "#!/bin/sh\n# automatically configured by git-annex\ngit annex pre-commit .\n",
+        replaces: &[],
+    },
+    Hook {
+        name: "post-receive",
+        script: "#!/bin/sh\n# automatically configured by annex\nif annex post-receive --help >/dev/null 2>&1; then annex post-receive; elif git annex post-receive --help >/dev/null 2>&1; then git annex post-receive; fi\n",
+        replaces: &[
+            "#!/bin/sh\n# automatically configured by git-annex\nif git annex post-receive --help >/dev/null 2>&1; then git annex post-receive; fi\n",
+            "#!/bin/sh\n# automatically configured by git-annex\ngit annex post-receive\n",
+        ],
+    },
+    Hook {
+        name: "post-checkout",
+        script: "#!/bin/sh\n# automatically configured by git-annex\ngit annex smudge --update\n",
+        replaces: &[],
+    },
+    Hook {
+        name: "post-merge",
+        script: "#!/bin/sh\n# automatically configured by git-annex\ngit annex smudge --update\n",
+        replaces: &[],
+    },
+];
+
+/// Writes a hook as git-annex's `hookWrite` does: when there is none, or
+/// in place of an earlier version of its script; a hook holding anything
+/// else is left alone, with git-annex's warning.
+fn write_hook(git_dir: &Path, hook: &Hook) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let hooks = git_dir.join("hooks");
     std::fs::create_dir_all(&hooks)?;
-    let path = hooks.join(name);
-    if path.exists() {
-        // A hook of the user's own is left alone, as git-annex leaves it.
-        return Ok(());
+    let path = hooks.join(hook.name);
+    match std::fs::read(&path) {
+        Ok(current) if current == hook.script.as_bytes() => return Ok(()),
+        Ok(current) if hook.replaces.iter().any(|r| r.as_bytes() == current) => {}
+        Ok(_) => {
+            // Named from where the command runs, as git-annex names it.
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let shown = path.strip_prefix(&cwd).unwrap_or(&path);
+            eprintln!(
+                "  {} hook ({}) already exists, not configuring",
+                hook.name,
+                shown.display()
+            );
+            return Ok(());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
     }
-    std::fs::write(&path, format!("{HOOK_HEADER}{body}"))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    // Written beside, then renamed over, as git-annex writes it.
+    let tmp = hooks.join(format!(".{}.tmp", hook.name));
+    std::fs::write(&tmp, hook.script)?;
+    let mode = std::fs::metadata(&tmp)?.permissions().mode() | 0o111;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&tmp, &path)?;
     Ok(())
 }
 

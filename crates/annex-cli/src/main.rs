@@ -7,6 +7,7 @@ mod examine;
 mod initremote;
 mod logviews;
 mod p2phttp;
+mod postreceive;
 mod preferred;
 mod progress;
 mod proxycmd;
@@ -123,6 +124,17 @@ enum Command {
     /// `git annex updateproxy` does; clients that fetch from here then
     /// reach them through it.
     Updateproxy(proxycmd::UpdateproxyArgs),
+    /// Export what a push brought to the exporttree special remotes this
+    /// gateway proxies, as `git annex post-receive` does; run by git's
+    /// post-receive hook (which `annex init` installs), reading the refs
+    /// pushed from standard input.
+    ///
+    /// A remote whose `remote.NAME.annex-tracking-branch` is BRANCH (or
+    /// BRANCH:SUBDIR) gets the tree of BRANCH, or of `synced/BRANCH`,
+    /// when the push updated it: files moved in the tree are renamed in
+    /// the remote, files taken out of it kept at its annexobjects
+    /// location, and files it lacks sent to it.
+    PostReceive(postreceive::PostReceiveArgs),
     /// Make a new cluster that this repository is a gateway for, as
     /// `git annex initcluster` does: a cluster UUID in
     /// `annex.cluster.NAME` and its description (default `cluster NAME`).
@@ -209,6 +221,7 @@ fn main() -> ExitCode {
         Command::Placement(args) => preferred::placement(args),
         Command::Initremote(args) => initremote::initremote(args),
         Command::Updateproxy(args) => proxycmd::updateproxy(args),
+        Command::PostReceive(args) => postreceive::run(args),
         Command::Initcluster(args) => clustercmd::initcluster(args),
         Command::Updatecluster(args) => clustercmd::updatecluster(args),
         Command::Extendcluster(args) => clustercmd::extendcluster(args),

@@ -288,6 +288,7 @@ pub fn update_clusters(
         // Costs are not negative; their bits order as the numbers do.
         (r.effective_cost().max(0.0).to_bits(), u.clone())
     };
+    let unproxyable = annex_proxy::gateway::unproxyable_exports(branch, remotes)?;
     let mut my_nodes: BTreeMap<&str, BTreeMap<CostKey, &Remote>> = BTreeMap::new();
     for r in &list {
         let names: Vec<&String> = r.cluster_node.iter().filter(|n| is_legal_name(n)).collect();
@@ -301,6 +302,15 @@ pub fn update_clusters(
             ));
             continue;
         };
+        if unproxyable.contains(&r.name) {
+            update
+                .warnings
+                .push(annex_proxy::gateway::unproxyable_warning(
+                    &r.name,
+                    "Cannot use this remote as a cluster node.",
+                ));
+            continue;
+        }
         for n in names {
             let set = my_nodes.entry(n.as_str()).or_default();
             if !set.values().any(|o| o.uuid.as_ref() == Some(u)) {

@@ -4,14 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use annex_branch::logs::cluster::{self, Clusters};
-use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, UUID_LOG};
+use annex_branch::logs::paths::{CLUSTER_LOG, PROXY_LOG, REMOTE_LOG, UUID_LOG};
 use annex_branch::logs::proxy::{self, Proxy};
+use annex_branch::logs::remote_config;
 use annex_branch::logs::uuid_log;
 use annex_branch::{Branch, BranchError, VectorClock};
 use annex_protocol::Uuid;
 
 use crate::remotes::{GitRemotes, Remote};
 pub use annex_repo::remotes::annex_remote_list;
+pub use annex_special::export::unproxyable_warning;
 
 /// Why a UUID cannot be served here.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,9 +83,14 @@ fn my_clusters(remotes: &GitRemotes) -> impl Iterator<Item = (&String, &Uuid)> {
 /// reached through another gateway, unless already proxied directly.
 /// `clusters` is cluster.log without dead nodes. Also returns a warning
 /// for each remote that is configured to be proxied but cannot be.
+///
+/// `unproxyable` names the remotes git-annex refuses to proxy for what
+/// they are: exporttree special remotes without annexobjects (see
+/// [`unproxyable_exports`]); each gets git-annex's warning.
 pub fn configured_proxies(
     remotes: &GitRemotes,
     clusters: &Clusters,
+    unproxyable: &BTreeSet<String>,
 ) -> (BTreeSet<Proxy>, Vec<String>) {
     let list = annex_remote_list(remotes);
     let mut out = BTreeSet::new();
@@ -93,6 +100,9 @@ pub fn configured_proxies(
             continue;
         }
         match &r.uuid {
+            Some(_) if unproxyable.contains(&r.name) => {
+                warnings.push(unproxyable_warning(&r.name, "Cannot proxy to this remote."))
+            }
             Some(u) => {
                 out.insert(Proxy {
                     uuid: u.clone(),
@@ -137,6 +147,40 @@ pub fn configured_proxies(
     (out, warnings)
 }
 
+/// The special remotes of git config (by name) that git-annex does not
+/// proxy, nor use as cluster nodes: those configured in remote.log with
+/// `exporttree=yes` and without `annexobjects=yes` (found under
+/// `annex-config-uuid` for a `--sameas` remote).
+pub fn unproxyable_exports(
+    branch: &Branch,
+    remotes: &GitRemotes,
+) -> Result<BTreeSet<String>, BranchError> {
+    let log = remote_config::parse(&branch.read(REMOTE_LOG)?);
+    let configs = remote_config::config_map(&log);
+    let git =
+        annex_repo::config::GitConfig::read(branch.git_dir()).map_err(|e| BranchError::Io {
+            context: "reading git config".into(),
+            source: e,
+        })?;
+    Ok(remotes
+        .remotes
+        .iter()
+        .filter(|r| r.url.is_none() && !r.synthesized)
+        .filter(|r| {
+            let config_uuid = git
+                .get(&format!("remote.{}.annex-config-uuid", r.name))
+                .and_then(|u| Uuid::parse(u.trim()).ok());
+            let Some(u) = config_uuid.as_ref().or(r.uuid.as_ref()) else {
+                return false;
+            };
+            configs.get(u).is_some_and(|c| {
+                annex_special::export::ExportConfig::from_config(c).is_ok_and(|e| !e.proxyable())
+            })
+        })
+        .map(|r| r.name.clone())
+        .collect())
+}
+
 /// Records in proxy.log what this repository (`gateway`) proxies, as
 /// `git annex updateproxy` does (see [`configured_proxies`]); `remotes`
 /// as git config lists them, the remotes proxied through them are added
@@ -156,7 +200,8 @@ pub fn update_proxy(
     let full = remotes.with_proxied(&proxies, |u| {
         all_nodes.clusters_of(u).cloned().unwrap_or_default()
     });
-    let (wanted, mut warnings) = configured_proxies(&full, &clusters);
+    let unproxyable = unproxyable_exports(branch, remotes)?;
+    let (wanted, mut warnings) = configured_proxies(&full, &clusters, &unproxyable);
     warnings.extend(skipped);
     // Compared with what the log holds, so that entries skipped above
     // (not plain UUIDs) are dropped from this gateway's line.
@@ -407,7 +452,7 @@ mod tests {
         let full = remotes.with_proxied(&proxies, |n| {
             clusters.clusters_of(n).cloned().unwrap_or_default()
         });
-        let (wanted, warnings) = configured_proxies(&full, &clusters);
+        let (wanted, warnings) = configured_proxies(&full, &clusters, &BTreeSet::new());
         // n1 directly (not again as gw-n1), the cluster, and the node
         // behind the other gateway; not gw-c, which is no node.
         assert_eq!(

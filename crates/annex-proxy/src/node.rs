@@ -12,7 +12,9 @@ use annex_branch::Branch;
 use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::message::MAX_PROTOCOL_VERSION;
-use annex_protocol::repository::{PutOutcome, PutSource, RemoveOutcome, Repository};
+use annex_protocol::repository::{
+    GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
+};
 use annex_protocol::{AssociatedFile, Forward, Key, ProtocolVersion, RepoError, Uuid};
 use annex_repo::config::GitConfig;
 use annex_repo::LocalRepository;
@@ -45,7 +47,7 @@ impl Node {
             Node::Local(r) => Arc::new(r),
             Node::Ssh(c) => Arc::new(c),
             Node::Http(h) => Arc::new(h),
-            Node::Special(s) => s.into_repository(),
+            Node::Special(s) => Arc::new(SpecialReports(s.into_repository())),
             Node::Relayed(r) => r,
         }
     }
@@ -64,7 +66,7 @@ impl Node {
 /// the gateway's remote.log (under `remote.NAME.annex-config-uuid` for a
 /// `--sameas` remote), with the remote's git config settings (paths
 /// relative to `gateway_work`) and the gateway's annex.diskreserve.
-fn open_special(
+pub fn open_special(
     r: &Remote,
     uuid: &Uuid,
     gateway_work: &Path,
@@ -215,6 +217,62 @@ pub async fn connect_bypassing(
         }
     }
     Ok(node)
+}
+
+/// A special remote behind the gateway, whose refusals reach the client
+/// as git-annex's gateway words them (`proxied special remote reports:
+/// WHY`, its Annex/Proxy.hs).
+struct SpecialReports(Arc<dyn Repository>);
+
+/// `e`, told as a proxied special remote's: a refusal (or a want of disk
+/// space, kept as such) prefixed as git-annex prefixes it; other errors,
+/// which the client is not told of, as they are.
+fn special_reports(e: RepoError) -> RepoError {
+    const PREFIX: &str = "proxied special remote reports: ";
+    match e {
+        RepoError::Refused(why) => RepoError::Refused(format!("{PREFIX}{why}")),
+        RepoError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => RepoError::Io(
+            std::io::Error::new(std::io::ErrorKind::StorageFull, format!("{PREFIX}{io}")),
+        ),
+        e => e,
+    }
+}
+
+#[async_trait]
+impl Forward for SpecialReports {
+    fn inner(&self) -> &dyn Repository {
+        &*self.0
+    }
+
+    async fn check_present(&self, key: &Key) -> Result<bool, RepoError> {
+        self.0.check_present(key).await.map_err(special_reports)
+    }
+
+    async fn remove(&self, key: &Key, before: Option<u64>) -> Result<RemoveOutcome, RepoError> {
+        self.0.remove(key, before).await.map_err(special_reports)
+    }
+
+    async fn get(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        offset: u64,
+        sink: &mut dyn GetSink,
+    ) -> Result<GetOutcome, RepoError> {
+        self.0
+            .get(key, file, offset, sink)
+            .await
+            .map_err(special_reports)
+    }
+
+    async fn put(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        source: &mut dyn PutSource,
+    ) -> Result<PutOutcome, RepoError> {
+        self.0.put(key, file, source).await.map_err(special_reports)
+    }
 }
 
 /// Commits the journal of the repository at `git_dir` (the gateway's, or a

@@ -13,6 +13,10 @@
 //!   `git annex initremote` makes it.
 //! - [`chunk`]: chunked content: the `chunk=` and `chunksize=` settings,
 //!   chunk keys and the chunk log.
+//! - [`export`]: remotes with `exporttree=yes` (and `annexobjects=yes`):
+//!   files at their paths in the remote, the stores of the kinds of
+//!   remote that keep them, and exporting a tree as `git annex export`
+//!   does.
 //!
 //! Nothing here knows of proxies or clusters: a gateway serves a special
 //! remote as it serves any other repository.
@@ -71,6 +75,7 @@
 
 pub mod chunk;
 pub mod directory;
+pub mod export;
 pub mod external;
 pub mod initremote;
 pub mod s3;
@@ -86,6 +91,7 @@ use annex_protocol::{Repository, Uuid};
 
 pub use chunk::Chunking;
 pub use directory::DirectoryRemote;
+pub use export::ExportRemote;
 pub use external::ExternalRemote;
 pub use s3::S3Remote;
 
@@ -185,6 +191,8 @@ pub enum SpecialRemote {
     S3(S3Remote),
     /// `type=external`.
     External(ExternalRemote),
+    /// Any type with `exporttree=yes` (see [`export`]).
+    Export(ExportRemote),
 }
 
 impl SpecialRemote {
@@ -194,6 +202,7 @@ impl SpecialRemote {
             SpecialRemote::Directory(d) => d.uuid(),
             SpecialRemote::S3(s) => s.uuid(),
             SpecialRemote::External(e) => e.uuid(),
+            SpecialRemote::Export(e) => annex_protocol::Repository::uuid(e),
         }
     }
 
@@ -203,6 +212,7 @@ impl SpecialRemote {
             SpecialRemote::Directory(d) => Arc::new(d),
             SpecialRemote::S3(s) => Arc::new(s),
             SpecialRemote::External(e) => Arc::new(e),
+            SpecialRemote::Export(e) => Arc::new(e),
         }
     }
 }
@@ -211,6 +221,9 @@ impl SpecialRemote {
 /// describes, as `setup` says. Refuses a type or a setting not supported
 /// yet, naming it.
 pub fn open(config: &RemoteConfig, setup: Setup) -> Result<SpecialRemote, SpecialError> {
+    if export::ExportConfig::from_config(config)?.export_tree {
+        return export::open(config, setup).map(SpecialRemote::Export);
+    }
     check_supported(config)?;
     match config.get("type") {
         Some("directory") => DirectoryRemote::open(config, setup).map(SpecialRemote::Directory),
@@ -294,14 +307,48 @@ mod tests {
             message(&[("type", "S3"), ("encryption", "hybrid")]),
             "encryption=hybrid is not supported yet"
         );
-        assert_eq!(
-            message(&[
-                ("type", "directory"),
-                ("encryption", "none"),
-                ("exporttree", "yes")
-            ]),
-            "exporttree=yes is not supported yet"
-        );
+        // exporttree=yes: the directory remote's store; other types,
+        // encryption and importtree refused.
+        assert!(matches!(
+            open(
+                &cfg(&[
+                    ("type", "directory"),
+                    ("encryption", "none"),
+                    ("exporttree", "yes"),
+                    ("annexobjects", "yes")
+                ]),
+                setup.clone()
+            ),
+            Ok(SpecialRemote::Export(_))
+        ));
+        for (bad, why) in [
+            (
+                [
+                    ("type", "rsync"),
+                    ("encryption", "none"),
+                    ("exporttree", "yes"),
+                ],
+                "exporttree=yes is not supported yet",
+            ),
+            (
+                [
+                    ("type", "directory"),
+                    ("importtree", "yes"),
+                    ("exporttree", "yes"),
+                ],
+                "importtree=yes is not supported yet",
+            ),
+            (
+                [
+                    ("type", "directory"),
+                    ("encryption", "shared"),
+                    ("exporttree", "yes"),
+                ],
+                "encryption=shared is not supported yet",
+            ),
+        ] {
+            assert_eq!(message(&bad), why);
+        }
         assert_eq!(
             opened(&[("encryption", "none")]),
             Err(SpecialError::MissingType)

@@ -72,9 +72,9 @@ pub enum Role<'a> {
     Node(&'a str),
 }
 
-/// A temporary directory with `bin/ssh` (the fake ssh) and
-/// `bin/git-annex-shell` (the program under test) first on the PATH its
-/// commands run with.
+/// A temporary directory with `bin/ssh` (the fake ssh), and
+/// `bin/git-annex-shell` and `bin/annex` (the program under test), first
+/// on the PATH its commands run with.
 pub struct ProxyEnv {
     /// The temporary directory; removed when dropped.
     pub tmp: tempfile::TempDir,
@@ -97,6 +97,9 @@ impl ProxyEnv {
         std::fs::create_dir(&bin).unwrap();
         write_fake_ssh(&bin.join("ssh"), kind);
         std::os::unix::fs::symlink(annex, bin.join("git-annex-shell")).unwrap();
+        // As installed: also under its own name, for git hooks that run
+        // `annex post-receive`.
+        std::os::unix::fs::symlink(annex, bin.join("annex")).unwrap();
         let path = format!(
             "{}:{}",
             bin.display(),

@@ -5,6 +5,7 @@
 //! lines a newer git-annex wrote are never lost).
 
 pub mod cluster;
+pub mod export;
 pub mod group;
 pub mod maxsize;
 pub mod metadata;

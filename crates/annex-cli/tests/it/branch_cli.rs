@@ -239,3 +239,85 @@ fn merge_unions_remote_branches() {
     assert_eq!(v["whereis"].as_array().unwrap().len(), 2, "{w}");
     git(&a, &["fsck", "--no-progress"]);
 }
+
+/// `annex init` writes git's post-receive hook as git-annex's init does
+/// (only with a work tree; another hook of the user's left alone with
+/// git-annex's warning), running `annex post-receive`; git-annex's own
+/// post-receive scripts are replaced by it, the other hooks are
+/// git-annex's own.
+#[test]
+fn init_installs_the_post_receive_hook_as_git_annex_does() {
+    let t = tempfile::tempdir().unwrap();
+    let ours = "#!/bin/sh\n# automatically configured by annex\nif annex post-receive --help >/dev/null 2>&1; then annex post-receive; elif git annex post-receive --help >/dev/null 2>&1; then git annex post-receive; fi\n";
+    let hook = |dir: &Path, name: &str| std::fs::read_to_string(dir.join(".git/hooks").join(name));
+
+    // Over git-annex's init: its post-receive is replaced, its other
+    // hooks stay as they are, and are what ours writes.
+    git(t.path(), &["init", "-q", "ga"]);
+    let ga = t.path().join("ga");
+    git(&ga, &["annex", "init", "-q", "ga"]);
+    let before: Vec<String> = ["pre-commit", "post-checkout", "post-merge"]
+        .iter()
+        .map(|h| hook(&ga, h).unwrap())
+        .collect();
+    assert!(hook(&ga, "post-receive")
+        .unwrap()
+        .contains("git annex post-receive"));
+    let out = annex_output(&ga, &["init"]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(hook(&ga, "post-receive").unwrap(), ours);
+    git(t.path(), &["init", "-q", "fresh"]);
+    let fresh = t.path().join("fresh");
+    annex(&fresh, &["init"]);
+    for (h, text) in ["pre-commit", "post-checkout", "post-merge"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(&hook(&ga, h).unwrap(), text, "{h}");
+        assert_eq!(&hook(&fresh, h).unwrap(), text, "{h}");
+    }
+    assert_eq!(hook(&fresh, "post-receive").unwrap(), ours);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(fresh.join(".git/hooks/post-receive"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111);
+
+    // A hook of the user's own: left alone, with git-annex's warning,
+    // word for word.
+    for (prog, name) in [(None, "mine-ga"), (Some(()), "mine")] {
+        git(t.path(), &["init", "-q", name]);
+        let dir = t.path().join(name);
+        std::fs::write(
+            dir.join(".git/hooks/post-receive"),
+            "#!/bin/sh\necho mine\n",
+        )
+        .unwrap();
+        let out = match prog {
+            None => output(command(&dir, "git", &["annex", "init", "-q"]).env("LANG", "C")),
+            Some(()) => annex_output(&dir, &["init"]),
+        };
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "  post-receive hook (.git/hooks/post-receive) already exists, not configuring\n",
+            "{name}"
+        );
+        assert_eq!(
+            hook(&dir, "post-receive").unwrap(),
+            "#!/bin/sh\necho mine\n"
+        );
+    }
+
+    // A bare repository gets no hooks.
+    git(t.path(), &["init", "-q", "--bare", "bare.git"]);
+    let bare = t.path().join("bare.git");
+    annex(&bare, &["init"]);
+    assert!(!bare.join("hooks/post-receive").exists());
+}

@@ -23,6 +23,7 @@ mod p2phttp_start;
 mod placement_git_annex;
 mod proxy_bypass;
 mod proxy_directory;
+mod proxy_export;
 mod proxy_external;
 mod proxy_faults;
 mod proxy_interop;

@@ -31,8 +31,11 @@
 //! `read` reads stored pieces back as one stream; [`crate::chunk`] names
 //! chunks and reads and writes the chunk log.
 
+mod export;
 mod read;
 mod store;
+
+pub use export::DirectoryExport;
 
 use std::collections::VecDeque;
 use std::fs;
@@ -107,6 +110,42 @@ fn blocking_err(e: tokio::task::JoinError) -> RepoError {
     RepoError::context("background task failed", e)
 }
 
+/// The directory of a directory remote: git config's
+/// (`remote.NAME.annex-directory`), or else the `directory=` an older
+/// git-annex recorded in remote.log, relative to `setup.work`.
+fn directory_setting(config: &RemoteConfig, setup: &Setup) -> Result<PathBuf, SpecialError> {
+    setup
+        .git("annex-directory")
+        .or_else(|| config.get("directory"))
+        .filter(|d| !d.is_empty())
+        .map(|d| setup.work.join(d))
+        .ok_or(SpecialError::Missing("directory"))
+}
+
+/// A directory remote with `exporttree=yes` (see [`crate::export`]): its
+/// directory found as [`DirectoryRemote::open`] finds it, annex.diskreserve
+/// kept on its filesystem.
+pub fn open_export(
+    config: &RemoteConfig,
+    setup: Setup,
+    annex_objects: bool,
+) -> Result<crate::export::ExportRemote, SpecialError> {
+    let dir = directory_setting(config, &setup)?;
+    let git_dir = setup
+        .branch
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .git_dir()
+        .to_owned();
+    let store = DirectoryExport::new(dir, setup.disk_reserve, Some(git_dir));
+    Ok(crate::export::ExportRemote::new(
+        setup.uuid,
+        Arc::new(store),
+        annex_objects,
+        setup.branch,
+    ))
+}
+
 impl DirectoryRemote {
     /// A directory remote with UUID `uuid` at `dir`, splitting content as
     /// `chunking` says, keeping `disk_reserve` bytes free on the
@@ -143,12 +182,7 @@ impl DirectoryRemote {
         }
         crate::check_supported(config)?;
         let chunking = Chunking::from_config(config)?;
-        let dir = setup
-            .git("annex-directory")
-            .or_else(|| config.get("directory"))
-            .filter(|d| !d.is_empty())
-            .map(|d| setup.work.join(d))
-            .ok_or(SpecialError::Missing("directory"))?;
+        let dir = directory_setting(config, &setup)?;
         Ok(DirectoryRemote::new(
             setup.uuid,
             dir,
