@@ -36,6 +36,13 @@ pub struct P2phttpArgs {
     /// removed ones stop being served.
     #[arg(long, value_name = "PATH")]
     directory: Vec<PathBuf>,
+    /// With --directory: serve only requests that name a repository by
+    /// its path below the directory (`/owner/repo/git-annex/UUID/...`,
+    /// what a client with annexUrl = annex+http://HOST/owner/repo/
+    /// requests), not those naming a UUID alone; repositories are opened
+    /// on demand, none at start.
+    #[arg(long, requires = "directory")]
+    paths_only: bool,
     /// Give unauthenticated users full read and write access.
     #[arg(long)]
     wideopen: bool,
@@ -115,6 +122,17 @@ pub struct P2phttpArgs {
     /// however slowly, is never cut off).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     receive_timeout: u64,
+    /// Seconds after the last change the server recorded (locations of
+    /// content stored or dropped, here and in the nodes it proxies) that
+    /// the changes are committed to the git-annex branch, so that a fetch
+    /// sees them; 0 commits only at shutdown, as git-annex 10.20250416.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    commit_delay: u64,
+    /// With --directory: seconds a repository opened for requests naming
+    /// its path stays open after its last request (at least
+    /// --commit-delay).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    repository_idle: u64,
     /// On SIGTERM or SIGINT, seconds to let transfers in flight finish.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     shutdown_timeout: u64,
@@ -251,6 +269,8 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         .try_init();
 
     let mut gateway = None;
+    let mut directory: Option<Arc<DirectoryRepositories>> = None;
+    let mut own_git_dir: Option<PathBuf> = None;
     let repos: Arc<dyn Repositories> = if args.directory.is_empty() {
         // The repository given or here, and the remotes it proxies.
         let (repo, top) = match &args.repository {
@@ -263,6 +283,7 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             annex_protocol::Repository::uuid(&repo)
         );
         let git_dir = repo.git_dir().to_owned();
+        own_git_dir = Some(git_dir.clone());
         let pools = PoolSettings {
             session_wait: Duration::from_secs(args.proxy_wait.max(1)),
             ..PoolSettings::new(args.proxyconnections.unwrap_or(1) as usize)
@@ -286,7 +307,13 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
                 bail!("--directory {}: not a directory", d.display());
             }
         }
-        Arc::new(DirectoryRepositories::new(args.directory.clone()))
+        let d = Arc::new(if args.paths_only {
+            DirectoryRepositories::by_path_only(args.directory.clone())
+        } else {
+            DirectoryRepositories::new(args.directory.clone())
+        });
+        directory = Some(d.clone());
+        d
     };
     let tls = match (&args.certfile, &args.privatekeyfile) {
         (None, None) => None,
@@ -323,9 +350,19 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let closing = gateway.clone();
+    let directory_served = directory.clone();
     rt.block_on(async move {
         if let Some(g) = &closing {
             tokio::spawn(g.clone().watch(Duration::from_secs(1)));
+        }
+        let committed = Committed {
+            gateway: closing.clone().zip(own_git_dir),
+            directory: directory_served,
+        };
+        if args.commit_delay > 0 || committed.directory.is_some() {
+            let delay = Duration::from_secs(args.commit_delay);
+            let idle = Duration::from_secs(args.repository_idle.max(args.commit_delay));
+            tokio::spawn(committed.clone().run(delay, idle));
         }
         let mut listeners = Vec::new();
         for l in std_listeners {
@@ -356,7 +393,84 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             eprintln!("annex p2phttp: committing the git-annex branch: {e}");
         }
     }
+    if let Some(d) = directory {
+        for git_dir in d.open_git_dirs() {
+            if let Err(e) = commit_journal(&git_dir) {
+                eprintln!(
+                    "annex p2phttp: committing the git-annex branch of {}: {e}",
+                    git_dir.display()
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the server commits to git-annex branches while it runs.
+#[derive(Clone)]
+struct Committed {
+    /// The gateway (and the nodes it proxies), with its git directory.
+    gateway: Option<(Arc<ClusterRepositories>, PathBuf)>,
+    /// The repositories of --directory.
+    directory: Option<Arc<DirectoryRepositories>>,
+}
+
+impl Committed {
+    /// Commits what was recorded once `delay` has passed without a
+    /// change (not at all when `delay` is zero), and closes the
+    /// repositories of --directory opened by path and idle for `idle`.
+    async fn run(self, delay: Duration, idle: Duration) {
+        let tick = (delay / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
+        let mut every = tokio::time::interval(tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.commit_settled(delay, idle)).await;
+        }
+    }
+
+    fn commit_settled(&self, delay: Duration, idle: Duration) {
+        let committing = !delay.is_zero();
+        if let Some((g, git_dir)) = &self.gateway {
+            if committing && settled(git_dir, delay) {
+                for e in g.commit() {
+                    tracing::warn!(error = %e, "committing the git-annex branch");
+                }
+            }
+        }
+        if let Some(d) = &self.directory {
+            if committing {
+                for git_dir in d.open_git_dirs() {
+                    if settled(&git_dir, delay) {
+                        if let Err(e) = commit_journal(&git_dir) {
+                            tracing::warn!(
+                                git_dir = %git_dir.display(),
+                                error = %e,
+                                "committing the git-annex branch"
+                            );
+                        }
+                    }
+                }
+            }
+            d.close_idle(idle);
+        }
+    }
+}
+
+/// Whether the journal of the repository at `git_dir` holds changes and
+/// has had none for `delay`.
+fn settled(git_dir: &Path, delay: Duration) -> bool {
+    annex_branch::journal::Journal::new(git_dir)
+        .settled(delay)
+        .unwrap_or(false)
+}
+
+/// Commits the journal of the repository at `git_dir` to its branch.
+fn commit_journal(git_dir: &Path) -> Result<(), annex_branch::BranchError> {
+    annex_branch::Branch::open(git_dir)?
+        .commit("update")
+        .map(|_| ())
 }
 
 async fn shutdown_signal() {

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::auth::{parse_basic, ActionClass, Decision};
 use super::body::{full, next_chunk, ChannelBody, IncomingReader, RequestBody, ResponseBody};
+use super::repos::Repositories;
 use super::service::{Access, Gate, Secure, Shared};
 use super::stall::Stall;
 use super::zero_copy::{self, SpliceSlot};
@@ -146,15 +147,13 @@ async fn route(
     // Mounted under /git-annex by a router that takes the prefix off, the
     // path starts at the UUID.
     let path = req.uri().path();
-    let route = if path.starts_with("/git-annex/") {
-        wire::parse_path(path)?
-    } else {
-        wire::parse_path(&format!("/git-annex{path}"))?
-    };
+    let (route, addressed) = split_route(&shared.repos, path)?;
     let method_ok = if route.endpoint.is_get() {
         req.method() == Method::GET
     } else {
         req.method() == Method::POST
+            // checkpresent is a query: answered for GET too.
+            || (route.endpoint == Endpoint::CheckPresent && req.method() == Method::GET)
     };
     if !method_ok {
         return Err(Failure::new(
@@ -231,11 +230,20 @@ async fn route(
     // anyway makes the server look only where git-annex's would, and not
     // at all for an unknown UUID nobody will look for (404 whoever asks).
     let mut decision = None;
-    let repo = match shared.repos.lookup(&route.server_uuid) {
+    // A request naming a repository by its path is answered by what that
+    // repository serves, and nothing else.
+    let (registry, repo_path) = match addressed {
+        None => (shared.repos.clone(), None),
+        Some(candidates) => match at_path(&shared.repos, candidates).await {
+            Some((registry, path)) => (registry, Some(path)),
+            None => return Err(Failure::new(StatusCode::NOT_FOUND, "not found")),
+        },
+    };
+    let repo = match registry.lookup(&route.server_uuid) {
         Some(repo) => Some(repo),
-        None if shared.repos.rescans() => {
+        None if registry.rescans() => {
             let look = match &shared.access {
-                Gate::Policy(policy) if !shared.repos.rescan_when_refused() => {
+                Gate::Policy(policy) if !registry.rescan_when_refused() => {
                     let d = policy
                         .decide_credentials_async(credentials, secure, class)
                         .await;
@@ -245,10 +253,7 @@ async fn route(
                 _ => true,
             };
             if look {
-                shared
-                    .rescans
-                    .lookup(&shared.repos, &route.server_uuid)
-                    .await
+                shared.rescans.lookup(&registry, &route.server_uuid).await
             } else {
                 None
             }
@@ -259,7 +264,7 @@ async fn route(
     // check, as git-annex's gateway refuses it when connecting.
     let refusal = match &repo {
         Some(_) => None,
-        None => match shared.repos.refusal(&route.server_uuid) {
+        None => match registry.refusal(&route.server_uuid) {
             Some(why) => Some(why),
             None => return Err(Failure::new(StatusCode::NOT_FOUND, "not found")),
         },
@@ -274,6 +279,7 @@ async fn route(
         (None, Gate::Custom(authorizer), Some(repo)) => authorizer.authorize(&Access {
             request: &parts,
             repository: repo.uuid(),
+            path: repo_path.as_deref(),
             action: class,
         }),
         // A refusal under an application's own rules: 502 whoever asks.
@@ -360,6 +366,53 @@ async fn route(
         Endpoint::LockContent => lock_content(shared, call).await,
         Endpoint::KeepLocked => keep_locked(shared, call, body).await,
     }
+}
+
+/// What a request path names: git-annex's API path (`/git-annex/UUID/...`,
+/// or `/UUID/...` under a router that took `/git-annex` off), or, where
+/// the repositories served can be named by path, a repository's path
+/// before it (with the paths it may mean).
+fn split_route(
+    repos: &Arc<dyn Repositories>,
+    path: &str,
+) -> Result<(wire::Route, Option<Vec<String>>), Failure> {
+    if path.starts_with("/git-annex/") {
+        match wire::parse_path(path) {
+            Ok(route) => return Ok((route, None)),
+            Err(e) if !repos.serves_paths() => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
+    if repos.serves_paths() {
+        match wire::parse_addressed_path(path) {
+            Ok(a) => return Ok((a.route, Some(a.candidates))),
+            Err(WireError::NoRoute) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((wire::parse_path(&format!("/git-annex{path}"))?, None))
+}
+
+/// What the repository at the first of `candidates` that names one
+/// serves, and its path; opening it (on a blocking thread) if need be.
+async fn at_path(
+    repos: &Arc<dyn Repositories>,
+    candidates: Vec<String>,
+) -> Option<(Arc<dyn Repositories>, String)> {
+    for c in &candidates {
+        if let Some(r) = repos.at_path_open(c) {
+            return Some((r, c.clone()));
+        }
+    }
+    let repos = repos.clone();
+    tokio::task::spawn_blocking(move || {
+        candidates
+            .into_iter()
+            .find_map(|c| repos.at_path(&c).map(|r| (r, c)))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// What a GET's worker tells the handler before any content.

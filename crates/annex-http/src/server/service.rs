@@ -36,6 +36,9 @@ pub struct Access<'a> {
     pub request: &'a http::request::Parts,
     /// The repository asked for (it is served).
     pub repository: &'a Uuid,
+    /// The path of the repository the request named
+    /// (`/PATH/git-annex/UUID/...`), if it named one.
+    pub path: Option<&'a str>,
     /// What the request does.
     pub action: ActionClass,
 }

@@ -1,0 +1,266 @@
+//! `annex p2phttp --directory` as a forge's one server: repositories
+//! addressed by their path (`annexUrl = annex+http://HOST/owner/repo/`),
+//! with the real git-annex as the client; Range requests, checkpresent
+//! over GET, the git-annex branch committed while the server runs, a Unix
+//! socket, and the authorization hook.
+//!
+//! These tests need git-annex 10.20250416 and fail (never skip) without it.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use annex_test_support::{
+    command, git, http_exchange, init_annex_repo, init_bare_annex_repo, output, pseudo_random,
+    read_log, sha256e_key, spawn_annex_p2phttp, KillOnDrop, ResponseHead,
+};
+
+/// `annex p2phttp --directory` serving a directory of repositories,
+/// killed when dropped.
+pub(crate) struct Forge {
+    _tmp: tempfile::TempDir,
+    pub(crate) tmp: PathBuf,
+    pub(crate) dir: PathBuf,
+    /// alice/one.git (bare), addressed as alice/one.
+    pub(crate) one: PathBuf,
+    pub(crate) one_uuid: String,
+    /// bob/two (with a work tree).
+    pub(crate) two: PathBuf,
+    pub(crate) two_uuid: String,
+    pub(crate) client: PathBuf,
+    pub(crate) client_uuid: String,
+}
+
+pub(crate) struct Running {
+    _child: KillOnDrop,
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
+}
+
+impl Running {
+    pub(crate) fn log_text(&self) -> String {
+        read_log(&self.log)
+    }
+}
+
+impl Forge {
+    pub(crate) fn new() -> Forge {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("forge");
+        std::fs::create_dir_all(dir.join("alice")).unwrap();
+        std::fs::create_dir_all(dir.join("bob")).unwrap();
+        let (one, one_uuid) = init_bare_annex_repo(&dir.join("alice"), "one.git", "one");
+        let (two, two_uuid) = init_annex_repo(&dir.join("bob"), "two", "two");
+        let (client, client_uuid) = init_annex_repo(tmp.path(), "client", "client");
+        git(
+            &client,
+            &["config", "annex.security.allowed-ip-addresses", "all"],
+        );
+        Forge {
+            tmp: tmp.path().to_owned(),
+            _tmp: tmp,
+            dir,
+            one,
+            one_uuid,
+            two,
+            two_uuid,
+            client,
+            client_uuid,
+        }
+    }
+
+    pub(crate) fn serve(&self, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let n = std::fs::read_dir(&self.tmp).unwrap().count();
+        let log = self.tmp.join(format!("server{n}.log"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
+        c.arg("p2phttp")
+            .args(["--port", "0", "--bind", "127.0.0.1", "--directory"])
+            .arg(&self.dir)
+            .args(args)
+            .current_dir(&self.tmp)
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().copied());
+        let (child, port) = spawn_annex_p2phttp(c, &log);
+        Running {
+            _child: child,
+            port,
+            log,
+        }
+    }
+
+    /// Points the client's remote `name` at `url`, with a git URL that
+    /// leads nowhere: content can only go over annexUrl.
+    pub(crate) fn remote(&self, name: &str, uuid: &str, url: &str) {
+        let _ = output(&mut command(
+            &self.client,
+            "git",
+            &["remote", "remove", name],
+        ));
+        git(
+            &self.client,
+            &["remote", "add", name, "http://127.0.0.1:9/nothing.git"],
+        );
+        git(
+            &self.client,
+            &["config", &format!("remote.{name}.annex-uuid"), uuid],
+        );
+        git(
+            &self.client,
+            &["config", &format!("remote.{name}.annexUrl"), url],
+        );
+    }
+
+    pub(crate) fn add(&self, name: &str, content: &[u8]) -> String {
+        std::fs::write(self.client.join(name), content).unwrap();
+        git(&self.client, &["annex", "add", "-q", name]);
+        git(&self.client, &["commit", "-q", "-m", name]);
+        git(&self.client, &["annex", "lookupkey", name])
+            .trim()
+            .to_owned()
+    }
+
+    pub(crate) fn annex(&self, args: &[&str]) -> Output {
+        let mut a = vec!["annex"];
+        a.extend_from_slice(args);
+        output(&mut command(&self.client, "git", &a))
+    }
+
+    pub(crate) fn annex_ok(&self, args: &[&str]) -> String {
+        let mut a = vec!["annex"];
+        a.extend_from_slice(args);
+        git(&self.client, &a)
+    }
+}
+
+/// Whether git-annex, in `repo`, finds the key's content there and
+/// intact.
+pub(crate) fn has(repo: &Path, key: &str) -> bool {
+    output(&mut command(
+        repo,
+        "git",
+        &["annex", "fsck", "--key", key, "--quiet"],
+    ))
+    .status
+    .success()
+}
+
+/// Stores `content` in `repo` with git-annex (`setkey`); its key.
+pub(crate) fn store_in(repo: &Path, content: &[u8]) -> String {
+    let key = sha256e_key(content, "");
+    let src = repo.parent().unwrap().join(format!("{key}.src"));
+    std::fs::write(&src, content).unwrap();
+    git(repo, &["annex", "setkey", &key, src.to_str().unwrap()]);
+    key
+}
+
+/// One request over a new connection to 127.0.0.1:`port`.
+pub(crate) fn request(
+    port: u16,
+    method: &str,
+    target: &str,
+    extra: &str,
+) -> (ResponseHead, Vec<u8>) {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    http_exchange(stream, req.as_bytes())
+}
+
+#[test]
+fn a_git_annex_client_uses_two_repositories_by_path() {
+    let f = Forge::new();
+    let server = f.serve(&["--wideopen"], &[]);
+    // The forge's URL of each repository; the second given with
+    // git-annex/ at its end, which git-annex's client then doubles.
+    let base = format!("annex+http://127.0.0.1:{}", server.port);
+    f.remote("one", &f.one_uuid, &format!("{base}/alice/one/"));
+    f.remote("two", &f.two_uuid, &format!("{base}/bob/two/git-annex/"));
+    let a = pseudo_random(300_000, 1);
+    let b = pseudo_random(2 * 1024 * 1024 + 3, 2);
+    let ka = f.add("a", &a);
+    let kb = f.add("b", &b);
+    f.annex_ok(&["copy", "--to", "one", "a", "b"]);
+    f.annex_ok(&["copy", "--to", "two", "b"]);
+    assert!(has(&f.one, &ka) && has(&f.one, &kb));
+    assert!(has(&f.two, &kb) && !has(&f.two, &ka));
+    f.annex_ok(&["fsck", "--from", "one", "a", "b"]);
+    f.annex_ok(&["fsck", "--from", "two", "b"]);
+    // Dropping here proves copies over HTTP (with content locks).
+    f.annex_ok(&["drop", "a", "b"]);
+    f.annex_ok(&["get", "--from", "two", "b"]);
+    f.annex_ok(&["get", "--from", "one", "a"]);
+    assert_eq!(std::fs::read(f.client.join("a")).unwrap(), a);
+    assert_eq!(std::fs::read(f.client.join("b")).unwrap(), b);
+    f.annex_ok(&["drop", "--from", "two", "b"]);
+    assert!(!has(&f.two, &kb) && has(&f.one, &kb));
+    let log = server.log_text();
+    assert!(log.contains("/alice/one/git-annex/"), "{log}");
+    assert!(log.contains("/bob/two/git-annex/git-annex/"), "{log}");
+}
+
+#[test]
+fn a_uuid_is_served_only_under_its_repositorys_path() {
+    let f = Forge::new();
+    let key = store_in(&f.two, b"in two only");
+    let check = |port: u16, path: &str, uuid: &str| {
+        let target = format!(
+            "{path}/git-annex/{uuid}/v4/checkpresent?clientuuid={}&key={key}",
+            f.client_uuid
+        );
+        request(port, "POST", &target, "")
+    };
+    let server = f.serve(&["--wideopen"], &[]);
+    let port = server.port;
+    let (head, body) = check(port, "/bob/two", &f.two_uuid);
+    assert_eq!(head.status, 200);
+    assert_eq!(body, br#"{"present":true}"#);
+    // The repository at alice/one does not serve two's UUID, though this
+    // server does.
+    assert_eq!(check(port, "/alice/one", &f.two_uuid).0.status, 404);
+    assert_eq!(check(port, "/alice/one.git", &f.one_uuid).0.status, 200);
+    // Without a path: git-annex's meaning, any repository of the directory.
+    assert_eq!(check(port, "", &f.two_uuid).0.status, 200);
+    // Paths that lead out of the directory or nowhere.
+    for bad in [
+        "/alice/../bob/two",
+        "/bob/two/..",
+        "/bob//two",
+        "/nobody/two",
+        "/bob",
+    ] {
+        assert_eq!(check(port, bad, &f.two_uuid).0.status, 404, "{bad}");
+    }
+    drop(server);
+    // --paths-only: a UUID alone is served no more.
+    let server = f.serve(&["--wideopen", "--paths-only"], &[]);
+    assert_eq!(check(server.port, "", &f.two_uuid).0.status, 404);
+    assert_eq!(check(server.port, "/bob/two", &f.two_uuid).0.status, 200);
+}
+
+#[test]
+fn a_repository_inside_another_is_not_served_by_path() {
+    let f = Forge::new();
+    // A repository inside bob/two's work tree, and a symlink to a
+    // directory holding a repository.
+    let (inner, inner_uuid) = init_annex_repo(&f.two, "inner", "inner");
+    let _ = inner;
+    let outside = f.tmp.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let (_, out_uuid) = init_annex_repo(&outside, "r", "r");
+    std::os::unix::fs::symlink(&outside, f.dir.join("carol")).unwrap();
+    let server = f.serve(&["--wideopen"], &[]);
+    for (path, uuid) in [("/bob/two/inner", &inner_uuid), ("/carol/r", &out_uuid)] {
+        let target = format!(
+            "{path}/git-annex/{uuid}/v4/checkpresent?clientuuid={}&key=SHA256E-s1--{}",
+            f.client_uuid,
+            "0".repeat(64)
+        );
+        assert_eq!(
+            request(server.port, "POST", &target, "").0.status,
+            404,
+            "{path}"
+        );
+    }
+}
