@@ -33,7 +33,7 @@ pub(crate) struct Forge {
 }
 
 pub(crate) struct Running {
-    _child: KillOnDrop,
+    pub(crate) child: KillOnDrop,
     pub(crate) port: u16,
     pub(crate) log: PathBuf,
 }
@@ -82,11 +82,7 @@ impl Forge {
             .env("RUST_LOG", "debug")
             .envs(env.iter().copied());
         let (child, port) = spawn_annex_p2phttp(c, &log);
-        Running {
-            _child: child,
-            port,
-            log,
-        }
+        Running { child, port, log }
     }
 
     /// Points the client's remote `name` at `url`, with a git URL that
@@ -263,4 +259,178 @@ fn a_repository_inside_another_is_not_served_by_path() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn ranges_are_served_byte_for_byte() {
+    let f = Forge::new();
+    let content = pseudo_random(1024 * 1024 + 17, 5);
+    let key = store_in(&f.two, &content);
+    let n = content.len();
+    let server = f.serve(&["--wideopen"], &[]);
+    let path = format!("/bob/two/git-annex/{}/key/{key}", f.two_uuid);
+    let range = |spec: &str| request(server.port, "GET", &path, &format!("Range: {spec}\r\n"));
+    for (spec, first, last) in [
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=0-0", 0, 0),
+        (&format!("bytes={}-", n - 10) as &str, n - 10, n - 1),
+        ("bytes=-5", n - 5, n - 1),
+        (&format!("bytes=7-{}", n + 100), 7, n - 1),
+        ("bytes=0-", 0, n - 1),
+    ] {
+        let (head, body) = range(spec);
+        assert_eq!(head.status, 206, "{spec}");
+        assert_eq!(
+            head.header("content-range"),
+            Some(format!("bytes {first}-{last}/{n}").as_str()),
+            "{spec}"
+        );
+        assert_eq!(
+            head.header("content-length"),
+            Some((last - first + 1).to_string().as_str())
+        );
+        assert!(
+            body == content[first..=last],
+            "{spec}: the bytes of the range"
+        );
+    }
+    let (head, _) = range(&format!("bytes={n}-"));
+    assert_eq!(head.status, 416);
+    assert_eq!(
+        head.header("content-range"),
+        Some(format!("bytes */{n}").as_str())
+    );
+    // Several ranges, or another unit: the whole content, with its length.
+    for spec in ["bytes=0-1,5-6", "items=0-1"] {
+        let (head, body) = range(spec);
+        assert_eq!(head.status, 200, "{spec}");
+        assert_eq!(head.header("content-length"), Some(n.to_string().as_str()));
+        assert!(body == content);
+    }
+    // A range of content not there.
+    let absent = format!(
+        "/bob/two/git-annex/{}/key/{}",
+        f.two_uuid,
+        sha256e_key(b"no", "")
+    );
+    let (head, _) = request(server.port, "GET", &absent, "Range: bytes=0-0\r\n");
+    assert_eq!(head.status, 404);
+    // git-annex's client's request (v4, no range): as before, the length
+    // in X-git-annex-data-length and the content whole.
+    let v4 = format!(
+        "/bob/two/git-annex/{}/v4/key/{key}?clientuuid={}",
+        f.two_uuid, f.client_uuid
+    );
+    let (head, body) = request(server.port, "GET", &v4, "");
+    assert_eq!(head.status, 200);
+    assert_eq!(
+        head.header("x-git-annex-data-length"),
+        Some(n.to_string().as_str())
+    );
+    assert!(body == content);
+}
+
+#[test]
+fn checkpresent_is_answered_for_get_as_for_post() {
+    let f = Forge::new();
+    let key = store_in(&f.two, b"present");
+    let absent = sha256e_key(b"absent", "");
+    let server = f.serve(&["--wideopen"], &[]);
+    for (k, answer) in [(&key, "true"), (&absent, "false")] {
+        let target = format!(
+            "/bob/two/git-annex/{}/v4/checkpresent?clientuuid={}&key={k}",
+            f.two_uuid, f.client_uuid
+        );
+        for method in ["GET", "POST"] {
+            let (head, body) = request(server.port, method, &target, "");
+            assert_eq!(head.status, 200, "{method}");
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                format!(r#"{{"present":{answer}}}"#),
+                "{method}"
+            );
+        }
+    }
+}
+
+/// The content of `path` on the git-annex branch of `repo` (committed,
+/// not the journal), if it is there.
+fn on_branch(repo: &Path, path: &str) -> Option<String> {
+    let out = output(&mut command(
+        repo,
+        "git",
+        &["cat-file", "-p", &format!("refs/heads/git-annex:{path}")],
+    ));
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The path of a key's location log on the branch, as git-annex names it.
+fn location_log(repo: &Path, key: &str) -> String {
+    let out = git(
+        repo,
+        &["annex", "examinekey", "--format=${hashdirlower}", key],
+    );
+    format!("{}{key}.log", out.trim())
+}
+
+#[test]
+fn locations_are_committed_shortly_after_a_put_while_serving() {
+    let f = Forge::new();
+    let mut server = f.serve(&["--wideopen", "--commit-delay", "1"], &[]);
+    f.remote(
+        "two",
+        &f.two_uuid,
+        &format!("annex+http://127.0.0.1:{}/bob/two/", server.port),
+    );
+    let key = f.add("f", b"committed while running");
+    f.annex_ok(&["copy", "--to", "two", "f"]);
+    let log_path = location_log(&f.two, &key);
+    // Waits for the commit (a second after the put here), up to a bound
+    // far beyond it for a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let committed = loop {
+        if let Some(text) = on_branch(&f.two, &log_path) {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the location is not on the branch: {}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(logged(&committed, &f.two_uuid, "1"), "{committed}");
+    assert!(
+        server.child.0.try_wait().unwrap().is_none(),
+        "still serving"
+    );
+    // A drop is committed too.
+    f.annex_ok(&["drop", "--from", "two", "--force", "f"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = on_branch(&f.two, &log_path).unwrap_or_default();
+        if logged(&text, &f.two_uuid, "0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the drop is not on the branch: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        server.child.0.try_wait().unwrap().is_none(),
+        "still serving"
+    );
+}
+
+/// Whether a location log says `status` (1 present, 0 missing) for
+/// `uuid`.
+fn logged(log: &str, uuid: &str, status: &str) -> bool {
+    log.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() == 3 && f[1] == status && f[2] == uuid
+    })
 }
