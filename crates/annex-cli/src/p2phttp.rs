@@ -27,6 +27,14 @@ pub struct P2phttpArgs {
     /// Port to listen on (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = DEFAULT_PORT, value_name = "NUMBER")]
     port: u16,
+    /// Listen on a Unix socket created at this path rather than on an
+    /// address (for a reverse proxy on this machine; plain HTTP).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["bind"])]
+    socket: Option<PathBuf>,
+    /// The permissions of the --socket (octal, as chmod): 600 lets only
+    /// this user connect, 660 its group too.
+    #[arg(long, default_value = "600", value_name = "MODE", requires = "socket")]
+    socket_mode: String,
     /// Address to bind to (default: every address, IPv4 and IPv6).
     #[arg(long, value_name = "ADDRESS")]
     bind: Option<String>,
@@ -332,8 +340,22 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         receive_timeout: Duration::from_secs(args.receive_timeout.max(1)),
         ..Default::default()
     };
+    let unix_listener = match &args.socket {
+        Some(path) => {
+            let mode = u32::from_str_radix(&args.socket_mode, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .with_context(|| {
+                    format!("--socket-mode {}: not an octal mode", args.socket_mode)
+                })?;
+            Some((listen::bind_unix(path, mode)?, path.clone()))
+        }
+        None => None,
+    };
     let std_listeners = match listen::systemd_listeners()? {
         Some(l) => l,
+        // A Unix socket rather than an address, as git-annex's --socket.
+        None if unix_listener.is_some() => Vec::new(),
         None => {
             let addrs = addresses(args.bind.as_deref(), args.port)?;
             match listen::bind(&addrs) {
@@ -377,10 +399,20 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             );
             listeners.push(tokio::net::TcpListener::from_std(l)?);
         }
+        let mut unix = Vec::new();
+        if let Some((l, path)) = &unix_listener {
+            eprintln!("annex p2phttp: listening on unix:{}", path.display());
+            unix.push(tokio::net::UnixListener::from_std(l.try_clone()?)?);
+        }
         let uuids: Vec<String> = repos.uuids().iter().map(ToString::to_string).collect();
         tracing::info!(uuids = uuids.join(" "), "serving");
         let server = Server::new(repos, settings);
-        server.run(listeners, shutdown_signal()).await?;
+        server
+            .run_with_unix(listeners, unix, shutdown_signal())
+            .await?;
+        if let Some((_, path)) = &unix_listener {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some(g) = &closing {
             g.close().await;
         }

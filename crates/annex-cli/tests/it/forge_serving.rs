@@ -434,3 +434,81 @@ fn logged(log: &str, uuid: &str, status: &str) -> bool {
         f.len() == 3 && f[1] == status && f[2] == uuid
     })
 }
+
+/// Starts `annex p2phttp --directory` on a Unix socket at `socket`; waits
+/// until it says it listens there.
+fn serve_on_socket(f: &Forge, socket: &Path, args: &[&str]) -> (KillOnDrop, PathBuf) {
+    let n = std::fs::read_dir(&f.tmp).unwrap().count();
+    let log = f.tmp.join(format!("server{n}.log"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_annex"));
+    c.arg("p2phttp")
+        .arg("--directory")
+        .arg(&f.dir)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .current_dir(&f.tmp)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = KillOnDrop(c.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !read_log(&log).contains("listening on unix:") {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("the server exited ({status}): {}", read_log(&log));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not listening: {}",
+            read_log(&log)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, log)
+}
+
+#[test]
+fn a_unix_socket_is_served_with_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Forge::new();
+    let key = store_in(&f.two, b"over a socket");
+    let socket = f.tmp.join("p2phttp.sock");
+    let target = format!(
+        "/bob/two/git-annex/{}/v4/checkpresent?clientuuid={}&key={key}",
+        f.two_uuid, f.client_uuid
+    );
+    let ask = || {
+        let stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        let req = format!(
+            "POST {target} HTTP/1.1\r\nHost: forge\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        http_exchange(stream, req.as_bytes())
+    };
+    let (mut server, _) = serve_on_socket(&f, &socket, &["--wideopen", "--socket-mode", "660"]);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let (head, body) = ask();
+    assert_eq!(head.status, 200);
+    assert_eq!(body, br#"{"present":true}"#);
+    // A second server is refused the socket while the first listens.
+    let out = output(
+        Command::new(env!("CARGO_BIN_EXE_annex"))
+            .arg("p2phttp")
+            .arg("--directory")
+            .arg(&f.dir)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--wideopen"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a server is listening there"));
+    // Killed, it leaves its socket behind; the next server replaces it,
+    // by default for this user alone.
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    assert!(socket.exists());
+    let (_server, _) = serve_on_socket(&f, &socket, &["--wideopen"]);
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(ask().0.status, 200);
+}
