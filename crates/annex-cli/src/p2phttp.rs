@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use annex_cluster::ClusterRepositories;
 use annex_http::server::{
-    auth, listen, tls, AccessPolicy, DirectoryRepositories, Repositories, Server, ServerSettings,
+    auth, listen, tls, AccessPolicy, CommandAuthorizer, DirectoryRepositories, P2pHttp,
+    Repositories, Server, ServerSettings,
 };
 use annex_http::wire::DEFAULT_PORT;
 use annex_proxy::{GatewayRepositories, PoolSettings};
@@ -80,6 +81,34 @@ pub struct P2phttpArgs {
     /// Accept the users file's credentials over http too.
     #[arg(long)]
     users_http: bool,
+    /// Decide every request by running this command (with `sh -c`): the
+    /// user, repository path, UUID and action are in its environment
+    /// (ANNEX_HTTP_USER, ANNEX_HTTP_PASSWORD, ANNEX_HTTP_REPOSITORY,
+    /// ANNEX_HTTP_UUID, ANNEX_HTTP_ACTION = read|store|remove|lock); exit 0
+    /// allows. In place of git-annex's access options.
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        conflicts_with_all = ["wideopen", "unauth_readonly", "unauth_appendonly", "authenv", "authenv_http", "users_file"]
+    )]
+    authorize_command: Option<String>,
+    /// With --authorize-command: the user is the value of this request
+    /// header (set by a reverse proxy that authenticated the user, and
+    /// that removes it from what clients send), when present; else the
+    /// user of basic authentication.
+    #[arg(long, value_name = "NAME", requires = "authorize_command")]
+    user_header: Option<String>,
+    /// With --authorize-command: seconds a decision is remembered for the
+    /// same user, repository and action (0: ask every time).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    authorize_cache: u64,
+    /// With --authorize-command: seconds the command may run before it is
+    /// killed and the request refused.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    authorize_timeout: u64,
+    /// With --authorize-command: how many commands run at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    authorize_jobs: usize,
     /// Read a password from standard input, print its hash for a users
     /// file, and exit.
     #[arg(long)]
@@ -329,8 +358,29 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         _ => bail!("use both --certfile and --privatekeyfile to serve https"),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let hook = match &args.authorize_command {
+        Some(command) => {
+            let header = match &args.user_header {
+                Some(h) => Some(
+                    annex_http::server::hook::header_name(h)
+                        .with_context(|| format!("--user-header {h}: not a header name"))?,
+                ),
+                None => None,
+            };
+            Some(
+                CommandAuthorizer::new(command.clone(), header)
+                    .cache_time(Duration::from_secs(args.authorize_cache))
+                    .timeout(Duration::from_secs(args.authorize_timeout.max(1)))
+                    .concurrency(args.authorize_jobs),
+            )
+        }
+        None => None,
+    };
     let settings = ServerSettings {
-        policy: policy(&args)?,
+        policy: match hook {
+            Some(_) => AccessPolicy::default(),
+            None => policy(&args)?,
+        },
         tls,
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.idle_timeout.max(1)),
@@ -406,7 +456,15 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         }
         let uuids: Vec<String> = repos.uuids().iter().map(ToString::to_string).collect();
         tracing::info!(uuids = uuids.join(" "), "serving");
-        let server = Server::new(repos, settings);
+        let server = match hook {
+            None => Server::new(repos, settings),
+            Some(hook) => {
+                let service = P2pHttp::with_async_authorizer(repos, hook)
+                    .max_locked_files(settings.max_locked_files)
+                    .receive_timeout(settings.receive_timeout);
+                Server::with_service(service, settings)
+            }
+        };
         server
             .run_with_unix(listeners, unix, shutdown_signal())
             .await?;

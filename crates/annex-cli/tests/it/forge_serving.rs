@@ -512,3 +512,182 @@ fn a_unix_socket_is_served_with_its_mode() {
     assert_eq!(mode, 0o600);
     assert_eq!(ask().0.status, 200);
 }
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {token}\r\n")
+}
+
+/// A hook that logs what it is asked and allows: alice (password
+/// alicepw) everything on alice/one; bob (bobpw) reading alice/one and
+/// everything on bob/two; carol (named by the proxy's header) reading
+/// bob/two.
+fn write_hook(f: &Forge) -> (PathBuf, PathBuf) {
+    let asked = f.tmp.join("asked.log");
+    let hook = f.tmp.join("hook.sh");
+    annex_test_support::write_executable(
+        &hook,
+        &format!(
+            r#"#!/bin/sh
+echo "$ANNEX_HTTP_USER|${{ANNEX_HTTP_PASSWORD-unset}}|$ANNEX_HTTP_REPOSITORY|$ANNEX_HTTP_UUID|$ANNEX_HTTP_ACTION" >> '{}'
+case "$ANNEX_HTTP_USER:${{ANNEX_HTTP_PASSWORD-}}:$ANNEX_HTTP_REPOSITORY:$ANNEX_HTTP_ACTION" in
+  alice:alicepw:alice/one:*) exit 0 ;;
+  bob:bobpw:alice/one:read) exit 0 ;;
+  bob:bobpw:bob/two:*) exit 0 ;;
+  carol::bob/two:read) exit 0 ;;
+esac
+exit 1
+"#,
+            asked.display()
+        ),
+    );
+    (hook, asked)
+}
+
+#[test]
+fn the_authorization_hook_decides_by_user_repository_and_action() {
+    let f = Forge::new();
+    let (hook, asked) = write_hook(&f);
+    let key = store_in(&f.one, b"one's");
+    let server = f.serve(
+        &[
+            "--authorize-command",
+            &format!("exec '{}'", hook.display()),
+            "--user-header",
+            "X-Forge-User",
+        ],
+        &[],
+    );
+    let port = server.port;
+    let target = |repo: &str, uuid: &str, endpoint: &str| {
+        format!(
+            "/{repo}/git-annex/{uuid}/v4/{endpoint}?clientuuid={}&key={key}",
+            f.client_uuid
+        )
+    };
+    let one_check = target("alice/one", &f.one_uuid, "checkpresent");
+    let one_lock = target("alice/one", &f.one_uuid, "lockcontent");
+    let two_check = target("bob/two", &f.two_uuid, "checkpresent");
+    let two_remove = target("bob/two", &f.two_uuid, "remove");
+    let alice = basic("alice", "alicepw");
+    let bob = basic("bob", "bobpw");
+    let carol = "X-Forge-User: carol\r\n".to_owned();
+    for (who, path, status) in [
+        ("", &one_check, 401),
+        (&alice as &str, &one_check, 200),
+        (&alice, &one_lock, 200),
+        (&basic("alice", "wrong"), &one_check, 403),
+        (&bob, &one_check, 200),
+        (&bob, &one_lock, 403),
+        (&alice, &two_check, 403),
+        (&bob, &two_remove, 200),
+        (&carol, &two_check, 200),
+        (&carol, &two_remove, 403),
+        // The header names the user, whatever basic authentication says.
+        (&format!("{carol}{alice}"), &one_check, 403),
+    ] {
+        let (head, _) = request(port, "POST", path, who);
+        assert_eq!(head.status, status, "{who} {path}");
+        if status == 401 {
+            assert!(head.header("www-authenticate").is_some());
+        }
+    }
+    let log = read_log(&asked);
+    // What the hook was given.
+    assert!(
+        log.lines()
+            .any(|l| l == format!("alice|alicepw|alice/one|{}|read", f.one_uuid)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l == format!("carol|unset|bob/two|{}|remove", f.two_uuid)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("|unset|alice/one|{}|read", f.one_uuid)),
+        "{log}"
+    );
+    // Decisions are remembered per user, repository and action: asking
+    // again runs nothing.
+    let before = log.lines().count();
+    for _ in 0..3 {
+        assert_eq!(request(port, "POST", &one_check, &alice).0.status, 200);
+        assert_eq!(request(port, "POST", &one_lock, &bob).0.status, 403);
+    }
+    assert_eq!(read_log(&asked).lines().count(), before);
+    // A UUID the repository does not serve is not found, and the hook is
+    // not asked.
+    let cross = target("alice/one", &f.two_uuid, "checkpresent");
+    assert_eq!(request(port, "POST", &cross, &bob).0.status, 404);
+    assert_eq!(read_log(&asked).lines().count(), before);
+}
+
+#[test]
+fn a_hook_that_hangs_or_cannot_run_refuses() {
+    let f = Forge::new();
+    let key = store_in(&f.one, b"x");
+    let target = format!(
+        "/alice/one/git-annex/{}/v4/checkpresent?clientuuid={}&key={key}",
+        f.one_uuid, f.client_uuid
+    );
+    let server = f.serve(
+        &[
+            "--authorize-command",
+            "sleep 60",
+            "--authorize-timeout",
+            "1",
+        ],
+        &[],
+    );
+    let (head, _) = request(server.port, "POST", &target, &basic("alice", "pw"));
+    assert_eq!(head.status, 403);
+    assert!(
+        server.log_text().contains("was killed: refused"),
+        "{}",
+        server.log_text()
+    );
+    let server = f.serve(&["--authorize-command", "kill -9 $$"], &[]);
+    let (head, _) = request(server.port, "POST", &target, &basic("alice", "pw"));
+    assert_eq!(head.status, 403);
+    assert!(
+        server.log_text().contains("killed by a signal"),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn a_git_annex_client_with_credentials_goes_where_the_hook_allows() {
+    let f = Forge::new();
+    let (hook, asked) = write_hook(&f);
+    let server = f.serve(
+        &["--authorize-command", &format!("exec '{}'", hook.display())],
+        &[],
+    );
+    let base = format!("annex+http://127.0.0.1:{}", server.port);
+    f.remote("one", &f.one_uuid, &format!("{base}/alice/one/"));
+    f.remote("two", &f.two_uuid, &format!("{base}/bob/two/"));
+    // git's credential helper answers alice for every URL.
+    git(
+        &f.client,
+        &[
+            "config",
+            "credential.helper",
+            "!f() { echo username=alice; echo password=alicepw; }; f",
+        ],
+    );
+    let key = f.add("a", b"alice's file");
+    f.annex_ok(&["copy", "--to", "one", "a"]);
+    assert!(has(&f.one, &key));
+    let out = f.annex(&["copy", "--to", "two", "a"]);
+    assert!(!out.status.success(), "alice may not store in bob/two");
+    assert!(!has(&f.two, &key));
+    let log = read_log(&asked);
+    assert!(
+        log.contains(&format!("alice|alicepw|alice/one|{}|store", f.one_uuid))
+            && log.contains(&format!("alice|alicepw|bob/two|{}|", f.two_uuid)),
+        "{log}"
+    );
+}

@@ -284,8 +284,18 @@ async fn route(
             path: repo_path.as_deref(),
             action: class,
         }),
+        (None, Gate::Async(authorizer), Some(repo)) => {
+            authorizer
+                .authorize(&Access {
+                    request: &parts,
+                    repository: repo.uuid(),
+                    path: repo_path.as_deref(),
+                    action: class,
+                })
+                .await
+        }
         // A refusal under an application's own rules: 502 whoever asks.
-        (None, Gate::Custom(_), None) => Decision::Allowed,
+        (None, Gate::Custom(_) | Gate::Async(_), None) => Decision::Allowed,
     };
     match decision {
         Decision::Allowed => {}

@@ -20,6 +20,7 @@
 pub mod auth;
 pub(crate) mod body;
 mod handlers;
+pub mod hook;
 pub mod listen;
 pub mod locks;
 pub mod repos;
@@ -47,10 +48,12 @@ use tokio_rustls::TlsAcceptor;
 
 pub use auth::{AccessPolicy, ActionClass, Decision};
 pub use body::{BoxError, ResponseBody};
+pub use hook::CommandAuthorizer;
 pub use locks::LockTable;
 pub use repos::{DirectoryRepositories, Repositories, SingleRepository, MIN_RESCAN_INTERVAL};
 pub use service::{
-    Access, Authorize, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES, DEFAULT_RECEIVE_TIMEOUT,
+    Access, Authorize, AuthorizeAsync, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES,
+    DEFAULT_RECEIVE_TIMEOUT,
 };
 use zero_copy::SpliceStream;
 
