@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use annex_cluster::ClusterRepositories;
 use annex_http::server::{
-    auth, listen, tls, AccessPolicy, CommandAuthorizer, DirectoryRepositories, P2pHttp,
-    Repositories, Server, ServerSettings,
+    auth, listen, tls, AccessPolicy, CommandAuthorizer, DirectoryRepositories, P2pHttp, PathOpener,
+    Repositories, Server, ServerSettings, SingleRepository,
 };
 use annex_http::wire::DEFAULT_PORT;
 use annex_proxy::{GatewayRepositories, PoolSettings};
@@ -344,11 +344,12 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
                 bail!("--directory {}: not a directory", d.display());
             }
         }
-        let d = Arc::new(if args.paths_only {
+        let d = if args.paths_only {
             DirectoryRepositories::by_path_only(args.directory.clone())
         } else {
             DirectoryRepositories::new(args.directory.clone())
-        });
+        };
+        let d = Arc::new(d.with_opener(gateway_opener(&args)));
         directory = Some(d.clone());
         d
     };
@@ -494,6 +495,47 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a repository named by its path under --directory serves: itself
+/// alone, or, when its git config makes it a gateway (remotes with
+/// `annex-proxy` or `annex-cluster-node`, clusters in `annex.cluster.NAME`),
+/// also the remotes it proxies and its clusters, as the repository served
+/// alone would be.
+fn gateway_opener(args: &P2phttpArgs) -> PathOpener {
+    let pools = PoolSettings {
+        session_wait: Duration::from_secs(args.proxy_wait.max(1)),
+        ..PoolSettings::new(args.proxyconnections.unwrap_or(1) as usize)
+    };
+    let clusterjobs = args.clusterjobs;
+    Arc::new(move |repo: LocalRepository, top: &Path| {
+        let git_dir = repo.git_dir().to_owned();
+        let gateway = annex_repo::config::GitConfig::read(&git_dir)
+            .map(|c| {
+                c.entries().iter().any(|e| {
+                    (e.name.starts_with("remote.")
+                        && (e.name.ends_with(".annex-proxy")
+                            || e.name.ends_with(".annex-cluster-node")))
+                        || e.name.starts_with("annex.cluster.")
+                })
+            })
+            .unwrap_or(false);
+        if !gateway {
+            return Some(Arc::new(SingleRepository::new(Arc::new(repo))) as Arc<dyn Repositories>);
+        }
+        let g = match GatewayRepositories::with_settings(Arc::new(repo), top, &git_dir, pools) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(path = %top.display(), error = %e, "cannot serve the gateway");
+                return None;
+            }
+        };
+        let jobs = match clusterjobs {
+            Some(n) => Some(n.max(1) as usize),
+            None => annex_cluster::served::cluster_jobs(&git_dir),
+        };
+        Some(Arc::new(ClusterRepositories::new(Arc::new(g), jobs)) as Arc<dyn Repositories>)
+    })
 }
 
 /// What the server commits to git-annex branches while it runs.

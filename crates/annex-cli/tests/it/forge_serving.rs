@@ -691,3 +691,27 @@ fn a_git_annex_client_with_credentials_goes_where_the_hook_allows() {
         "{log}"
     );
 }
+
+#[test]
+fn a_repository_by_path_serves_the_remotes_it_proxies() {
+    let f = Forge::new();
+    let (node, node_uuid) = init_annex_repo(&f.tmp, "node1", "node1");
+    let key = store_in(&node, b"on the node");
+    git(&f.two, &["remote", "add", "node1", node.to_str().unwrap()]);
+    git(&f.two, &["config", "remote.node1.annex-uuid", &node_uuid]);
+    git(&f.two, &["config", "remote.node1.annex-proxy", "true"]);
+    git(&f.two, &["annex", "updateproxy"]);
+    let server = f.serve(&["--wideopen", "--paths-only"], &[]);
+    let check = |path: &str| {
+        let target = format!(
+            "{path}/git-annex/{node_uuid}/v4/checkpresent?clientuuid={}&key={key}",
+            f.client_uuid
+        );
+        request(server.port, "POST", &target, "")
+    };
+    let (head, body) = check("/bob/two");
+    assert_eq!(head.status, 200, "{}", server.log_text());
+    assert_eq!(body, br#"{"present":true}"#);
+    // Only through the repository that proxies it.
+    assert_eq!(check("/alice/one").0.status, 404);
+}

@@ -50,7 +50,9 @@ pub use auth::{AccessPolicy, ActionClass, Decision};
 pub use body::{BoxError, ResponseBody};
 pub use hook::CommandAuthorizer;
 pub use locks::LockTable;
-pub use repos::{DirectoryRepositories, Repositories, SingleRepository, MIN_RESCAN_INTERVAL};
+pub use repos::{
+    DirectoryRepositories, PathOpener, Repositories, SingleRepository, MIN_RESCAN_INTERVAL,
+};
 pub use service::{
     Access, Authorize, AuthorizeAsync, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES,
     DEFAULT_RECEIVE_TIMEOUT,

@@ -91,7 +91,16 @@ pub struct DirectoryRepositories {
     /// Whether the repositories found by looking are kept open (serving
     /// requests that name a UUID alone).
     by_uuid: bool,
+    /// What a repository named by path serves (by default, itself).
+    opener: Option<PathOpener>,
 }
+
+/// Makes what a repository named by its path serves, from the repository
+/// opened there and that path (on a blocking thread): the repository
+/// alone, or with the remotes it proxies and its clusters. `None` serves
+/// nothing there.
+pub type PathOpener =
+    Arc<dyn Fn(LocalRepository, &Path) -> Option<Arc<dyn Repositories>> + Send + Sync>;
 
 /// A repository opened for requests naming its path.
 struct AtPath {
@@ -147,6 +156,16 @@ impl DirectoryRepositories {
             looking: Mutex::new(None),
             by_request_path: Mutex::new(HashMap::new()),
             by_uuid: false,
+            opener: None,
+        }
+    }
+
+    /// Serves what `opener` makes of each repository named by its path,
+    /// rather than the repository alone. Call it before serving.
+    pub fn with_opener(self, opener: PathOpener) -> DirectoryRepositories {
+        DirectoryRepositories {
+            opener: Some(opener),
+            ..self
         }
     }
 
@@ -369,7 +388,10 @@ impl Repositories for DirectoryRepositories {
             }
         };
         let git_dir = repo.git_dir().to_owned();
-        let served: Arc<dyn Repositories> = Arc::new(SingleRepository::new(Arc::new(repo)));
+        let served: Arc<dyn Repositories> = match &self.opener {
+            Some(open) => open(repo, &found)?,
+            None => Arc::new(SingleRepository::new(Arc::new(repo))),
+        };
         let mut open = self
             .by_request_path
             .lock()
