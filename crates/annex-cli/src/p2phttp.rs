@@ -510,16 +510,26 @@ fn gateway_opener(args: &P2phttpArgs) -> PathOpener {
     let clusterjobs = args.clusterjobs;
     Arc::new(move |repo: LocalRepository, top: &Path| {
         let git_dir = repo.git_dir().to_owned();
-        let gateway = annex_repo::config::GitConfig::read(&git_dir)
-            .map(|c| {
-                c.entries().iter().any(|e| {
-                    (e.name.starts_with("remote.")
-                        && (e.name.ends_with(".annex-proxy")
-                            || e.name.ends_with(".annex-cluster-node")))
-                        || e.name.starts_with("annex.cluster.")
+        // Most repositories of a forge are no gateway: their config file
+        // says nothing of proxies or clusters (nor includes another),
+        // which is read without running git.
+        let maybe = std::fs::read(git_dir.join("config")).map_or(true, |text| {
+            let text = String::from_utf8_lossy(&text).to_lowercase();
+            ["annex-proxy", "annex-cluster-node", "cluster", "include"]
+                .iter()
+                .any(|w| text.contains(w))
+        });
+        let gateway = maybe
+            && annex_repo::config::GitConfig::read(&git_dir)
+                .map(|c| {
+                    c.entries().iter().any(|e| {
+                        (e.name.starts_with("remote.")
+                            && (e.name.ends_with(".annex-proxy")
+                                || e.name.ends_with(".annex-cluster-node")))
+                            || e.name.starts_with("annex.cluster.")
+                    })
                 })
-            })
-            .unwrap_or(false);
+                .unwrap_or(false);
         if !gateway {
             return Some(Arc::new(SingleRepository::new(Arc::new(repo))) as Arc<dyn Repositories>);
         }
@@ -598,8 +608,15 @@ fn settled(git_dir: &Path, delay: Duration) -> bool {
         .unwrap_or(false)
 }
 
-/// Commits the journal of the repository at `git_dir` to its branch.
+/// Commits the journal of the repository at `git_dir` to its branch, if
+/// it holds anything.
 fn commit_journal(git_dir: &Path) -> Result<(), annex_branch::BranchError> {
+    if !annex_branch::journal::Journal::new(git_dir)
+        .is_dirty()
+        .unwrap_or(true)
+    {
+        return Ok(());
+    }
     annex_branch::Branch::open(git_dir)?
         .commit("update")
         .map(|_| ())
