@@ -55,10 +55,11 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 # Starts the server with the given options; sets server_pid and port, and
 # prints how long it took to listen.
 start_server() {
-  local log="$work/server.log" start
+  local start
+  log=$(mktemp "$work/server.XXXXXX.log")
   start=$(date +%s.%N)
   "$annex" p2phttp --directory "$work/forge" --wideopen --bind 127.0.0.1 --port 0 \
-    --log-level warn "$@" 2>"$log" >/dev/null &
+    --log-level info "$@" 2>"$log" >/dev/null &
   server_pid=$!
   until grep -q "listening on http://127.0.0.1:" "$log"; do
     kill -0 "$server_pid" 2>/dev/null || { cat "$log"; exit 1; }
@@ -68,11 +69,21 @@ start_server() {
   awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "  listening after %.0f ms\n", (e - s) * 1000 }'
 }
 
-# Asks every repository once by its path; prints the times' median, 99th
-# percentile and most, in ms. Fails unless every answer says present.
+# The median, 99th percentile and most of the numbers on standard input
+# (ms), and how many there are.
+summary() {
+  sort -g | awk '{ t[NR] = $1 } END {
+    printf "median %.2f ms, 99th percentile %.2f ms, most %.2f ms (%d requests)",
+      t[int((NR + 1) / 2)], t[int(NR * 0.99)], t[NR], NR }'
+}
+
+# Asks every repository once by its path; prints the times' summary as
+# curl saw them (connect to last byte), then as the server logged them
+# (request to response). Fails unless every answer says present.
 ask_all() {
-  local times="$work/times" i owner uuid out
+  local times="$work/times" i owner uuid out before
   : > "$times"
+  before=$(wc -l < "$log")
   for i in $(seq 1 "$n"); do
     owner="user$((i % 100))"
     uuid=$(git config --file "$work/forge/$owner/repo$i.git/config" annex.uuid)
@@ -83,9 +94,9 @@ ask_all() {
       *) echo "repository $owner/repo$i answered: $out" >&2; exit 1 ;;
     esac
   done
-  sort -g "$times" | awk '{ t[NR] = $1 * 1000 } END {
-    printf "median %.2f ms, 99th percentile %.2f ms, most %.2f ms (%d requests)\n",
-      t[int((NR + 1) / 2)], t[int(NR * 0.99)], t[NR], NR }'
+  echo "curl: $(awk '{ print $1 * 1000 }' "$times" | summary)"
+  echo "    server: $(tail -n +"$((before + 1))" "$log" | sed -n 's/.* micros=\([0-9]*\).*/\1/p' \
+    | awk '{ print $1 / 1000 }' | summary)"
 }
 
 for mode in --paths-only ""; do
@@ -93,9 +104,9 @@ for mode in --paths-only ""; do
   # shellcheck disable=SC2086
   start_server $mode
   echo "  memory at start: $(mib "$(rss_kib "$server_pid")")"
-  echo "  first request to each repository: $(ask_all)"
+  echo "  first request to each repository, $(ask_all)"
   echo "  memory after a request to each: $(mib "$(rss_kib "$server_pid")") (peak $(mib "$(hwm_kib "$server_pid")"))"
-  echo "  second request to each repository: $(ask_all)"
+  echo "  second request to each repository, $(ask_all)"
   stop_server
 done
 
