@@ -152,11 +152,43 @@ impl Journal {
     pub fn is_dirty(&self) -> io::Result<bool> {
         Ok(!self.files()?.is_empty())
     }
+
+    /// Whether something is journalled and nothing was written to the
+    /// journal for `quiet` (by the journal directory's modification time,
+    /// which every write changes): the moment to commit after activity.
+    pub fn settled(&self, quiet: std::time::Duration) -> io::Result<bool> {
+        let modified = match fs::metadata(&self.dir) {
+            Ok(m) => m.modified()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // A clock set back counts as quiet: the commit is then early, not
+        // lost.
+        let quiet_enough = modified.elapsed().map_or(true, |e| e >= quiet);
+        Ok(quiet_enough && self.is_dirty()?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_once_written_and_quiet() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::new(tmp.path());
+        let quiet = std::time::Duration::from_secs(3600);
+        assert!(
+            !j.settled(std::time::Duration::ZERO).unwrap(),
+            "nothing yet"
+        );
+        let l = j.lock().unwrap();
+        j.write(&l, "a/b.log", b"x\n").unwrap();
+        assert!(!j.settled(quiet).unwrap(), "just written");
+        assert!(j.settled(std::time::Duration::ZERO).unwrap());
+        fs::remove_file(j.dir().join(journal_file_name("a/b.log"))).unwrap();
+        assert!(!j.settled(std::time::Duration::ZERO).unwrap(), "empty");
+    }
 
     #[test]
     fn names_round_trip() {

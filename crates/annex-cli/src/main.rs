@@ -157,7 +157,7 @@ enum Command {
     /// Some access must be given: --wideopen, --unauth-readonly,
     /// --unauth-appendonly, or credentials (--authenv, --users-file).
     #[command(display_order = 1)]
-    P2phttp(p2phttp::P2phttpArgs),
+    P2phttp(Box<p2phttp::P2phttpArgs>),
     /// Simulate a network of repositories, as `git annex sim` does.
     ///
     /// `annex sim start [FILE]`, `annex sim COMMAND...`, `annex sim show`,
@@ -225,7 +225,7 @@ fn main() -> ExitCode {
         Command::Initcluster(args) => clustercmd::initcluster(args),
         Command::Updatecluster(args) => clustercmd::updatecluster(args),
         Command::Extendcluster(args) => clustercmd::extendcluster(args),
-        Command::P2phttp(args) => p2phttp::run(args),
+        Command::P2phttp(args) => p2phttp::run(*args),
         Command::Sim(args) => sim::run(args),
         Command::Shell { args } => shell::run(args),
     };

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use annex_cluster::ClusterRepositories;
 use annex_http::server::{
-    auth, listen, tls, AccessPolicy, DirectoryRepositories, Repositories, Server, ServerSettings,
+    auth, listen, tls, AccessPolicy, CommandAuthorizer, DirectoryRepositories, P2pHttp, PathOpener,
+    Repositories, Server, ServerSettings, SingleRepository,
 };
 use annex_http::wire::DEFAULT_PORT;
 use annex_proxy::{GatewayRepositories, PoolSettings};
@@ -27,6 +28,14 @@ pub struct P2phttpArgs {
     /// Port to listen on (0 picks a free one; the address is printed).
     #[arg(long, default_value_t = DEFAULT_PORT, value_name = "NUMBER")]
     port: u16,
+    /// Listen on a Unix socket created at this path rather than on an
+    /// address (for a reverse proxy on this machine; plain HTTP).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["bind"])]
+    socket: Option<PathBuf>,
+    /// The permissions of the --socket (octal, as chmod): 600 lets only
+    /// this user connect, 660 its group too.
+    #[arg(long, default_value = "600", value_name = "MODE", requires = "socket")]
+    socket_mode: String,
     /// Address to bind to (default: every address, IPv4 and IPv6).
     #[arg(long, value_name = "ADDRESS")]
     bind: Option<String>,
@@ -36,6 +45,13 @@ pub struct P2phttpArgs {
     /// removed ones stop being served.
     #[arg(long, value_name = "PATH")]
     directory: Vec<PathBuf>,
+    /// With --directory: serve only requests that name a repository by
+    /// its path below the directory (`/owner/repo/git-annex/UUID/...`,
+    /// what a client with annexUrl = annex+http://HOST/owner/repo/
+    /// requests), not those naming a UUID alone; repositories are opened
+    /// on demand, none at start.
+    #[arg(long, requires = "directory")]
+    paths_only: bool,
     /// Give unauthenticated users full read and write access.
     #[arg(long)]
     wideopen: bool,
@@ -65,6 +81,34 @@ pub struct P2phttpArgs {
     /// Accept the users file's credentials over http too.
     #[arg(long)]
     users_http: bool,
+    /// Decide every request by running this command (with `sh -c`): the
+    /// user, repository path, UUID and action are in its environment
+    /// (ANNEX_HTTP_USER, ANNEX_HTTP_PASSWORD, ANNEX_HTTP_REPOSITORY,
+    /// ANNEX_HTTP_UUID, ANNEX_HTTP_ACTION = read|store|remove|lock); exit 0
+    /// allows. In place of git-annex's access options.
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        conflicts_with_all = ["wideopen", "unauth_readonly", "unauth_appendonly", "authenv", "authenv_http", "users_file"]
+    )]
+    authorize_command: Option<String>,
+    /// With --authorize-command: the user is the value of this request
+    /// header (set by a reverse proxy that authenticated the user, and
+    /// that removes it from what clients send), when present; else the
+    /// user of basic authentication.
+    #[arg(long, value_name = "NAME", requires = "authorize_command")]
+    user_header: Option<String>,
+    /// With --authorize-command: seconds a decision is remembered for the
+    /// same user, repository and action (0: ask every time).
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    authorize_cache: u64,
+    /// With --authorize-command: seconds the command may run before it is
+    /// killed and the request refused.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    authorize_timeout: u64,
+    /// With --authorize-command: how many commands run at once.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    authorize_jobs: usize,
     /// Read a password from standard input, print its hash for a users
     /// file, and exit.
     #[arg(long)]
@@ -115,6 +159,17 @@ pub struct P2phttpArgs {
     /// however slowly, is never cut off).
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     receive_timeout: u64,
+    /// Seconds after the last change the server recorded (locations of
+    /// content stored or dropped, here and in the nodes it proxies) that
+    /// the changes are committed to the git-annex branch, so that a fetch
+    /// sees them; 0 commits only at shutdown, as git-annex 10.20250416.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    commit_delay: u64,
+    /// With --directory: seconds a repository opened for requests naming
+    /// its path stays open after its last request (at least
+    /// --commit-delay).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    repository_idle: u64,
     /// On SIGTERM or SIGINT, seconds to let transfers in flight finish.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     shutdown_timeout: u64,
@@ -251,6 +306,8 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         .try_init();
 
     let mut gateway = None;
+    let mut directory: Option<Arc<DirectoryRepositories>> = None;
+    let mut own_git_dir: Option<PathBuf> = None;
     let repos: Arc<dyn Repositories> = if args.directory.is_empty() {
         // The repository given or here, and the remotes it proxies.
         let (repo, top) = match &args.repository {
@@ -263,6 +320,7 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             annex_protocol::Repository::uuid(&repo)
         );
         let git_dir = repo.git_dir().to_owned();
+        own_git_dir = Some(git_dir.clone());
         let pools = PoolSettings {
             session_wait: Duration::from_secs(args.proxy_wait.max(1)),
             ..PoolSettings::new(args.proxyconnections.unwrap_or(1) as usize)
@@ -286,7 +344,14 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
                 bail!("--directory {}: not a directory", d.display());
             }
         }
-        Arc::new(DirectoryRepositories::new(args.directory.clone()))
+        let d = if args.paths_only {
+            DirectoryRepositories::by_path_only(args.directory.clone())
+        } else {
+            DirectoryRepositories::new(args.directory.clone())
+        };
+        let d = Arc::new(d.with_opener(gateway_opener(&args)));
+        directory = Some(d.clone());
+        d
     };
     let tls = match (&args.certfile, &args.privatekeyfile) {
         (None, None) => None,
@@ -294,8 +359,29 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         _ => bail!("use both --certfile and --privatekeyfile to serve https"),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let hook = match &args.authorize_command {
+        Some(command) => {
+            let header = match &args.user_header {
+                Some(h) => Some(
+                    annex_http::server::hook::header_name(h)
+                        .with_context(|| format!("--user-header {h}: not a header name"))?,
+                ),
+                None => None,
+            };
+            Some(
+                CommandAuthorizer::new(command.clone(), header)
+                    .cache_time(Duration::from_secs(args.authorize_cache))
+                    .timeout(Duration::from_secs(args.authorize_timeout.max(1)))
+                    .concurrency(args.authorize_jobs),
+            )
+        }
+        None => None,
+    };
     let settings = ServerSettings {
-        policy: policy(&args)?,
+        policy: match hook {
+            Some(_) => AccessPolicy::default(),
+            None => policy(&args)?,
+        },
         tls,
         max_connections: args.max_connections,
         header_timeout: Duration::from_secs(args.idle_timeout.max(1)),
@@ -305,8 +391,22 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         receive_timeout: Duration::from_secs(args.receive_timeout.max(1)),
         ..Default::default()
     };
+    let unix_listener = match &args.socket {
+        Some(path) => {
+            let mode = u32::from_str_radix(&args.socket_mode, 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .with_context(|| {
+                    format!("--socket-mode {}: not an octal mode", args.socket_mode)
+                })?;
+            Some((listen::bind_unix(path, mode)?, path.clone()))
+        }
+        None => None,
+    };
     let std_listeners = match listen::systemd_listeners()? {
         Some(l) => l,
+        // A Unix socket rather than an address, as git-annex's --socket.
+        None if unix_listener.is_some() => Vec::new(),
         None => {
             let addrs = addresses(args.bind.as_deref(), args.port)?;
             match listen::bind(&addrs) {
@@ -323,9 +423,19 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let closing = gateway.clone();
+    let directory_served = directory.clone();
     rt.block_on(async move {
         if let Some(g) = &closing {
             tokio::spawn(g.clone().watch(Duration::from_secs(1)));
+        }
+        let committed = Committed {
+            gateway: closing.clone().zip(own_git_dir),
+            directory: directory_served,
+        };
+        if args.commit_delay > 0 || committed.directory.is_some() {
+            let delay = Duration::from_secs(args.commit_delay);
+            let idle = Duration::from_secs(args.repository_idle.max(args.commit_delay));
+            tokio::spawn(committed.clone().run(delay, idle));
         }
         let mut listeners = Vec::new();
         for l in std_listeners {
@@ -340,10 +450,28 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             );
             listeners.push(tokio::net::TcpListener::from_std(l)?);
         }
+        let mut unix = Vec::new();
+        if let Some((l, path)) = &unix_listener {
+            eprintln!("annex p2phttp: listening on unix:{}", path.display());
+            unix.push(tokio::net::UnixListener::from_std(l.try_clone()?)?);
+        }
         let uuids: Vec<String> = repos.uuids().iter().map(ToString::to_string).collect();
         tracing::info!(uuids = uuids.join(" "), "serving");
-        let server = Server::new(repos, settings);
-        server.run(listeners, shutdown_signal()).await?;
+        let server = match hook {
+            None => Server::new(repos, settings),
+            Some(hook) => {
+                let service = P2pHttp::with_async_authorizer(repos, hook)
+                    .max_locked_files(settings.max_locked_files)
+                    .receive_timeout(settings.receive_timeout);
+                Server::with_service(service, settings)
+            }
+        };
+        server
+            .run_with_unix(listeners, unix, shutdown_signal())
+            .await?;
+        if let Some((_, path)) = &unix_listener {
+            let _ = std::fs::remove_file(path);
+        }
         if let Some(g) = &closing {
             g.close().await;
         }
@@ -356,7 +484,142 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             eprintln!("annex p2phttp: committing the git-annex branch: {e}");
         }
     }
+    if let Some(d) = directory {
+        for git_dir in d.open_git_dirs() {
+            if let Err(e) = commit_journal(&git_dir) {
+                eprintln!(
+                    "annex p2phttp: committing the git-annex branch of {}: {e}",
+                    git_dir.display()
+                );
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a repository named by its path under --directory serves: itself
+/// alone, or, when its git config makes it a gateway (remotes with
+/// `annex-proxy` or `annex-cluster-node`, clusters in `annex.cluster.NAME`),
+/// also the remotes it proxies and its clusters, as the repository served
+/// alone would be.
+fn gateway_opener(args: &P2phttpArgs) -> PathOpener {
+    let pools = PoolSettings {
+        session_wait: Duration::from_secs(args.proxy_wait.max(1)),
+        ..PoolSettings::new(args.proxyconnections.unwrap_or(1) as usize)
+    };
+    let clusterjobs = args.clusterjobs;
+    Arc::new(move |repo: LocalRepository, top: &Path| {
+        let git_dir = repo.git_dir().to_owned();
+        // Most repositories of a forge are no gateway: their config file
+        // says nothing of proxies or clusters (nor includes another),
+        // which is read without running git.
+        let maybe = std::fs::read(git_dir.join("config")).map_or(true, |text| {
+            let text = String::from_utf8_lossy(&text).to_lowercase();
+            ["annex-proxy", "annex-cluster-node", "cluster", "include"]
+                .iter()
+                .any(|w| text.contains(w))
+        });
+        let gateway = maybe
+            && annex_repo::config::GitConfig::read(&git_dir)
+                .map(|c| {
+                    c.entries().iter().any(|e| {
+                        (e.name.starts_with("remote.")
+                            && (e.name.ends_with(".annex-proxy")
+                                || e.name.ends_with(".annex-cluster-node")))
+                            || e.name.starts_with("annex.cluster.")
+                    })
+                })
+                .unwrap_or(false);
+        if !gateway {
+            return Some(Arc::new(SingleRepository::new(Arc::new(repo))) as Arc<dyn Repositories>);
+        }
+        let g = match GatewayRepositories::with_settings(Arc::new(repo), top, &git_dir, pools) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(path = %top.display(), error = %e, "cannot serve the gateway");
+                return None;
+            }
+        };
+        let jobs = match clusterjobs {
+            Some(n) => Some(n.max(1) as usize),
+            None => annex_cluster::served::cluster_jobs(&git_dir),
+        };
+        Some(Arc::new(ClusterRepositories::new(Arc::new(g), jobs)) as Arc<dyn Repositories>)
+    })
+}
+
+/// What the server commits to git-annex branches while it runs.
+#[derive(Clone)]
+struct Committed {
+    /// The gateway (and the nodes it proxies), with its git directory.
+    gateway: Option<(Arc<ClusterRepositories>, PathBuf)>,
+    /// The repositories of --directory.
+    directory: Option<Arc<DirectoryRepositories>>,
+}
+
+impl Committed {
+    /// Commits what was recorded once `delay` has passed without a
+    /// change (not at all when `delay` is zero), and closes the
+    /// repositories of --directory opened by path and idle for `idle`.
+    async fn run(self, delay: Duration, idle: Duration) {
+        let tick = (delay / 2).clamp(Duration::from_millis(200), Duration::from_secs(1));
+        let mut every = tokio::time::interval(tick);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.commit_settled(delay, idle)).await;
+        }
+    }
+
+    fn commit_settled(&self, delay: Duration, idle: Duration) {
+        let committing = !delay.is_zero();
+        if let Some((g, git_dir)) = &self.gateway {
+            if committing && settled(git_dir, delay) {
+                for e in g.commit() {
+                    tracing::warn!(error = %e, "committing the git-annex branch");
+                }
+            }
+        }
+        if let Some(d) = &self.directory {
+            if committing {
+                for git_dir in d.open_git_dirs() {
+                    if settled(&git_dir, delay) {
+                        if let Err(e) = commit_journal(&git_dir) {
+                            tracing::warn!(
+                                git_dir = %git_dir.display(),
+                                error = %e,
+                                "committing the git-annex branch"
+                            );
+                        }
+                    }
+                }
+            }
+            d.close_idle(idle);
+        }
+    }
+}
+
+/// Whether the journal of the repository at `git_dir` holds changes and
+/// has had none for `delay`.
+fn settled(git_dir: &Path, delay: Duration) -> bool {
+    annex_branch::journal::Journal::new(git_dir)
+        .settled(delay)
+        .unwrap_or(false)
+}
+
+/// Commits the journal of the repository at `git_dir` to its branch, if
+/// it holds anything.
+fn commit_journal(git_dir: &Path) -> Result<(), annex_branch::BranchError> {
+    if !annex_branch::journal::Journal::new(git_dir)
+        .is_dirty()
+        .unwrap_or(true)
+    {
+        return Ok(());
+    }
+    annex_branch::Branch::open(git_dir)?
+        .commit("update")
+        .map(|_| ())
 }
 
 async fn shutdown_signal() {

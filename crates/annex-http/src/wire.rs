@@ -357,6 +357,54 @@ pub fn parse_path(path: &str) -> Result<Route, WireError> {
     })
 }
 
+/// A request path that names a repository by its path before git-annex's
+/// API path, as `/owner/repo/git-annex/UUID/v4/put`: what it names, and
+/// the repository paths it may mean, most likely first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressedRoute {
+    /// What the API part of the path names.
+    pub route: Route,
+    /// The repository's path (relative, `/`-separated, percent-decoded),
+    /// and, when it ends in `/git-annex`, that path without it: a client
+    /// given `annexUrl = annex+http://HOST/owner/repo/git-annex/` requests
+    /// `/owner/repo/git-annex/git-annex/UUID/...`.
+    pub candidates: Vec<String>,
+}
+
+/// Splits `path` into a repository path and git-annex's API path, if it is
+/// one. Components of the repository path that are empty, `.` or `..`, or
+/// that decode to something holding `/` or NUL, make it no route.
+pub fn parse_addressed_path(path: &str) -> Result<AddressedRoute, WireError> {
+    let segments: Vec<&str> = path
+        .strip_prefix('/')
+        .ok_or(WireError::NoRoute)?
+        .split('/')
+        .collect();
+    for i in 1..segments.len() {
+        if segments[i] != PATH_PREFIX {
+            continue;
+        }
+        let api = format!("/{}", segments[i..].join("/"));
+        let Ok(route) = parse_path(&api) else {
+            continue;
+        };
+        let mut components = Vec::with_capacity(i);
+        for s in &segments[..i] {
+            let c = unescape(s, "repository path")?;
+            if c.is_empty() || c == "." || c == ".." || c.contains(['/', '\0']) {
+                return Err(WireError::NoRoute);
+            }
+            components.push(c);
+        }
+        let mut candidates = vec![components.join("/")];
+        if components.len() > 1 && components.last().map(String::as_str) == Some(PATH_PREFIX) {
+            candidates.push(components[..components.len() - 1].join("/"));
+        }
+        return Ok(AddressedRoute { route, candidates });
+    }
+    Err(WireError::NoRoute)
+}
+
 /// The query parameters of a request, decoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
@@ -596,6 +644,33 @@ mod tests {
         );
         assert_eq!(decode_value("[!!]"), Err(WireError::Base64));
         assert_eq!(decode_value("[").unwrap(), b"[");
+    }
+
+    #[test]
+    fn addressed_paths_name_a_repository_path() {
+        let u = "ecf6d4ca-07e8-11ef-8990-9b8c1f696bf6";
+        let a = parse_addressed_path(&format!("/alice/my%20repo/git-annex/{u}/v4/put")).unwrap();
+        assert_eq!(a.candidates, vec!["alice/my repo".to_owned()]);
+        assert_eq!(a.route.endpoint, Endpoint::Put);
+        assert_eq!(a.route.server_uuid.to_string(), u);
+        let a =
+            parse_addressed_path(&format!("/o/r/git-annex/git-annex/{u}/key/SHA1-s1--a")).unwrap();
+        assert_eq!(
+            a.candidates,
+            vec!["o/r/git-annex".to_owned(), "o/r".to_owned()]
+        );
+        assert_eq!(a.route.endpoint, Endpoint::Key);
+        for bad in [
+            format!("/git-annex/{u}/v4/put"),
+            format!("/a/../git-annex/{u}/v4/put"),
+            format!("/a//b/git-annex/{u}/v4/put"),
+            format!("/a/%2F/git-annex/{u}/v4/put"),
+            format!("/a/%00/git-annex/{u}/v4/put"),
+            format!("/a/b/git-annex/{u}/v4/nosuch"),
+            "/a/b/c".to_owned(),
+        ] {
+            assert!(parse_addressed_path(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -173,3 +173,54 @@ fn a_uuid_two_repositories_claim_is_served_by_neither() {
     assert!(repos.rescan_and_lookup(&uuid(&a_uuid)).is_some());
     assert_eq!(served(&repos), sorted(vec![uuid(&a_uuid), uuid(&b_uuid)]));
 }
+
+/// The UUIDs what is served at `path` serves.
+fn at(repos: &DirectoryRepositories, path: &str) -> Option<Vec<Uuid>> {
+    repos.at_path(path).map(|r| r.uuids())
+}
+
+#[test]
+fn repositories_named_by_path_are_found_by_the_same_rules_and_closed_when_idle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("top");
+    std::fs::create_dir_all(top.join("alice")).unwrap();
+    let (a, a_uuid) = init_annex_repo(&top.join("alice"), "a", "a");
+    let (_, b_uuid) = init_bare_annex_repo(&top.join("alice"), "b.git", "b");
+    let (_, nested_uuid) = init_annex_repo(&a, "nested", "nested");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let (linked, linked_uuid) = init_annex_repo(&outside, "linked", "linked");
+    std::os::unix::fs::symlink(&linked, top.join("alice/link-to-repo")).unwrap();
+    std::os::unix::fs::symlink(&outside, top.join("link-to-dir")).unwrap();
+    let repos = DirectoryRepositories::by_path_only(vec![top.clone()]);
+    // Nothing is looked for until a path is named, and a UUID alone is
+    // not served.
+    assert!(repos.uuids().is_empty());
+    assert!(repos.rescan_and_lookup(&uuid(&a_uuid)).is_none());
+    assert_eq!(at(&repos, "alice/a"), Some(vec![uuid(&a_uuid)]));
+    assert_eq!(at(&repos, "alice/b"), Some(vec![uuid(&b_uuid)]));
+    assert_eq!(at(&repos, "alice/b.git"), Some(vec![uuid(&b_uuid)]));
+    assert_eq!(
+        at(&repos, "alice/link-to-repo"),
+        Some(vec![uuid(&linked_uuid)])
+    );
+    for refused in [
+        "alice/a/nested",
+        "link-to-dir/linked",
+        "alice/../alice/a",
+        "alice/./a",
+        "alice//a",
+        "alice",
+        "nobody/a",
+        "/alice/a",
+    ] {
+        assert_eq!(at(&repos, refused), None, "{refused}");
+    }
+    let _ = nested_uuid;
+    assert!(repos.at_path_open("alice/a").is_some());
+    assert_eq!(repos.close_idle(std::time::Duration::from_secs(3600)), 4);
+    assert_eq!(repos.close_idle(std::time::Duration::ZERO), 0);
+    assert!(repos.at_path_open("alice/a").is_none());
+    assert!(repos.open_git_dirs().is_empty());
+    assert_eq!(at(&repos, "alice/a"), Some(vec![uuid(&a_uuid)]));
+}

@@ -404,7 +404,16 @@ async fn malformed_requests() {
             String::from_utf8_lossy(&a.body)
         );
     }
-    // GET only for keys, POST only for the rest.
+    // GET only for keys and checkpresent, POST only for the rest.
+    let a = send(
+        s.addr,
+        "GET",
+        &s.key_target("v4", "remove", &key, ""),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, 405);
     let a = send(
         s.addr,
         "GET",
@@ -413,7 +422,7 @@ async fn malformed_requests() {
         b"",
     )
     .await;
-    assert_eq!(a.status, 405);
+    assert_eq!(a.status, 200);
     let a = post(s.addr, &format!("{base}/key/{key}?clientuuid={CLIENT}")).await;
     assert_eq!(a.status, 405);
     // Keys that try to leave the repository: refused, nothing written

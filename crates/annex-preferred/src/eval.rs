@@ -60,6 +60,22 @@ pub trait KeyInfo {
         let _ = key;
         Ok(false)
     }
+
+    /// The URLs the key's content is recorded as present at (the web
+    /// log), as written there (with any downloader prefix).
+    fn urls(&self, key: &Key) -> Result<Vec<String>, EvalError> {
+        let _ = key;
+        Ok(Vec::new())
+    }
+}
+
+/// A URL of the web log without its downloader's mark (`yt:`, `quvi:`,
+/// or `:` for a special remote's), as git-annex's getDownloader strips it.
+fn without_downloader(url: &str) -> &str {
+    match url.split_once(':') {
+        Some(("yt" | "quvi" | "", rest)) => rest,
+        _ => url,
+    }
 }
 
 /// How the subject of a decision was given, which changes what a term does
@@ -458,20 +474,18 @@ impl<'d, 's> Run<'d, 's> {
             }),
             Term::Copies(c) => self.copies(c),
             Term::LackingCopies { approx, n } => {
+                Ok(self.lacking(*approx)?.is_some_and(|l| l >= *n))
+            }
+            Term::Url(g) => {
                 let Some(key) = self.key()? else {
                     return Ok(false);
                 };
-                let numcopies = match (approx, self.subject.kind, self.subject.numcopies) {
-                    (false, SubjectKind::File, Some(n)) => n,
-                    _ => facts.numcopies_or_default(),
-                } as i64;
-                let have = self
-                    .live_locations(key)?
-                    .filter(|u| facts.trust_of(u) != TrustLevel::Untrusted)
-                    .filter(|u| !self.not_present.contains(u))
-                    .filter(|u| !u.is_cluster())
-                    .count() as i64;
-                Ok(numcopies.wrapping_sub(have) >= *n)
+                for url in self.d.keys.urls(key)? {
+                    if g.matches(without_downloader(&url))? {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
             }
             Term::MetaData(m) => {
                 let Some(key) = self.key()? else {
@@ -556,24 +570,59 @@ impl<'d, 's> Run<'d, 's> {
         Ok(count >= c.n)
     }
 
+    /// How many copies the key lacks for its numcopies (`approx`: the
+    /// global numcopies, not the file's); `None` without a key.
+    fn lacking(&mut self, approx: bool) -> Result<Option<i64>, EvalError> {
+        let facts = self.d.facts;
+        let Some(key) = self.key()? else {
+            return Ok(None);
+        };
+        let numcopies = match (approx, self.subject.kind, self.subject.numcopies) {
+            (false, SubjectKind::File, Some(n)) => n,
+            _ => facts.numcopies_or_default(),
+        } as i64;
+        let have = self
+            .live_locations(key)?
+            .filter(|u| facts.trust_of(u) != TrustLevel::Untrusted)
+            .filter(|u| !self.not_present.contains(u))
+            .filter(|u| !u.is_cluster())
+            .count() as i64;
+        Ok(Some(numcopies.wrapping_sub(have)))
+    }
+
     fn balanced(&mut self, b: &Balanced) -> Result<bool, EvalError> {
+        // With `:lackingcopies`, the number of repositories is what the
+        // key lacks, worked out for each key.
+        let n = match b.lacking_copies {
+            false => b.n,
+            true => match self.lacking(false)? {
+                Some(n) => n,
+                None => return Ok(false),
+            },
+        };
         if !b.kind.keeps_present() || self.d.settings.rebalance {
-            return self.fully_balanced(b);
+            return self.fully_balanced(b, n);
         }
         if self.present()? {
             return Ok(true);
         }
-        if self.copies(&b.enough)? {
+        // Wanted only while the group lacks copies: fewer than N there, or
+        // (`:lackingcopies`) fewer than numcopies anywhere.
+        let enough = match b.lacking_copies {
+            false => self.copies(&b.enough)?,
+            true => n < 1,
+        };
+        if enough {
             return Ok(false);
         }
-        self.fully_balanced(b)
+        self.fully_balanced(b, n)
     }
 
     fn size_of(&self, u: &Uuid) -> Option<i128> {
         self.view.and_then(|v| v.size(u))
     }
 
-    fn fully_balanced(&mut self, b: &Balanced) -> Result<bool, EvalError> {
+    fn fully_balanced(&mut self, b: &Balanced, n: i64) -> Result<bool, EvalError> {
         let Some(key) = self.key()? else {
             return Ok(false);
         };
@@ -584,7 +633,7 @@ impl<'d, 's> Run<'d, 's> {
         let members = &group.members;
         let by_size = b.kind.by_size() || {
             // Rebalancing a group too full to hold N copies balances by size.
-            self.d.settings.rebalance && b.n > 1 && {
+            self.d.settings.rebalance && n > 1 && {
                 let threshold = self.d.settings.fully_balanced_threshold;
                 let too_full = members
                     .iter()
@@ -594,14 +643,14 @@ impl<'d, 's> Run<'d, 's> {
                         _ => false,
                     })
                     .count();
-                b.n > (members.len() - too_full) as i64
+                n > (members.len() - too_full) as i64
             }
         };
         let keysize = i128::from(key.size().unwrap_or(0));
         let current = self.logged(key)?;
         // Candidates as positions in the sorted member list.
         let candidates: Vec<u32> = if by_size {
-            self.size_candidates(members, b.n, keysize, current)
+            self.size_candidates(members, n, keysize, current)
         } else if facts.maxsizes.is_empty() {
             (0..members.len() as u32).collect()
         } else {
@@ -619,7 +668,7 @@ impl<'d, 's> Run<'d, 's> {
                 .collect()
         };
         let wanted = match members.binary_search(self.u) {
-            Ok(me) => group.picker.picks_among(&candidates, key, b.n, me as u32),
+            Ok(me) => group.picker.picks_among(&candidates, key, n, me as u32),
             Err(_) => false,
         };
         if wanted {

@@ -113,6 +113,21 @@ impl Glob {
         }
     }
 
+    /// Compiles a glob as git-annex does for a URL (`url=GLOB`):
+    /// case-sensitive, and not a file path, so a `/` is only that
+    /// character.
+    pub fn new_url(glob: &str) -> Glob {
+        let invalid = || Kind::Invalid(posix_regex(glob, false));
+        let kind = match translate(glob, false) {
+            Ok(re) => regex::Regex::new(&re).map_or_else(|_| invalid(), Kind::Regex),
+            Err(()) => invalid(),
+        };
+        Glob {
+            source: glob.to_owned(),
+            kind,
+        }
+    }
+
     /// The glob as written.
     pub fn as_str(&self) -> &str {
         &self.source

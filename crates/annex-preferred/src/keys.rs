@@ -68,6 +68,15 @@ impl KeyInfo for BranchKeys<'_> {
     fn is_unused(&self, key: &Key) -> Result<bool, EvalError> {
         Ok(self.unused.contains(key))
     }
+
+    fn urls(&self, key: &Key) -> Result<Vec<String>, EvalError> {
+        let path = format!("{}{}.log.web", key.hash_dir_lower(), key.to_file_name());
+        let log = self.branch.read(&path)?;
+        Ok(annex_branch::logs::presence::present(&log)
+            .into_iter()
+            .map(|u| String::from_utf8_lossy(&u).into_owned())
+            .collect())
+    }
 }
 
 /// The keys `git annex unused` last listed (`.git/annex/unused`, lines of
@@ -97,6 +106,8 @@ pub struct MemoryKeys {
     pub here: Option<HashSet<Key>>,
     /// Keys listed as unused.
     pub unused: HashSet<Key>,
+    /// Each key's URLs (as the web log writes them).
+    pub urls: FastMap<Key, Vec<String>>,
 }
 
 impl KeyInfo for MemoryKeys {
@@ -113,6 +124,10 @@ impl KeyInfo for MemoryKeys {
 
     fn has_content_here(&self, key: &Key) -> Result<Option<bool>, EvalError> {
         Ok(self.here.as_ref().map(|h| h.contains(key)))
+    }
+
+    fn urls(&self, key: &Key) -> Result<Vec<String>, EvalError> {
+        Ok(self.urls.get(key).cloned().unwrap_or_default())
     }
 
     fn is_unused(&self, key: &Key) -> Result<bool, EvalError> {

@@ -78,8 +78,12 @@ pub struct Balanced {
     pub kind: BalancedKind,
     /// The group balanced over.
     pub group: String,
-    /// How many repositories of the group get each key.
+    /// How many repositories of the group get each key (when not
+    /// `lacking_copies`).
     pub n: i64,
+    /// `KIND=GROUP:lackingcopies` (git-annex 10.20250520): as many
+    /// repositories as the key lacks copies for its numcopies.
+    pub lacking_copies: bool,
     /// For `balanced` and `sizebalanced`: the copies term that says the
     /// group already has enough (`copies=GROUP:N`).
     pub enough: Copies,
@@ -131,6 +135,9 @@ pub enum Term {
     OnlyInGroup(String),
     /// The balanced family.
     Balanced(Balanced),
+    /// `url=GLOB` (git-annex 10.20250721): the content is recorded as
+    /// present at a URL that matches.
+    Url(Glob),
 }
 
 /// A term as it was written, with what it means.
@@ -217,6 +224,20 @@ fn parse_balanced(kind: BalancedKind, want: &str) -> Result<Balanced, String> {
     let parts: Vec<&str> = want.split(':').collect();
     let (group, n) = match parts.as_slice() {
         [g] => (*g, 1),
+        [g, "lackingcopies"] => {
+            return Ok(Balanced {
+                kind,
+                group: (*g).to_owned(),
+                n: 1,
+                lacking_copies: true,
+                // Not used: lackingcopies=1 says whether the group has
+                // enough.
+                enough: Copies {
+                    filter: CopiesFilter::Group((*g).to_owned()),
+                    n: 1,
+                },
+            });
+        }
         [g, n] => (
             *g,
             readish(n).ok_or_else(|| format!("bad number for {name}"))?,
@@ -232,6 +253,7 @@ fn parse_balanced(kind: BalancedKind, want: &str) -> Result<Balanced, String> {
         kind,
         group: group.to_owned(),
         n,
+        lacking_copies: false,
         enough,
     })
 }
@@ -273,6 +295,7 @@ pub fn parse_word(word: &str) -> Result<Token<Word>, String> {
                 "fullysizebalanced" => {
                     Term::Balanced(parse_balanced(BalancedKind::FullySizeBalanced, v)?)
                 }
+                "url" => Term::Url(Glob::new_url(v)),
                 "include" => Term::Include(Glob::new(v)),
                 "exclude" => Term::Exclude(Glob::new(v)),
                 "largerthan" => {
@@ -314,13 +337,38 @@ mod tests {
         assert_eq!(err("balanced=g:x"), "bad number for balanced");
         assert_eq!(err("balanced=g:1:2"), "bad value for balanced");
         assert_eq!(
-            err("sizebalanced=g:lackingcopies"),
+            err("sizebalanced=g:lackingcopie"),
             "bad number for sizebalanced"
         );
         assert_eq!(
             err("fullysizebalanced=g:x"),
             "bad number for fullysizebalanced"
         );
+    }
+
+    #[test]
+    fn newer_terms_read() {
+        for kind in [
+            "balanced",
+            "fullybalanced",
+            "sizebalanced",
+            "fullysizebalanced",
+        ] {
+            match parse_word(&format!("{kind}=g:lackingcopies")).unwrap() {
+                Token::Op(w) => match w.term {
+                    Term::Balanced(b) => {
+                        assert!(b.lacking_copies, "{kind}");
+                        assert_eq!(b.group, "g");
+                    }
+                    _ => panic!(),
+                },
+                _ => panic!(),
+            }
+        }
+        match parse_word("url=https://example.org/*").unwrap() {
+            Token::Op(w) => assert!(matches!(w.term, Term::Url(_))),
+            _ => panic!(),
+        }
     }
 
     #[test]

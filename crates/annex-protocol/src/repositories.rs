@@ -51,6 +51,28 @@ pub trait Repositories: Send + Sync + 'static {
     fn refusal(&self, _uuid: &Uuid) -> Option<String> {
         None
     }
+
+    /// Whether requests may name one of the repositories served by its
+    /// path (`/PATH/git-annex/UUID/...`, as a forge addresses a user's
+    /// repository). False by default.
+    fn serves_paths(&self) -> bool {
+        false
+    }
+
+    /// What is served to requests addressed to the repository at `path`
+    /// (relative, `/`-separated, with no empty, `.` or `..` component),
+    /// when it is already open: it must not block.
+    fn at_path_open(&self, _path: &str) -> Option<Arc<dyn Repositories>> {
+        None
+    }
+
+    /// What is served to requests addressed to the repository at `path`,
+    /// opening it if need be (which may block, on the file system: the
+    /// server calls it on a blocking thread). `None` when no repository
+    /// served is there.
+    fn at_path(&self, path: &str) -> Option<Arc<dyn Repositories>> {
+        self.at_path_open(path)
+    }
 }
 
 /// Serves exactly one repository.

@@ -24,7 +24,7 @@
 #![warn(missing_docs)]
 
 use std::ffi::OsStr;
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -452,4 +452,45 @@ pub fn descendants_named(pid: i32, name: &str) -> Vec<i32> {
         .filter(|(_, comm)| comm == name)
         .map(|(p, _)| p)
         .collect()
+}
+
+/// Sends `request` (a whole HTTP/1.1 request; it should say
+/// `Connection: close`) on `stream` and reads the answer to its end: the
+/// head, and the body (a chunked body decoded).
+pub fn http_exchange<S: Read + Write>(mut stream: S, request: &[u8]) -> (ResponseHead, Vec<u8>) {
+    stream.write_all(request).unwrap();
+    let mut r = io::BufReader::new(stream);
+    let head = read_response_head(&mut r).unwrap();
+    let mut raw = Vec::new();
+    match head.header("content-length") {
+        Some(n) => {
+            let n: usize = n.parse().unwrap();
+            raw.resize(n, 0);
+            r.read_exact(&mut raw).unwrap();
+        }
+        None => {
+            r.read_to_end(&mut raw).unwrap();
+        }
+    }
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(&raw) } else { raw };
+    (head, body)
+}
+
+/// The content of a chunked HTTP body.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size_text = std::str::from_utf8(&raw[..end]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        raw = &raw[end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }

@@ -12,6 +12,7 @@ mod cluster_placement;
 mod cluster_s3;
 mod config_cli;
 mod error_wording;
+mod forge_serving;
 mod hostile_branch;
 mod initremote_cli;
 mod install_deps_script;

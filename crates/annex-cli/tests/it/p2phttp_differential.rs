@@ -162,9 +162,9 @@ const ALLOWED: &[Allowed] = &[
     ),
     allowed(
         "method GET on checkpresent",
-        STATUS,
-        (400, 405),
-        "wrong method: git-annex 400 \"bad version\" (from the other versions' alternatives), we 405",
+        JSON_REFUSED,
+        (400, 200),
+        "checkpresent answered for GET as for POST, as git-annex's users ask (issue 25): git-annex 400 \"bad version\"",
     ),
     allowed(
         "method PUT on put",

@@ -17,7 +17,7 @@ use thiserror::Error;
 use tokio::sync::Semaphore;
 
 /// What a request does, as git-annex classes it for access control.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionClass {
     /// get, checkpresent, gettimestamp.
     Read,

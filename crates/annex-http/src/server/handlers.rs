@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::auth::{parse_basic, ActionClass, Decision};
 use super::body::{full, next_chunk, ChannelBody, IncomingReader, RequestBody, ResponseBody};
+use super::repos::Repositories;
 use super::service::{Access, Gate, Secure, Shared};
 use super::stall::Stall;
 use super::zero_copy::{self, SpliceSlot};
@@ -103,6 +104,8 @@ struct Call {
     key: Option<Key>,
     repo: Arc<dyn Repository>,
     splice: Option<SpliceSlot>,
+    /// The `Range` a GET of content asks for.
+    range: Option<RangeAsk>,
 }
 
 impl Call {
@@ -146,15 +149,13 @@ async fn route(
     // Mounted under /git-annex by a router that takes the prefix off, the
     // path starts at the UUID.
     let path = req.uri().path();
-    let route = if path.starts_with("/git-annex/") {
-        wire::parse_path(path)?
-    } else {
-        wire::parse_path(&format!("/git-annex{path}"))?
-    };
+    let (route, addressed) = split_route(&shared.repos, path)?;
     let method_ok = if route.endpoint.is_get() {
         req.method() == Method::GET
     } else {
         req.method() == Method::POST
+            // checkpresent is a query: answered for GET too.
+            || (route.endpoint == Endpoint::CheckPresent && req.method() == Method::GET)
     };
     if !method_ok {
         return Err(Failure::new(
@@ -231,11 +232,20 @@ async fn route(
     // anyway makes the server look only where git-annex's would, and not
     // at all for an unknown UUID nobody will look for (404 whoever asks).
     let mut decision = None;
-    let repo = match shared.repos.lookup(&route.server_uuid) {
+    // A request naming a repository by its path is answered by what that
+    // repository serves, and nothing else.
+    let (registry, repo_path) = match addressed {
+        None => (shared.repos.clone(), None),
+        Some(candidates) => match at_path(&shared.repos, candidates).await {
+            Some((registry, path)) => (registry, Some(path)),
+            None => return Err(Failure::new(StatusCode::NOT_FOUND, "not found")),
+        },
+    };
+    let repo = match registry.lookup(&route.server_uuid) {
         Some(repo) => Some(repo),
-        None if shared.repos.rescans() => {
+        None if registry.rescans() => {
             let look = match &shared.access {
-                Gate::Policy(policy) if !shared.repos.rescan_when_refused() => {
+                Gate::Policy(policy) if !registry.rescan_when_refused() => {
                     let d = policy
                         .decide_credentials_async(credentials, secure, class)
                         .await;
@@ -245,10 +255,7 @@ async fn route(
                 _ => true,
             };
             if look {
-                shared
-                    .rescans
-                    .lookup(&shared.repos, &route.server_uuid)
-                    .await
+                shared.rescans.lookup(&registry, &route.server_uuid).await
             } else {
                 None
             }
@@ -259,7 +266,7 @@ async fn route(
     // check, as git-annex's gateway refuses it when connecting.
     let refusal = match &repo {
         Some(_) => None,
-        None => match shared.repos.refusal(&route.server_uuid) {
+        None => match registry.refusal(&route.server_uuid) {
             Some(why) => Some(why),
             None => return Err(Failure::new(StatusCode::NOT_FOUND, "not found")),
         },
@@ -274,10 +281,21 @@ async fn route(
         (None, Gate::Custom(authorizer), Some(repo)) => authorizer.authorize(&Access {
             request: &parts,
             repository: repo.uuid(),
+            path: repo_path.as_deref(),
             action: class,
         }),
+        (None, Gate::Async(authorizer), Some(repo)) => {
+            authorizer
+                .authorize(&Access {
+                    request: &parts,
+                    repository: repo.uuid(),
+                    path: repo_path.as_deref(),
+                    action: class,
+                })
+                .await
+        }
         // A refusal under an application's own rules: 502 whoever asks.
-        (None, Gate::Custom(_), None) => Decision::Allowed,
+        (None, Gate::Custom(_) | Gate::Async(_), None) => Decision::Allowed,
     };
     match decision {
         Decision::Allowed => {}
@@ -312,6 +330,10 @@ async fn route(
         http::Version::HTTP_11 => parts.extensions.get::<SpliceSlot>().cloned(),
         _ => None,
     };
+    let range = match (route.endpoint, parts.headers.get(http::header::RANGE)) {
+        (Endpoint::Key, Some(h)) => parse_range(h),
+        _ => None,
+    };
     let call = Call {
         version: route.version,
         endpoint: route.endpoint,
@@ -319,6 +341,7 @@ async fn route(
         key: route.key,
         repo,
         splice,
+        range,
     };
     match call.endpoint {
         Endpoint::Key => get(shared, call).await,
@@ -362,6 +385,53 @@ async fn route(
     }
 }
 
+/// What a request path names: git-annex's API path (`/git-annex/UUID/...`,
+/// or `/UUID/...` under a router that took `/git-annex` off), or, where
+/// the repositories served can be named by path, a repository's path
+/// before it (with the paths it may mean).
+fn split_route(
+    repos: &Arc<dyn Repositories>,
+    path: &str,
+) -> Result<(wire::Route, Option<Vec<String>>), Failure> {
+    if path.starts_with("/git-annex/") {
+        match wire::parse_path(path) {
+            Ok(route) => return Ok((route, None)),
+            Err(e) if !repos.serves_paths() => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
+    if repos.serves_paths() {
+        match wire::parse_addressed_path(path) {
+            Ok(a) => return Ok((a.route, Some(a.candidates))),
+            Err(WireError::NoRoute) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((wire::parse_path(&format!("/git-annex{path}"))?, None))
+}
+
+/// What the repository at the first of `candidates` that names one
+/// serves, and its path; opening it (on a blocking thread) if need be.
+async fn at_path(
+    repos: &Arc<dyn Repositories>,
+    candidates: Vec<String>,
+) -> Option<(Arc<dyn Repositories>, String)> {
+    for c in &candidates {
+        if let Some(r) = repos.at_path_open(c) {
+            return Some((r, c.clone()));
+        }
+    }
+    let repos = repos.clone();
+    tokio::task::spawn_blocking(move || {
+        candidates
+            .into_iter()
+            .find_map(|c| repos.at_path(&c).map(|r| (r, c)))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// What a GET's worker tells the handler before any content.
 enum GetStart {
     Sending(u64),
@@ -381,6 +451,12 @@ struct ResponseSink {
     signal_invalid: bool,
     /// The connection's slot for content sent from a file, if it has one.
     splice: Option<SpliceSlot>,
+    /// For a range: how many bytes are still to send (nothing is held
+    /// back, and validity is not signalled).
+    limit: Option<u64>,
+    /// The range was sent whole: the repository's reading was stopped
+    /// there.
+    range_sent: bool,
 }
 
 impl ResponseSink {
@@ -392,7 +468,21 @@ impl ResponseSink {
     }
 
     /// Holds `chunk` back, sending the one held before it.
-    async fn hold(&mut self, chunk: Bytes) -> Result<(), RepoError> {
+    async fn hold(&mut self, mut chunk: Bytes) -> Result<(), RepoError> {
+        if let Some(left) = self.limit {
+            if chunk.len() as u64 > left {
+                chunk.truncate(left as usize);
+            }
+            let left = left - chunk.len() as u64;
+            self.limit = Some(left);
+            self.send(chunk).await?;
+            if left == 0 {
+                // Stops the repository's reading: the range is sent.
+                self.range_sent = true;
+                return Err(RepoError::Io(io::Error::other("range sent")));
+            }
+            return Ok(());
+        }
         match self.held.replace(chunk) {
             Some(prev) => self.send(prev).await,
             None => Ok(()),
@@ -496,16 +586,93 @@ impl GetSink for ResponseSink {
     }
 }
 
+/// The byte range a GET asks for with `Range: bytes=...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeAsk {
+    /// From the first byte named to the last named, or to the end.
+    From(u64, Option<u64>),
+    /// The last bytes, this many.
+    Suffix(u64),
+}
+
+/// The one range a `Range` header asks for; `None` (serve the whole
+/// content, as RFC 9110 lets a server do) for anything else: other units,
+/// several ranges, a malformed header.
+fn parse_range(header: &HeaderValue) -> Option<RangeAsk> {
+    let spec = header.to_str().ok()?.trim().strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let number = |t: &str| -> Option<u64> {
+        let t = t.trim();
+        (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    match (first.trim().is_empty(), last.trim().is_empty()) {
+        (true, false) => Some(RangeAsk::Suffix(number(last)?)),
+        (false, true) => Some(RangeAsk::From(number(first)?, None)),
+        (false, false) => {
+            let (a, b) = (number(first)?, number(last)?);
+            (a <= b).then_some(RangeAsk::From(a, Some(b)))
+        }
+        (true, true) => None,
+    }
+}
+
+/// A 416 answer for content of `size` bytes.
+fn range_not_satisfiable(size: Option<u64>) -> Response<ResponseBody> {
+    let mut resp = failure_response(Failure::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "range not satisfiable",
+    ));
+    if let Some(size) = size {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+            resp.headers_mut().insert(http::header::CONTENT_RANGE, v);
+        }
+    }
+    resp
+}
+
 async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>, Failure> {
     let key = call.key()?.clone();
     let file = call.params.associated_file();
-    let offset = call.params.offset.unwrap_or(0);
-    // The unversioned request and v0 do not signal invalid content.
-    let signal_invalid = call.version.is_some_and(|v| v >= ApiVersion::V1);
+    // A range is resolved against the size the key names; without one,
+    // only a range from a first byte can be served.
+    let range = match (call.range, key.size()) {
+        (None, _) => None,
+        (Some(RangeAsk::From(first, _)), Some(size)) if first >= size => {
+            return Ok(range_not_satisfiable(Some(size)))
+        }
+        (Some(RangeAsk::From(first, last)), size) => Some((
+            first,
+            match (last, size) {
+                (Some(l), Some(s)) => Some(l.min(s - 1)),
+                (l, _) => l,
+            },
+        )),
+        (Some(RangeAsk::Suffix(0)), size) | (Some(RangeAsk::Suffix(_)), size @ Some(0)) => {
+            return Ok(range_not_satisfiable(size))
+        }
+        (Some(RangeAsk::Suffix(n)), Some(size)) => Some((size.saturating_sub(n), Some(size - 1))),
+        (Some(RangeAsk::Suffix(_)), None) => None,
+    };
+    let offset = match range {
+        Some((first, _)) => first,
+        None => call.params.offset.unwrap_or(0),
+    };
+    // The unversioned request and v0 do not signal invalid content: their
+    // answers say their length. So does a range's.
+    let signal_invalid = range.is_none() && call.version.is_some_and(|v| v >= ApiVersion::V1);
+    let content_length = !signal_invalid;
     let (start_tx, start_rx) = oneshot::channel();
     let (tx, body) = ChannelBody::new(4);
     let repo = call.repo.clone();
-    let splice = call.splice.clone();
+    // Content sent from a file goes as a chunked body: not where the
+    // length is said.
+    let splice = call.splice.clone().filter(|_| signal_invalid);
+    let limit = range.and_then(|(first, last)| last.map(|l| l - first + 1));
     tokio::spawn(async move {
         let mut sink = ResponseSink {
             start: Some(start_tx),
@@ -513,9 +680,15 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
             held: None,
             signal_invalid,
             splice,
+            limit,
+            range_sent: false,
         };
         let result = repo.get(&key, &file, offset, &mut sink).await;
         let start = sink.start.take();
+        let result = match result {
+            Err(_) if sink.range_sent => Ok(GetOutcome::Sent { accepted: true }),
+            r => r,
+        };
         match (result, start) {
             (Ok(GetOutcome::NotPresent), Some(s)) => {
                 let _ = s.send(GetStart::NotPresent);
@@ -547,13 +720,44 @@ async fn get(_shared: &Arc<Shared>, call: Call) -> Result<Response<ResponseBody>
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(len));
+            headers.insert(
+                http::header::ACCEPT_RANGES,
+                HeaderValue::from_static("bytes"),
+            );
+            match range {
+                None => {
+                    headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(len));
+                    if content_length {
+                        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+                    }
+                }
+                Some((first, last)) => {
+                    // The repository sends from the first byte to the end.
+                    let size = first + len;
+                    if len == 0 {
+                        return Ok(range_not_satisfiable(Some(size)));
+                    }
+                    let last = last.map_or(size - 1, |l| l.min(size - 1));
+                    let sent = last - first + 1;
+                    if let Ok(v) = HeaderValue::from_str(&format!("bytes {first}-{last}/{size}")) {
+                        headers.insert(http::header::CONTENT_RANGE, v);
+                    }
+                    headers.insert(DATA_LENGTH_HEADER, HeaderValue::from(sent));
+                    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(sent));
+                    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                }
+            }
             Ok(resp)
         }
         // Content not here: as git-annex's server answers, a successful
         // answer of no bytes, which a client fails to verify as the key's
         // content at once (a 404 has git-annex's client try every older
         // API version first).
+        // Not the git-annex API's way, for a range (browsers, FUSE
+        // readers): plainly not found.
+        Ok(GetStart::NotPresent) if range.is_some() => {
+            Err(Failure::new(StatusCode::NOT_FOUND, "key not present"))
+        }
         Ok(GetStart::NotPresent) => {
             let mut resp = Response::new(full(Bytes::new()));
             let headers = resp.headers_mut();
@@ -926,4 +1130,28 @@ async fn keep_locked(
         locked: false,
         lockid: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_as_rfc_9110_says() {
+        let p = |s: &str| parse_range(&HeaderValue::from_str(s).unwrap());
+        assert_eq!(p("bytes=0-99"), Some(RangeAsk::From(0, Some(99))));
+        assert_eq!(p("bytes= 5 - "), Some(RangeAsk::From(5, None)));
+        assert_eq!(p("bytes=-20"), Some(RangeAsk::Suffix(20)));
+        for ignored in [
+            "bytes=9-3",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(p(ignored), None, "{ignored}");
+        }
+    }
 }

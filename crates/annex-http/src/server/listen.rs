@@ -1,5 +1,6 @@
-//! Where the server listens: addresses it binds, or sockets handed over by
-//! systemd (socket activation: `LISTEN_PID`, `LISTEN_FDS`, from fd 3).
+//! Where the server listens: addresses it binds, a Unix socket, or
+//! sockets handed over by systemd (socket activation: `LISTEN_PID`,
+//! `LISTEN_FDS`, from fd 3).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -61,4 +62,42 @@ pub fn bind(addresses: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
             Ok(l)
         })
         .collect()
+}
+
+/// Creates a Unix socket at `path` and listens on it, with permissions
+/// `mode` (as `chmod`; 0o600 lets only this user connect, 0o660 its group
+/// too, as a reverse proxy in that group). A socket left at `path` by a
+/// server that is gone is replaced; anything else there is an error.
+pub fn bind_unix(
+    path: &std::path::Path,
+    mode: u32,
+) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let context = |e: io::Error, what: &str| {
+        io::Error::new(
+            e.kind(),
+            format!("--socket {}: {what}: {e}", path.display()),
+        )
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("--socket {}: exists and is not a socket", path.display()),
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("--socket {}: a server is listening there", path.display()),
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| context(e, "cannot remove the old socket"))?;
+    }
+    let listener = UnixListener::bind(path).map_err(|e| context(e, "cannot listen"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| context(e, "cannot set its mode"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }

@@ -20,6 +20,7 @@
 pub mod auth;
 pub(crate) mod body;
 mod handlers;
+pub mod hook;
 pub mod listen;
 pub mod locks;
 pub mod repos;
@@ -41,16 +42,20 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 pub use auth::{AccessPolicy, ActionClass, Decision};
 pub use body::{BoxError, ResponseBody};
+pub use hook::CommandAuthorizer;
 pub use locks::LockTable;
-pub use repos::{DirectoryRepositories, Repositories, SingleRepository, MIN_RESCAN_INTERVAL};
+pub use repos::{
+    DirectoryRepositories, PathOpener, Repositories, SingleRepository, MIN_RESCAN_INTERVAL,
+};
 pub use service::{
-    Access, Authorize, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES, DEFAULT_RECEIVE_TIMEOUT,
+    Access, Authorize, AuthorizeAsync, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES,
+    DEFAULT_RECEIVE_TIMEOUT,
 };
 use zero_copy::SpliceStream;
 
@@ -145,9 +150,45 @@ impl Server {
         listeners: Vec<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let (accepted_tx, mut accepted) = mpsc::channel::<TcpStream>(64);
+        self.run_with_unix(listeners, Vec::new(), shutdown).await
+    }
+
+    /// As [`run`](Server::run), also serving connections from Unix
+    /// sockets (plain HTTP, for a reverse proxy on this machine, whatever
+    /// the TLS settings).
+    pub async fn run_with_unix(
+        self,
+        listeners: Vec<TcpListener>,
+        unix: Vec<UnixListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let (accepted_tx, mut accepted) = mpsc::channel::<Accepted>(64);
         let slots = Arc::new(Semaphore::new(self.max_connections));
         let mut acceptors = Vec::new();
+        for listener in unix {
+            let tx = accepted_tx.clone();
+            let slots = slots.clone();
+            acceptors.push(tokio::spawn(async move {
+                loop {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    match listener.accept().await {
+                        Ok((stream, _peer)) => {
+                            permit.forget();
+                            if tx.send(Accepted::Unix(stream)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            drop(permit);
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            }));
+        }
         for listener in listeners {
             let tx = accepted_tx.clone();
             let slots = slots.clone();
@@ -161,7 +202,7 @@ impl Server {
                     match listener.accept().await {
                         Ok((stream, _peer)) => {
                             permit.forget();
-                            if tx.send(stream).await.is_err() {
+                            if tx.send(Accepted::Tcp(stream)).await.is_err() {
                                 return;
                             }
                         }
@@ -182,9 +223,16 @@ impl Server {
         loop {
             tokio::select! {
                 stream = accepted.recv() => {
-                    let Some(stream) = stream else { break };
-                    let _ = stream.set_nodelay(true);
-                    self.spawn_connection(stream, &graceful, slots.clone());
+                    match stream {
+                        None => break,
+                        Some(Accepted::Tcp(stream)) => {
+                            let _ = stream.set_nodelay(true);
+                            self.spawn_connection(stream, &graceful, slots.clone());
+                        }
+                        Some(Accepted::Unix(stream)) => {
+                            self.spawn_unix_connection(stream, &graceful, slots.clone());
+                        }
+                    }
                 }
                 () = &mut shutdown => break,
             }
@@ -213,6 +261,23 @@ impl Server {
             tracing::warn!("shutdown timeout passed with requests still in flight");
         }
         Ok(())
+    }
+
+    fn spawn_unix_connection(
+        &self,
+        stream: UnixStream,
+        graceful: &GracefulShutdown,
+        slots: Arc<Semaphore>,
+    ) {
+        let service = self.service.clone();
+        let header_timeout = self.header_timeout;
+        let send_timeout = self.send_timeout;
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = stall::WriteDeadline::new(stream, send_timeout);
+            serve_connection(stream, service, |_| {}, header_timeout, watcher).await;
+            slots.add_permits(1);
+        });
     }
 
     fn spawn_connection(
@@ -257,6 +322,12 @@ impl Server {
             }
         }
     }
+}
+
+/// A connection accepted.
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
 }
 
 /// Serves one connection with `service`, `extend` adding what the

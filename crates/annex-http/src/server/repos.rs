@@ -75,11 +75,38 @@ impl Rescans {
 /// A UUID that two repositories claim (a copy of a repository, or one
 /// user's repository made to shadow another's) is served by neither, and
 /// a warning names both paths whenever the set of such UUIDs changes.
+///
+/// A request may also name a repository by its path below the directory
+/// (`/owner/repo/git-annex/UUID/...`, see [`Repositories::at_path`]): that
+/// repository alone answers it, opened on its first such request (a
+/// directory `repo.git` answers for `repo` too) and closed by
+/// [`close_idle`](DirectoryRepositories::close_idle).
 pub struct DirectoryRepositories {
     dirs: Vec<PathBuf>,
     served: Mutex<Served>,
     /// When the latest look started; held while looking.
     looking: Mutex<Option<Instant>>,
+    /// The repositories opened for requests naming their path.
+    by_request_path: Mutex<HashMap<String, AtPath>>,
+    /// Whether the repositories found by looking are kept open (serving
+    /// requests that name a UUID alone).
+    by_uuid: bool,
+    /// What a repository named by path serves (by default, itself).
+    opener: Option<PathOpener>,
+}
+
+/// Makes what a repository named by its path serves, from the repository
+/// opened there and that path (on a blocking thread): the repository
+/// alone, or with the remotes it proxies and its clusters. `None` serves
+/// nothing there.
+pub type PathOpener =
+    Arc<dyn Fn(LocalRepository, &Path) -> Option<Arc<dyn Repositories>> + Send + Sync>;
+
+/// A repository opened for requests naming its path.
+struct AtPath {
+    served: Arc<dyn Repositories>,
+    git_dir: PathBuf,
+    last_used: Instant,
 }
 
 #[derive(Default)]
@@ -110,13 +137,104 @@ const MAX_DEPTH: usize = 32;
 impl DirectoryRepositories {
     /// Serves the repositories below `dirs`, looking for them now.
     pub fn new(dirs: Vec<PathBuf>) -> DirectoryRepositories {
+        let repos = DirectoryRepositories::by_path_only(dirs);
         let repos = DirectoryRepositories {
-            dirs,
-            served: Mutex::new(Served::default()),
-            looking: Mutex::new(None),
+            by_uuid: true,
+            ..repos
         };
         repos.rescan();
         repos
+    }
+
+    /// Serves the repositories below `dirs` to requests that name their
+    /// path only: a request naming a UUID alone is not served, and nothing
+    /// is looked for until a request names a path.
+    pub fn by_path_only(dirs: Vec<PathBuf>) -> DirectoryRepositories {
+        DirectoryRepositories {
+            dirs,
+            served: Mutex::new(Served::default()),
+            looking: Mutex::new(None),
+            by_request_path: Mutex::new(HashMap::new()),
+            by_uuid: false,
+            opener: None,
+        }
+    }
+
+    /// Serves what `opener` makes of each repository named by its path,
+    /// rather than the repository alone. Call it before serving.
+    pub fn with_opener(self, opener: PathOpener) -> DirectoryRepositories {
+        DirectoryRepositories {
+            opener: Some(opener),
+            ..self
+        }
+    }
+
+    /// Closes the repositories opened for requests naming their path that
+    /// no request has used for `idle` (requests in flight keep theirs
+    /// until they end). Returns how many are still open.
+    pub fn close_idle(&self, idle: Duration) -> usize {
+        let mut open = self
+            .by_request_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, a| a.last_used.elapsed() < idle);
+        open.len()
+    }
+
+    /// The git directories of the repositories open now (to commit what
+    /// was recorded in their journals).
+    pub fn open_git_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .by_request_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|a| a.git_dir.clone())
+            .collect();
+        dirs.extend(
+            self.served
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .by_path
+                .values()
+                .map(|o| o.git_dir.clone()),
+        );
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
+    /// The repository at `rel` below one of the directories, by the rules
+    /// of the looks for repositories: every directory on the way is a
+    /// directory (not a symlink) and not a repository, and the last
+    /// component (or it with `.git` added) is a repository.
+    fn find_at(&self, rel: &str) -> Option<PathBuf> {
+        let components: Vec<&str> = rel.split('/').collect();
+        if components.len() > MAX_DEPTH + 1
+            || components
+                .iter()
+                .any(|c| c.is_empty() || *c == "." || *c == ".." || c.contains('\0'))
+        {
+            return None;
+        }
+        let (last, parents) = components.split_last()?;
+        'dirs: for dir in &self.dirs {
+            let mut path = dir.clone();
+            for c in parents {
+                path.push(c);
+                match std::fs::symlink_metadata(&path) {
+                    Ok(m) if m.is_dir() && !looks_like_repository(&path) => {}
+                    _ => continue 'dirs,
+                }
+            }
+            for name in [last.to_string(), format!("{last}.git")] {
+                let candidate = path.join(name);
+                if looks_like_repository(&candidate) {
+                    return Some(candidate);
+                }
+            }
+        }
+        None
     }
 
     /// Looks for repositories again: those found are served (already open
@@ -213,14 +331,17 @@ impl Repositories for DirectoryRepositories {
     }
 
     fn rescans(&self) -> bool {
-        true
+        self.by_uuid
     }
 
     fn rescan_when_refused(&self) -> bool {
-        true
+        self.by_uuid
     }
 
     fn rescan_and_lookup(&self, uuid: &Uuid) -> Option<Arc<dyn Repository>> {
+        if !self.by_uuid {
+            return None;
+        }
         let asked = Instant::now();
         let mut looking = self.looking.lock().unwrap_or_else(|e| e.into_inner());
         // A look that started after this request arrived has finished
@@ -238,5 +359,51 @@ impl Repositories for DirectoryRepositories {
         let mut v: Vec<Uuid> = served.by_uuid.keys().cloned().collect();
         v.sort();
         v
+    }
+
+    fn serves_paths(&self) -> bool {
+        true
+    }
+
+    fn at_path_open(&self, path: &str) -> Option<Arc<dyn Repositories>> {
+        let mut open = self
+            .by_request_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let at = open.get_mut(path)?;
+        at.last_used = Instant::now();
+        Some(at.served.clone())
+    }
+
+    fn at_path(&self, path: &str) -> Option<Arc<dyn Repositories>> {
+        if let Some(served) = self.at_path_open(path) {
+            return Some(served);
+        }
+        let found = self.find_at(path)?;
+        let repo = match LocalRepository::open(&found) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(path = %found.display(), error = %e, "not served");
+                return None;
+            }
+        };
+        let git_dir = repo.git_dir().to_owned();
+        let served: Arc<dyn Repositories> = match &self.opener {
+            Some(open) => open(repo, &found)?,
+            None => Arc::new(SingleRepository::new(Arc::new(repo))),
+        };
+        let mut open = self
+            .by_request_path
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Another request may have opened it meanwhile: one of the two is
+        // kept.
+        let at = open.entry(path.to_owned()).or_insert(AtPath {
+            served,
+            git_dir,
+            last_used: Instant::now(),
+        });
+        at.last_used = Instant::now();
+        Some(at.served.clone())
     }
 }

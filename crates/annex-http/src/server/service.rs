@@ -36,6 +36,9 @@ pub struct Access<'a> {
     pub request: &'a http::request::Parts,
     /// The repository asked for (it is served).
     pub repository: &'a Uuid,
+    /// The path of the repository the request named
+    /// (`/PATH/git-annex/UUID/...`), if it named one.
+    pub path: Option<&'a str>,
     /// What the request does.
     pub action: ActionClass,
 }
@@ -63,6 +66,17 @@ where
     }
 }
 
+/// Decides, for each request, whether it may go on, taking the time it
+/// needs (asking another program or a database) without blocking the
+/// server's threads. Called where [`Authorize`] would be.
+pub trait AuthorizeAsync: Send + Sync + 'static {
+    /// The decision for `access`, as [`Authorize::authorize`]'s.
+    fn authorize<'a>(
+        &'a self,
+        access: &'a Access<'a>,
+    ) -> Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
+}
+
 /// A request extension saying that the request came over https: the
 /// [`AccessPolicy`] accepts some credentials only then (`--authenv`).
 /// [`Server`](super::Server) adds it to requests over TLS; an application
@@ -77,6 +91,8 @@ pub(crate) enum Gate {
     Policy(AccessPolicy),
     /// The application's.
     Custom(Arc<dyn Authorize>),
+    /// The application's, asynchronous.
+    Async(Arc<dyn AuthorizeAsync>),
 }
 
 /// What every request handler shares.
@@ -141,6 +157,15 @@ impl P2pHttp {
     /// Serves `repos`, asking `authorizer` about every request.
     pub fn with_authorizer(repos: Arc<dyn Repositories>, authorizer: impl Authorize) -> P2pHttp {
         P2pHttp::build(repos, Gate::Custom(Arc::new(authorizer)))
+    }
+
+    /// Serves `repos`, asking `authorizer` about every request, and
+    /// waiting for its answer.
+    pub fn with_async_authorizer(
+        repos: Arc<dyn Repositories>,
+        authorizer: impl AuthorizeAsync,
+    ) -> P2pHttp {
+        P2pHttp::build(repos, Gate::Async(Arc::new(authorizer)))
     }
 
     fn build(repos: Arc<dyn Repositories>, access: Gate) -> P2pHttp {
