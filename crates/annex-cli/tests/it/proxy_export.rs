@@ -26,11 +26,12 @@ use annex_http::client::{HttpOptions, HttpRepository, ServerUrl};
 use annex_protocol::client::{Client, ClientOptions};
 use annex_protocol::{AssociatedFile, BytesSource, Key, PutOutcome, Repository};
 use annex_test_support::proxy::{real_git_annex_shell, ProxyEnv as Env};
+use annex_test_support::s3::S3Server;
 use annex_test_support::{files_under, pseudo_random, sha256e_key, KillOnDrop};
 
 /// Whose gateway serves the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Gateway {
+pub(crate) enum Gateway {
     Ours,
     GitAnnex,
 }
@@ -38,12 +39,12 @@ enum Gateway {
 /// How the client reaches the gateway for content (git pushes always go
 /// over ssh).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     Ssh,
     Http,
 }
 
-struct Setup {
+pub(crate) struct Setup {
     env: Env,
     gateway: Gateway,
     transport: Transport,
@@ -53,6 +54,26 @@ struct Setup {
     client: PathBuf,
     /// The p2phttp server and its port, when the client uses one.
     server: Option<(KillOnDrop, u16)>,
+    /// The S3 server holding the remote's bucket, when it is an S3
+    /// remote (kept running as long as the setup).
+    _s3: Option<S3Server>,
+}
+
+/// Makes the exporttree remote `dex` in the gateway `gw`, with the
+/// settings `exporttree=yes annexobjects=yes`: the directory holding its
+/// files (one file per exported path), its UUID, and the S3 server
+/// holding them when it is an S3 remote.
+pub(crate) type MakeRemote = fn(&Env, &Path) -> (PathBuf, String, Option<S3Server>);
+
+/// A directory special remote.
+fn directory_remote(env: &Env, gw: &Path) -> (PathBuf, String, Option<S3Server>) {
+    let (store, dex) = env.init_directory_remote(
+        gw,
+        "dex",
+        "dex-store",
+        &["encryption=none", "exporttree=yes", "annexobjects=yes"],
+    );
+    (store, dex, None)
 }
 
 /// What a step left: the remote's files (path, and the key of its
@@ -60,7 +81,7 @@ struct Setup {
 /// and the remote tracking branches the gateway's exports set (with the
 /// subject of the commit each names).
 #[derive(Debug, PartialEq, Eq)]
-struct Observed {
+pub(crate) struct Observed {
     step: &'static str,
     files: Vec<(String, String)>,
     hook: Vec<String>,
@@ -73,6 +94,18 @@ fn setup(gateway: Gateway, transport: Transport) -> Setup {
 
 /// [`setup`] with `remote.dex.annex-tracking-branch` set to `tracking`.
 fn setup_tracking(gateway: Gateway, transport: Transport, tracking: &str) -> Setup {
+    setup_remote(gateway, transport, tracking, directory_remote, &[])
+}
+
+/// [`setup_tracking`] with the remote `make` makes, and `client_config`
+/// set in the client's git config.
+pub(crate) fn setup_remote(
+    gateway: Gateway,
+    transport: Transport,
+    tracking: &str,
+    make: MakeRemote,
+    client_config: &[(&str, &str)],
+) -> Setup {
     let env = Env::new(env!("CARGO_BIN_EXE_annex"));
     let (gw, _) = env.init("gw", "gateway");
     if gateway == Gateway::Ours {
@@ -82,12 +115,7 @@ fn setup_tracking(gateway: Gateway, transport: Transport, tracking: &str) -> Set
         assert!(hook.contains("annex post-receive"), "{hook}");
         assert!(hook.contains("configured by annex"), "{hook}");
     }
-    let (store, dex) = env.init_directory_remote(
-        &gw,
-        "dex",
-        "dex-store",
-        &["encryption=none", "exporttree=yes", "annexobjects=yes"],
-    );
+    let (store, dex, s3) = make(&env, &gw);
     env.git(
         &gw,
         &["config", "remote.dex.annex-tracking-branch", tracking],
@@ -111,6 +139,9 @@ fn setup_tracking(gateway: Gateway, transport: Transport, tracking: &str) -> Set
             )
         }
     };
+    for (k, v) in client_config {
+        env.git(&client, &["config", k, v]);
+    }
     if gateway == Gateway::GitAnnex {
         let shell = real_git_annex_shell();
         env.git(&client, &["config", "remote.origin.annex-shell", &shell]);
@@ -130,6 +161,7 @@ fn setup_tracking(gateway: Gateway, transport: Transport, tracking: &str) -> Set
         dex,
         client,
         server,
+        _s3: s3,
     }
 }
 
@@ -344,7 +376,7 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// The scenario, with its checks; what each step left.
-fn scenario(s: &mut Setup) -> Vec<Observed> {
+pub(crate) fn scenario(s: &mut Setup) -> Vec<Observed> {
     let mut seen = Vec::new();
     let obj = |key: &str| annexobjects(s, key);
 

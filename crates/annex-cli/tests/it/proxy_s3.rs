@@ -49,7 +49,13 @@ const REMOTES: [(&str, &str, &str, Option<&str>); 2] = [
 /// `git annex initremote NAME type=S3 ...` for the local server, with
 /// its credentials in the environment (git-annex caches them in the
 /// repository), then `extra` settings.
-fn initremote(env: &Env, server: &S3Server, repo: &Path, name: &str, extra: &[&str]) -> String {
+pub(crate) fn initremote(
+    env: &Env,
+    server: &S3Server,
+    repo: &Path,
+    name: &str,
+    extra: &[&str],
+) -> String {
     let port = format!("port={}", server.port);
     let mut args = vec![
         "annex",

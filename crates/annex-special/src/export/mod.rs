@@ -8,7 +8,8 @@
 //! - [`ExportStore`]: what a kind of remote provides: files at paths
 //!   ([`ExportPath`]) stored from a stream, read from an offset, removed,
 //!   renamed where it can, looked for. The directory remote's is
-//!   [`crate::directory::DirectoryExport`].
+//!   [`crate::directory::DirectoryExport`], S3's
+//!   [`crate::s3::export::S3Export`].
 //! - [`ExportRemote`]: any store, with the export log and the exported
 //!   tree, as a [`Repository`](annex_protocol::Repository) following
 //!   git-annex's rules (Remote/Helper/ExportImport.hs and the gateway's
@@ -176,7 +177,7 @@ impl ExportConfig {
 }
 
 /// Opens a special remote with `exporttree=yes`: the store of its type
-/// (today the directory remote's), as an [`ExportRemote`]. Refuses what
+/// (the directory remote's or S3's), as an [`ExportRemote`]. Refuses what
 /// is not supported yet, naming it: encryption, `importtree=yes`, and
 /// types whose store is not written yet.
 pub fn open(
@@ -189,6 +190,17 @@ pub fn open(
     crate::check_supported(&rest)?;
     match config.get("type") {
         Some("directory") => crate::directory::open_export(config, setup, export.annex_objects),
+        Some("S3") => {
+            let uuid = setup.uuid.clone();
+            let branch = setup.branch.clone();
+            let store = crate::s3::export::S3Export::new(crate::s3::S3Remote::open(&rest, setup)?);
+            Ok(ExportRemote::new(
+                uuid,
+                std::sync::Arc::new(store),
+                export.annex_objects,
+                branch,
+            ))
+        }
         Some(_) => Err(crate::SpecialError::Unsupported {
             field: "exporttree",
             value: "yes".into(),

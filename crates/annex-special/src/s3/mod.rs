@@ -15,6 +15,8 @@
 //!   delete of an object named by its path, multipart uploads, buckets;
 //!   signed by rusty-s3 (SigV4), sent with hyper. An export layer names
 //!   objects by their path in a tree and uses it as it is.
+//! - [`export`]: the remote with `exporttree=yes`: files at their
+//!   exported paths, one object each.
 //! - `store` (the put path) and `read` (the get path) of [`S3Remote`].
 //!
 //! What a put does (see `store`): the content streams from the sender
@@ -36,6 +38,7 @@
 pub mod client;
 pub mod config;
 pub mod creds;
+pub mod export;
 pub mod naming;
 mod read;
 mod store;

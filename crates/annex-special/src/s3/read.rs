@@ -24,7 +24,7 @@ type Opening = Pin<Box<dyn Future<Output = Result<Option<ObjectBody>, S3Error>> 
 /// The content of several objects, each from an offset, one after the
 /// other, as one stream of chunks; each object is asked for once the one
 /// before it has been read.
-struct ObjectsStream {
+pub(super) struct ObjectsStream {
     store: ObjectStore,
     /// Objects still to read: name, offset, length from the offset.
     rest: VecDeque<(String, u64, u64)>,
@@ -104,6 +104,22 @@ impl ChunkStream for ObjectsStream {
                 len,
                 Box::pin(async move { store.get(&n, from, None).await }),
             ));
+        }
+    }
+}
+
+impl ObjectsStream {
+    /// The object `name` from byte `from`, `len` bytes long from there.
+    pub(super) fn one(store: ObjectStore, name: String, from: u64, len: u64) -> ObjectsStream {
+        ObjectsStream {
+            store,
+            rest: if len > 0 {
+                VecDeque::from([(name, from, len)])
+            } else {
+                VecDeque::new()
+            },
+            current: None,
+            opening: None,
         }
     }
 }

@@ -84,14 +84,14 @@ impl Incoming<'_> {
 }
 
 /// One object being written.
-enum Writer {
+pub(super) enum Writer {
     /// One streamed PUT.
     Single { tx: BodySender, answer: Answer },
     /// A multipart upload whose parts stream in turn.
     Multipart(Multipart),
 }
 
-struct Multipart {
+pub(super) struct Multipart {
     store: ObjectStore,
     name: String,
     upload_id: String,
@@ -105,7 +105,7 @@ struct Multipart {
 }
 
 impl Writer {
-    async fn start(
+    pub(super) async fn start(
         store: &ObjectStore,
         part_size: Option<u64>,
         name: &str,
@@ -132,7 +132,7 @@ impl Writer {
     }
 
     /// Writes the next piece of the object.
-    async fn write(&mut self, mut piece: Bytes) -> Result<(), S3Error> {
+    pub(super) async fn write(&mut self, mut piece: Bytes) -> Result<(), S3Error> {
         match self {
             Writer::Single { tx, answer } => {
                 if tx.send(piece).await.is_err() {
@@ -186,7 +186,7 @@ impl Writer {
     }
 
     /// Finishes the object, all its content written: it then exists.
-    async fn finish(self) -> Result<(), S3Error> {
+    pub(super) async fn finish(self) -> Result<(), S3Error> {
         match self {
             Writer::Single { tx, mut answer } => {
                 drop(tx);
@@ -238,7 +238,7 @@ impl Writer {
     }
 
     /// Gives the object up: nothing of it is stored.
-    async fn abort(self) {
+    pub(super) async fn abort(self) {
         match self {
             Writer::Single { tx, mut answer } => {
                 tx.abort().await;

@@ -542,3 +542,110 @@ async fn loopback_is_refused_unless_allowed() {
         "{err}"
     );
 }
+
+mod export {
+    use super::*;
+    use crate::export::{ExportPath, ExportStore, PendingStore};
+    use crate::s3::export::S3Export;
+    use annex_protocol::repository::ChunkReader;
+    use tokio::io::AsyncReadExt;
+
+    fn p(s: &str) -> ExportPath {
+        ExportPath::new(s).unwrap()
+    }
+
+    /// Writes `pieces` on a blocking thread, as the export layer does.
+    async fn written(
+        mut pending: Box<dyn PendingStore>,
+        pieces: Vec<Vec<u8>>,
+    ) -> Box<dyn PendingStore> {
+        tokio::task::spawn_blocking(move || {
+            for piece in pieces {
+                pending.write(&piece).unwrap();
+            }
+            pending
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn read(s: &S3Export, path: &str, offset: u64) -> Option<Vec<u8>> {
+        let r = s.retrieve(&p(path), offset).await.unwrap()?;
+        let mut stream = r.stream;
+        let mut out = Vec::new();
+        ChunkReader::new(&mut *stream)
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        assert_eq!(out.len() as u64, r.len);
+        Some(out)
+    }
+
+    async fn files_at_prefixed_paths_appear_only_when_committed(
+        extra: &[(&str, &str)],
+        len: usize,
+    ) {
+        let f = fixture();
+        let mut settings = vec![("fileprefix", "pre/")];
+        settings.extend_from_slice(extra);
+        let s = S3Export::new(f.remote(&settings).await);
+        let c = content(len);
+        let path = p("dir/sub/file one.bin");
+        assert_eq!(s.object(&path).unwrap(), "pre/dir/sub/file one.bin");
+        let pending = s.start_store(&path, c.len() as u64).await.unwrap();
+        let pieces: Vec<Vec<u8>> = c.chunks(100_000).map(<[u8]>::to_vec).collect();
+        let pending = written(pending, pieces).await;
+        // All written, not yet committed: nothing at the path.
+        assert!(!s.check_present(&path).await.unwrap());
+        assert!(f.objects("file one").is_empty());
+        pending.commit().await.unwrap();
+        assert!(s.check_present(&path).await.unwrap());
+        assert_eq!(f.objects("file one"), vec!["pre/dir/sub/file one.bin"]);
+        assert_eq!(read(&s, "dir/sub/file one.bin", 0).await.unwrap(), c);
+        assert_eq!(
+            read(&s, "dir/sub/file one.bin", 12345).await.unwrap(),
+            &c[12345..]
+        );
+
+        // Given up after all its content: nothing, and what was there
+        // stays.
+        let other = content(len + 1);
+        let pending = s.start_store(&path, other.len() as u64).await.unwrap();
+        let pending = written(pending, vec![other.clone()]).await;
+        drop(pending);
+        let pending = s.start_store(&p("gone"), 3).await.unwrap();
+        drop(written(pending, vec![b"ab".to_vec(), b"c".to_vec()]).await);
+        assert_eq!(read(&s, "dir/sub/file one.bin", 0).await.unwrap(), c);
+        assert!(!s.check_present(&p("gone")).await.unwrap());
+        assert!(read(&s, "gone", 0).await.is_none());
+
+        // No rename in S3: the layer copies.
+        assert!(!s.rename(&path, &p("elsewhere")).await.unwrap());
+        s.remove(&path).await.unwrap();
+        s.remove(&path).await.unwrap();
+        assert!(!s.check_present(&path).await.unwrap());
+        assert!(f.objects("file one").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_puts() {
+        files_at_prefixed_paths_appear_only_when_committed(&[], 300_007).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn multipart_uploads() {
+        files_at_prefixed_paths_appear_only_when_committed(&[("partsize", "5MiB")], (11 << 20) + 3)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn empty_files_appear_at_the_commit() {
+        let f = fixture();
+        let s = S3Export::new(f.remote(&[]).await);
+        let pending = s.start_store(&p("empty"), 0).await.unwrap();
+        assert!(!s.check_present(&p("empty")).await.unwrap());
+        pending.commit().await.unwrap();
+        assert_eq!(read(&s, "empty", 0).await.unwrap(), b"");
+        assert_eq!(read(&s, "empty", 5).await.unwrap(), b"");
+    }
+}
