@@ -46,17 +46,27 @@ pub struct ClusterNode {
     /// For the cluster behind another gateway: the node again, avoiding
     /// more gateways.
     rebypass: Option<Rebypass>,
+    /// Whether the node answers (as its pools find).
+    health: Arc<annex_proxy::health::NodeHealth>,
 }
 
 impl ClusterNode {
     /// A node.
     pub fn new(spec: NodeSpec, repo: Arc<dyn Repository>, rebypass: Option<Rebypass>) -> Self {
+        let health = annex_proxy::health::of(&spec.proxied.uuid, &spec.proxied.remote.name);
         ClusterNode {
             spec,
             repo,
             busy: AtomicUsize::new(0),
             rebypass,
+            health,
         }
+    }
+
+    /// Whether the node answered when last tried: a node down is skipped
+    /// for downloads and left out of uploads.
+    pub fn is_up(&self) -> bool {
+        self.health.is_up()
     }
 
     /// The node's UUID (for the cluster behind another gateway, the
@@ -140,7 +150,7 @@ impl Cluster {
         let mut have: Vec<Arc<ClusterNode>> = self
             .nodes
             .iter()
-            .filter(|n| locs.contains(n.uuid()))
+            .filter(|n| locs.contains(n.uuid()) && n.is_up())
             .cloned()
             .collect();
         // At the same cost, a node reached directly comes before the
@@ -344,14 +354,22 @@ impl Repository for Cluster {
             // As git-annex's gateway answers a PUT to no nodes.
             return Ok(PutOutcome::AlreadyHave(Vec::new()));
         }
-        let uuids: Vec<Uuid> = self.nodes.iter().map(|n| n.uuid().clone()).collect();
+        // Nodes that are down are left out, as git-annex leaves out nodes
+        // it cannot reach.
+        let up: Vec<&Arc<ClusterNode>> = self.nodes.iter().filter(|n| n.is_up()).collect();
+        if up.is_empty() {
+            return Err(RepoError::Other(
+                "no node of the cluster could store the content (every node is down)".into(),
+            ));
+        }
+        let uuids: Vec<Uuid> = up.iter().map(|n| n.uuid().clone()).collect();
         let p = self.placement.clone();
         let (k, f) = (key.clone(), file.display_path());
         let chosen = tokio::task::spawn_blocking(move || p.choose(&uuids, &k, f.as_deref()))
             .await
             .map_err(RepoError::failed)?
             .map_err(|e| RepoError::context("choosing the nodes", e))?;
-        let nodes: Vec<&Arc<ClusterNode>> = chosen.nodes.iter().map(|&i| &self.nodes[i]).collect();
+        let nodes: Vec<&Arc<ClusterNode>> = chosen.nodes.iter().map(|&i| up[i]).collect();
         let repos: Vec<Arc<dyn Repository>> = nodes.iter().map(|n| n.repo.clone()).collect();
         let _busy: Vec<Busy<'_>> = nodes.iter().map(|n| n.busy()).collect();
         // Nodes in this process share one hash of the content.
@@ -875,6 +893,45 @@ mod tests {
     /// them want it: no preferred content is set), and the answer names
     /// the nodes that stored it; when the log lists every node, to every
     /// node.
+    /// A node marked down (its pools could not reach it) is skipped for
+    /// downloads and left out of uploads until it answers again.
+    #[tokio::test]
+    async fn a_node_that_is_down_is_skipped_until_it_answers() {
+        let gw = gateway();
+        let (key, data) = content(30_000, 9);
+        let [cheap, dear] = [(); 2].map(|_| Double::new(Clock::Unsupported, false));
+        for d in [&cheap, &dear] {
+            d.inner.insert(key.clone(), data.clone());
+            gw.has(d.uuid(), &key);
+        }
+        let nodes = vec![
+            node("cheap", 100.0, Reach::Ssh, cheap.clone(), None),
+            node("dear", 200.0, Reach::Ssh, dear.clone(), None),
+        ];
+        let c = gw.cluster(nodes.clone());
+        let health = annex_proxy::health::of(cheap.uuid(), "cheap");
+        health.failed(&RepoError::Io(std::io::ErrorKind::ConnectionRefused.into()));
+        assert_eq!(
+            uuids(&c.containing(&key).await.unwrap()),
+            vec![dear.uuid().clone()]
+        );
+        assert_eq!(get_all(&c, &key).await.unwrap(), data);
+        assert_eq!((cheap.gets(), dear.gets()), (0, 1));
+        // An upload of a new key goes to the node that is up only.
+        let (new, new_data) = content(20_000, 10);
+        let mut source = BytesSource::new(new_data);
+        let out = c
+            .put(&new, &AssociatedFile::none(), &mut source)
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::Stored(vec![dear.uuid().clone()]));
+        assert_eq!((cheap.puts(), dear.puts()), (0, 1));
+
+        health.answered();
+        assert_eq!(get_all(&c, &key).await.unwrap(), data);
+        assert_eq!((cheap.gets(), dear.gets()), (1, 1));
+    }
+
     #[tokio::test]
     async fn an_upload_goes_to_the_nodes_without_the_key() {
         let gw = gateway();

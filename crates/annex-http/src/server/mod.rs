@@ -22,6 +22,8 @@ pub(crate) mod body;
 mod handlers;
 pub mod listen;
 pub mod locks;
+mod metered;
+pub mod metrics_endpoint;
 pub mod repos;
 mod service;
 mod stall;
@@ -51,6 +53,7 @@ pub use locks::LockTable;
 pub use repos::{DirectoryRepositories, Repositories, SingleRepository, MIN_RESCAN_INTERVAL};
 pub use service::{
     Access, Authorize, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES, DEFAULT_RECEIVE_TIMEOUT,
+    REQUEST_LOG_TARGET,
 };
 use zero_copy::SpliceStream;
 
