@@ -5,6 +5,7 @@ mod clustercmd;
 mod configcmd;
 mod examine;
 mod logviews;
+mod logwriter;
 mod p2phttp;
 mod preferred;
 mod progress;

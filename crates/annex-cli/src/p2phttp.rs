@@ -261,9 +261,11 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             ))
         })
         .context("--log-level")?;
+    // Written by a thread of its own: a request never waits for the log.
+    let (log, _flush_log) = crate::logwriter::queued_stderr()?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 

@@ -257,3 +257,54 @@ fn a_node_stopped_is_down_at_once_and_back_when_restarted() {
     assert_eq!(count(&log, "node marked down"), 1, "{log}");
     assert_eq!(count(&log, "node back up"), 1, "{log}");
 }
+
+/// Serves `dir` (with `extra` options), answers three checkpresent
+/// requests, stops the server with SIGTERM (its log is flushed as it
+/// exits) and returns the log.
+fn log_of_three_requests(env: &ProxyEnv, dir: &Path, extra: &[&str], log: &str) -> String {
+    let uuid = env.git(dir, &["config", "annex.uuid"]).trim().to_string();
+    let mut cmd = Command::new(env.annex_program());
+    cmd.current_dir(dir)
+        .args([
+            "p2phttp",
+            "--wideopen",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .args(extra)
+        .env("PATH", &env.path)
+        .env_remove("RUST_LOG");
+    let (mut server, port) = spawn_annex_p2phttp(cmd, &env.dir(log));
+    for _ in 0..3 {
+        let (status, body) = checkpresent(port, &uuid, "SHA256E-s1--00");
+        assert_eq!((status, body.as_str()), (200, r#"{"present":false}"#));
+    }
+    // SAFETY: signalling the server this test started.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status}");
+    read_log(&env.dir(log))
+}
+
+#[test]
+fn request_lines_are_logged_only_when_asked() {
+    let env = ProxyEnv::new(env!("CARGO_BIN_EXE_annex"));
+    let (repo, _) = env.init("repo", "repo");
+    let quiet = log_of_three_requests(&env, &repo, &[], "quiet.log");
+    assert!(quiet.contains("shutting down"), "{quiet}");
+    // No line per request, under any target.
+    assert_eq!(count(&quiet, "checkpresent"), 0, "{quiet}");
+    let logged = log_of_three_requests(&env, &repo, &["--log-requests"], "logged.log");
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("annex_http::request"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{logged}");
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("checkpresent") && l.contains("status=200")));
+}
