@@ -11,6 +11,7 @@ mod preferred;
 mod progress;
 mod proxycmd;
 mod remote;
+mod routes;
 mod shell;
 mod sim;
 mod stdio;

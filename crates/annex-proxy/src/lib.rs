@@ -32,7 +32,9 @@ pub use annex_repo::remotes;
 pub mod ssh;
 
 pub use directory::DirectoryRemote;
-pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate, Served};
+pub use gateway::{
+    update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate, Served, HOP_COST,
+};
 pub use node::{commit_journal, connect, connect_bypassing, Node, Recorded};
 pub use pool::{
     ConfigStamp, GatewayRepositories, NodePool, PoolSettings, DEFAULT_LOCK_SESSIONS,

@@ -109,6 +109,39 @@ impl ProxyEnv {
         }
     }
 
+    /// Has every `git-annex-shell` session this environment starts (our
+    /// program under that name) write its arguments, one line each, to the
+    /// file returned (read it with [`ProxyEnv::take_sessions`]).
+    pub fn log_shell_sessions(&self) -> PathBuf {
+        let log = self.dir("sessions.log");
+        let ours = self.dir("ours/git-annex-shell");
+        std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&self.annex, &ours).unwrap();
+        let shell = self.dir("bin/git-annex-shell");
+        std::fs::remove_file(&shell).unwrap();
+        crate::write_executable(
+            &shell,
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                ours.display()
+            ),
+        );
+        log
+    }
+
+    /// The `p2pstdio` sessions logged in `log` (see
+    /// [`ProxyEnv::log_shell_sessions`]) since the last call, as argument
+    /// lines; the log is emptied.
+    pub fn take_sessions(&self, log: &Path) -> Vec<String> {
+        let s = std::fs::read_to_string(log).unwrap_or_default();
+        std::fs::write(log, "").unwrap();
+        s.lines()
+            .filter(|l| l.starts_with("p2pstdio "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// `name` under the temporary directory.
     pub fn dir(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)

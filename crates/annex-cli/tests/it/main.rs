@@ -11,6 +11,7 @@ mod cluster_interop;
 mod cluster_placement;
 mod config_cli;
 mod error_wording;
+mod gateway_hops;
 mod gateway_operations;
 mod hostile_branch;
 mod install_deps_script;
