@@ -68,7 +68,21 @@ pub fn queued_stderr() -> io::Result<(QueuedStderr, FlushOnDrop)> {
 
 fn write_lines(rx: Receiver<Message>, dropped: &AtomicU64) {
     let stderr = io::stderr();
-    for m in rx {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    // Whatever is queued goes out in one write: a busy server's lines
+    // cost one system call per batch, not per line.
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut flushes = Vec::new();
+        while let Some(m) = next.take() {
+            match m {
+                Message::Line(l) => batch.extend_from_slice(&l),
+                Message::Flush(ack) => flushes.push(ack),
+            }
+            if batch.len() < 1 << 20 {
+                next = rx.try_recv().ok();
+            }
+        }
         let mut out = stderr.lock();
         let lost = dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
@@ -77,14 +91,12 @@ fn write_lines(rx: Receiver<Message>, dropped: &AtomicU64) {
                 "({lost} log lines dropped: standard error was too slow)"
             );
         }
-        match m {
-            Message::Line(l) => {
-                let _ = out.write_all(&l);
-            }
-            Message::Flush(ack) => {
-                let _ = out.flush();
-                let _ = ack.send(());
-            }
+        let _ = out.write_all(&batch);
+        let _ = out.flush();
+        drop(out);
+        batch.clear();
+        for ack in flushes {
+            let _ = ack.send(());
         }
     }
 }
