@@ -261,8 +261,9 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             ))
         })
         .context("--log-level")?;
-    // Written by a thread of its own: a request never waits for the log.
-    let (log, _flush_log) = crate::logwriter::queued_stderr()?;
+    // To a terminal or a pipe, written by a thread of its own: a request
+    // never waits for the log's reader.
+    let (log, _flush_log) = crate::logwriter::stderr_writer()?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(log)

@@ -280,6 +280,17 @@ impl ProxyEnv {
     /// on a free port of 127.0.0.1, logging to `log` under the temporary
     /// directory; stopped when the guard is dropped.
     pub fn serve_p2phttp(&self, dir: &Path, log: &str) -> (crate::KillOnDrop, u16) {
+        self.serve_p2phttp_with(dir, log, &[])
+    }
+
+    /// [`ProxyEnv::serve_p2phttp`] with further options (`--log-requests`
+    /// for a log line per request).
+    pub fn serve_p2phttp_with(
+        &self,
+        dir: &Path,
+        log: &str,
+        options: &[&str],
+    ) -> (crate::KillOnDrop, u16) {
         let mut cmd = command(dir, &self.annex, &[]);
         cmd.args([
             "p2phttp",
@@ -289,6 +300,7 @@ impl ProxyEnv {
             "--port",
             "0",
         ])
+        .args(options)
         .env("PATH", &self.path);
         crate::spawn_annex_p2phttp(cmd, &self.dir(log))
     }
