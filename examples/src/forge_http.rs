@@ -1,6 +1,7 @@
 //! A forge's HTTP application serving git-annex repositories.
 //!
-//! The forge has its own routes (`/`, `/api/health`) and its own users.
+//! The forge has its own routes (`/`, `/api/health`, `/metrics`: its own
+//! metrics beside the gateway's) and its own users.
 //! Its authentication runs as a middleware on every request: valid basic
 //! credentials leave a [`ForgeUser`] in the request's extensions, wrong
 //! ones are refused. The p2phttp service ([`P2pHttp`]) is mounted at
@@ -20,6 +21,9 @@ use std::sync::Arc;
 use annex_http::server::{
     Access, ActionClass, Decision, DirectoryRepositories, P2pHttp, Repositories,
 };
+use annex_metrics::prometheus_client::encoding::text::encode;
+use annex_metrics::prometheus_client::metrics::counter::Counter;
+use annex_metrics::prometheus_client::registry::Registry;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -93,14 +97,49 @@ fn authorize(access: &Access<'_>) -> Decision {
     }
 }
 
+/// The forge's metrics registry: its own counter, and the git-annex
+/// service's families (requests, transfers, locks) registered beside it.
+fn metrics_registry() -> (Arc<Registry>, Counter) {
+    let mut registry = Registry::default();
+    let pages = Counter::default();
+    registry.register("forge_pages", "Pages the forge served", pages.clone());
+    annex_metrics::global().register(&mut registry);
+    (Arc::new(registry), pages)
+}
+
+/// `/metrics`: the forge's registry in the OpenMetrics text format.
+async fn metrics(State(registry): State<Arc<Registry>>) -> Response {
+    annex_metrics::global().refresh();
+    let mut text = String::new();
+    if encode(&mut text, &registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 /// The forge's application: its own routes, and the git-annex
 /// repositories below `repositories` at `/git-annex/`.
 pub fn router(repositories: &Path, users: Users) -> Router {
     let repos: Arc<dyn Repositories> =
         Arc::new(DirectoryRepositories::new(vec![repositories.to_owned()]));
     let annex = P2pHttp::with_authorizer(repos, authorize);
+    let (registry, pages) = metrics_registry();
     Router::new()
-        .route("/", get(|| async { "a forge\n" }))
+        .route(
+            "/",
+            get(move || async move {
+                pages.inc();
+                "a forge\n"
+            }),
+        )
+        .route("/metrics", get(metrics).with_state(registry))
         .route("/api/health", get(|| async { "ok\n" }))
         .nest_service("/git-annex", annex)
         .layer(middleware::from_fn_with_state(users, authenticate))

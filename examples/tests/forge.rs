@@ -114,6 +114,23 @@ fn git_annex_through_the_forges_axum_router() {
         b"a photo from the holidays\n"
     );
     fsck_served(&photos);
+
+    // The forge's metrics, with the git-annex service's beside its own.
+    let page = output(&mut command(
+        tmp.path(),
+        "curl",
+        &["-s", &format!("http://{addr}/metrics")],
+    ));
+    let metrics = String::from_utf8_lossy(&page.stdout);
+    assert!(metrics.contains("# TYPE forge_pages counter"), "{metrics}");
+    assert!(
+        metrics.contains(r#"annex_http_requests_total{endpoint="put",status="200"} "#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"annex_http_requests_total{endpoint="key",status="200"} "#),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -434,6 +434,10 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     uuids.extend(ov.maxsizes.keys().cloned());
     uuids.retain(|u| !logviews::is_builtin(u));
     let total: u64 = sizes.values().map(|s| s.bytes).sum();
+    let routes = match &here.uuid {
+        Some(u) => Some(crate::routes::routes(&here.branch, u)?),
+        None => None,
+    };
     if args.json {
         let repos: Vec<_> = uuids
             .iter()
@@ -466,10 +470,17 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         println!(
             "{}",
             json!({"command": "info", "success": true,
-                   "here": here.uuid.as_ref().map(|u| u.as_str()),
-                   "branch": here.branch.require_head()?.to_string(),
-                   "repositories": repos, "combined size": total,
-                   "proxies": proxies, "clusters": clusters})
+            "here": here.uuid.as_ref().map(|u| u.as_str()),
+            "branch": here.branch.require_head()?.to_string(),
+            "repositories": repos, "combined size": total,
+            "proxies": proxies, "clusters": clusters,
+            "routes": routes.as_ref().map(|r| json!({
+                "remotes": r.remotes.iter().map(|x| x.json()).collect::<Vec<_>>(),
+                "proxied": r.proxied.iter().map(|x| x.json()).collect::<Vec<_>>(),
+                "clusters": r.clusters.iter().map(|(c, nodes)| json!({
+                    "cluster": c.as_str(),
+                    "nodes": nodes.iter().map(|x| x.json()).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+            }))})
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -503,6 +514,30 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
         println!("cluster {}:", ov.pretty(c, here.uuid.as_ref()));
         for n in nodes {
             println!("\tnode {}", ov.pretty(n, here.uuid.as_ref()));
+        }
+    }
+    if let Some(routes) = &routes {
+        // Gateways in between, and the cost of reading that makes.
+        if !routes.remotes.is_empty() {
+            println!("remotes, by cost (gateways in between):");
+            for r in &routes.remotes {
+                println!("\t{}", r.text());
+            }
+        }
+        if !routes.proxied.is_empty() {
+            println!("proxied here:");
+            for r in &routes.proxied {
+                println!("\t{}", r.text());
+            }
+        }
+        for (c, nodes) in &routes.clusters {
+            println!(
+                "cluster {} served here, nodes by cost:",
+                ov.pretty(c, here.uuid.as_ref())
+            );
+            for r in nodes {
+                println!("\t{}", r.text());
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -173,10 +173,20 @@ pub struct P2phttpArgs {
     /// On SIGTERM or SIGINT, seconds to let transfers in flight finish.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     shutdown_timeout: u64,
-    /// What to log on standard error: error, warn, info (one line per
-    /// request), debug or trace. RUST_LOG overrides it.
+    /// What to log on standard error: error, warn, info, debug or trace.
+    /// RUST_LOG overrides it.
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log_level: String,
+    /// Log one line per request (method, path, status, time); off by
+    /// default, as it costs a busy server more than answering does.
+    /// Also: RUST_LOG=annex_http::request=info.
+    #[arg(long)]
+    log_requests: bool,
+    /// Serve Prometheus metrics at http://ADDRESS:PORT/metrics, on a
+    /// listener of their own (port 0 picks a free one; the address is
+    /// printed).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    metrics_bind: Option<String>,
 }
 
 /// Finds the git-annex repository containing `start`, and its top.
@@ -297,11 +307,21 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&args.log_level))
+        .or_else(|_| {
+            let request_lines = if args.log_requests { "info" } else { "off" };
+            EnvFilter::try_new(format!(
+                "{},{}={request_lines}",
+                args.log_level,
+                annex_http::server::REQUEST_LOG_TARGET
+            ))
+        })
         .context("--log-level")?;
+    // To a terminal or a pipe, written by a thread of its own: a request
+    // never waits for the log's reader.
+    let (log, _flush_log) = crate::logwriter::stderr_writer()?;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(log)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 
@@ -336,6 +356,13 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             None => annex_cluster::served::cluster_jobs(&git_dir),
         };
         let c = Arc::new(ClusterRepositories::new(g, jobs));
+        let sized = Arc::downgrade(&c);
+        annex_metrics::global().on_encode(move |m| {
+            if let Some(c) = sized.upgrade() {
+                c.report_sizes(m);
+                c.report_sessions(m);
+            }
+        });
         gateway = Some(c.clone());
         c
     } else {
@@ -419,6 +446,20 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    let metrics_listener = match &args.metrics_bind {
+        Some(a) => {
+            let addrs: Vec<SocketAddr> = a
+                .to_socket_addrs()
+                .with_context(|| format!("--metrics-bind {a}: give ADDRESS:PORT"))?
+                .collect();
+            Some(
+                listen::bind(&addrs[..addrs.len().min(1)])?
+                    .pop()
+                    .with_context(|| format!("--metrics-bind {a} resolves to no address"))?,
+            )
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -450,6 +491,18 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             );
             listeners.push(tokio::net::TcpListener::from_std(l)?);
         }
+        let metrics = match metrics_listener {
+            Some(l) => {
+                eprintln!(
+                    "annex p2phttp: metrics on http://{}/metrics",
+                    l.local_addr()?
+                );
+                let l = tokio::net::TcpListener::from_std(l)?;
+                let server = annex_http::server::metrics_endpoint::serve(l, std::future::pending());
+                Some(tokio::spawn(server))
+            }
+            None => None,
+        };
         let mut unix = Vec::new();
         if let Some((l, path)) = &unix_listener {
             eprintln!("annex p2phttp: listening on unix:{}", path.display());
@@ -469,6 +522,9 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
         server
             .run_with_unix(listeners, unix, shutdown_signal())
             .await?;
+        if let Some(m) = metrics {
+            m.abort();
+        }
         if let Some((_, path)) = &unix_listener {
             let _ = std::fs::remove_file(path);
         }

@@ -3,9 +3,11 @@
 //!
 //! - CHECKPRESENT asks a node that the location log says has the key;
 //!   no such node: not present.
-//! - GET sends from a node the log says has the key: the cheapest, the
-//!   least busy among equally cheap ones; a node that fails or turns out
-//!   not to have it is replaced by the next, from where it stopped.
+//! - GET sends from a node the log says has the key and that is up: the
+//!   cheapest (a node's cost counts the gateways in between, so the
+//!   nearest copy is read), the least busy among equally cheap ones, and
+//!   of those the fastest lately; a node that fails or turns out not to
+//!   have it is replaced by the next, from where it stopped.
 //! - LOCKCONTENT fails: content is locked on a node, not on the cluster.
 //! - REMOVE goes to every node (the log may be stale); the answer names
 //!   the nodes it was removed from.
@@ -16,13 +18,14 @@
 //!   stored it. The cluster's own UUID is never recorded as a location.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use annex_protocol::repository::{
     ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
 };
-use annex_protocol::{AssociatedFile, Key, RepoError, Uuid};
+use annex_protocol::{AssociatedFile, Forward, Key, RepoError, Uuid};
 use async_trait::async_trait;
 use futures_util::future::join_all;
 use rand::Rng;
@@ -31,6 +34,35 @@ use crate::fanout::{put_all, NodeResult};
 use crate::nodes::NodeSpec;
 use crate::placement::Placement;
 use crate::relay::{get_from_any, Tracked};
+
+/// The weight of the latest download in a node's recent speed.
+const SPEED_WEIGHT: f64 = 0.3;
+
+/// A node whose downloads are timed into its recent speed.
+struct Timed<'a>(&'a ClusterNode);
+
+#[async_trait]
+impl Forward for Timed<'_> {
+    fn inner(&self) -> &dyn Repository {
+        &*self.0.repo
+    }
+
+    async fn get(
+        &self,
+        key: &Key,
+        file: &AssociatedFile,
+        offset: u64,
+        sink: &mut dyn GetSink,
+    ) -> Result<GetOutcome, RepoError> {
+        let start = Instant::now();
+        let r = self.0.repo.get(key, file, offset, sink).await;
+        if let (Ok(GetOutcome::Sent { .. }), Some(size)) = (&r, key.size()) {
+            self.0
+                .record_speed(size.saturating_sub(offset), start.elapsed());
+        }
+        r
+    }
+}
 
 /// Makes the same node again, asking it to avoid more gateways.
 pub type Rebypass = Arc<dyn Fn(&[Uuid]) -> Arc<dyn Repository> + Send + Sync>;
@@ -46,17 +78,48 @@ pub struct ClusterNode {
     /// For the cluster behind another gateway: the node again, avoiding
     /// more gateways.
     rebypass: Option<Rebypass>,
+    /// Whether the node answers (as its pools find).
+    health: Arc<annex_proxy::health::NodeHealth>,
+    /// Its recent download speed, bytes per second, as f64 bits (0: not
+    /// measured yet).
+    speed: AtomicU64,
 }
 
 impl ClusterNode {
     /// A node.
     pub fn new(spec: NodeSpec, repo: Arc<dyn Repository>, rebypass: Option<Rebypass>) -> Self {
+        let health = annex_proxy::health::of(&spec.proxied.uuid, &spec.proxied.remote.name);
         ClusterNode {
             spec,
             repo,
             busy: AtomicUsize::new(0),
             rebypass,
+            health,
+            speed: AtomicU64::new(0),
         }
+    }
+
+    /// How fast the node sent content lately, in bytes per second (a
+    /// moving average of its downloads); `None` before its first.
+    pub fn recent_speed(&self) -> Option<f64> {
+        let s = f64::from_bits(self.speed.load(Ordering::Relaxed));
+        (s > 0.0).then_some(s)
+    }
+
+    /// Counts a download of `bytes` that took `took` in the recent speed.
+    fn record_speed(&self, bytes: u64, took: Duration) {
+        let now = (bytes.max(1) as f64) / took.as_secs_f64().max(1e-6);
+        let new = match self.recent_speed() {
+            Some(old) => old * (1.0 - SPEED_WEIGHT) + now * SPEED_WEIGHT,
+            None => now,
+        };
+        self.speed.store(new.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Whether the node answered when last tried: a node down is skipped
+    /// for downloads and left out of uploads.
+    pub fn is_up(&self) -> bool {
+        self.health.is_up()
     }
 
     /// The node's UUID (for the cluster behind another gateway, the
@@ -140,7 +203,7 @@ impl Cluster {
         let mut have: Vec<Arc<ClusterNode>> = self
             .nodes
             .iter()
-            .filter(|n| locs.contains(n.uuid()))
+            .filter(|n| locs.contains(n.uuid()) && n.is_up())
             .cloned()
             .collect();
         // At the same cost, a node reached directly comes before the
@@ -173,6 +236,16 @@ impl Cluster {
             .unwrap_or(0);
         let idle: Vec<usize> = (0..cheapest)
             .filter(|&i| have[i].busy.load(Ordering::Relaxed) == least)
+            .collect();
+        // Of those, the fastest lately; a node not measured yet is tried
+        // as if it were as fast.
+        let fastest = idle
+            .iter()
+            .filter_map(|&i| have[i].recent_speed())
+            .fold(0.0, f64::max);
+        let idle: Vec<usize> = idle
+            .into_iter()
+            .filter(|&i| have[i].recent_speed().is_none_or(|s| s >= fastest))
             .collect();
         let pick = idle[rand::thread_rng().gen_range(0..idle.len())];
         have[..=pick].rotate_right(1);
@@ -303,7 +376,7 @@ impl Repository for Cluster {
             [] => Ok(GetOutcome::NotPresent),
             [only] => {
                 let _busy = only.busy();
-                only.repo.get(key, file, offset, sink).await
+                Repository::get(&Timed(only), key, file, offset, sink).await
             }
             many => {
                 let mut rest = many;
@@ -316,7 +389,7 @@ impl Repository for Cluster {
                     }
                     let _busy = first.busy();
                     let mut tracked = Tracked::new(sink);
-                    let r = first.repo.get(key, file, offset, &mut tracked).await;
+                    let r = Repository::get(&Timed(first), key, file, offset, &mut tracked).await;
                     match r {
                         Ok(GetOutcome::NotPresent) | Err(_) if !tracked.started() => {
                             rest = others;
@@ -328,7 +401,9 @@ impl Repository for Cluster {
                     return Ok(GetOutcome::NotPresent);
                 }
                 let _busy = rest[0].busy();
-                let repos: Vec<&dyn Repository> = rest.iter().map(|n| &*n.repo).collect();
+                let timed: Vec<Timed<'_>> = rest.iter().map(|n| Timed(n)).collect();
+                let repos: Vec<&dyn Repository> =
+                    timed.iter().map(|t| t as &dyn Repository).collect();
                 get_from_any(&repos, key, file, offset, sink).await
             }
         }
@@ -344,14 +419,22 @@ impl Repository for Cluster {
             // As git-annex's gateway answers a PUT to no nodes.
             return Ok(PutOutcome::AlreadyHave(Vec::new()));
         }
-        let uuids: Vec<Uuid> = self.nodes.iter().map(|n| n.uuid().clone()).collect();
+        // Nodes that are down are left out, as git-annex leaves out nodes
+        // it cannot reach.
+        let up: Vec<&Arc<ClusterNode>> = self.nodes.iter().filter(|n| n.is_up()).collect();
+        if up.is_empty() {
+            return Err(RepoError::Other(
+                "no node of the cluster could store the content (every node is down)".into(),
+            ));
+        }
+        let uuids: Vec<Uuid> = up.iter().map(|n| n.uuid().clone()).collect();
         let p = self.placement.clone();
         let (k, f) = (key.clone(), file.display_path());
         let chosen = tokio::task::spawn_blocking(move || p.choose(&uuids, &k, f.as_deref()))
             .await
             .map_err(RepoError::failed)?
             .map_err(|e| RepoError::context("choosing the nodes", e))?;
-        let nodes: Vec<&Arc<ClusterNode>> = chosen.nodes.iter().map(|&i| &self.nodes[i]).collect();
+        let nodes: Vec<&Arc<ClusterNode>> = chosen.nodes.iter().map(|&i| up[i]).collect();
         let repos: Vec<Arc<dyn Repository>> = nodes.iter().map(|n| n.repo.clone()).collect();
         let _busy: Vec<Busy<'_>> = nodes.iter().map(|n| n.busy()).collect();
         // Nodes in this process share one hash of the content.
@@ -609,6 +692,7 @@ mod tests {
                 remote,
             },
             cost,
+            hops: u32::from(via.is_some()),
             via_gateway: via,
         };
         Arc::new(ClusterNode::new(spec, repo, rebypass))
@@ -875,6 +959,81 @@ mod tests {
     /// them want it: no preferred content is set), and the answer names
     /// the nodes that stored it; when the log lists every node, to every
     /// node.
+    /// Among equally cheap and equally idle nodes, the one that sent
+    /// faster lately sends; one never measured is tried as if as fast.
+    #[tokio::test]
+    async fn among_equal_nodes_the_fastest_lately_sends() {
+        let gw = gateway();
+        let (key, data) = content(10_000, 11);
+        let [slow, fast, new] = [(); 3].map(|_| Double::new(Clock::Unsupported, false));
+        for d in [&slow, &fast, &new] {
+            d.inner.insert(key.clone(), data.clone());
+        }
+        gw.has(slow.uuid(), &key);
+        gw.has(fast.uuid(), &key);
+        let nodes = vec![
+            node("slow", 100.0, Reach::Ssh, slow.clone(), None),
+            node("fast", 100.0, Reach::Ssh, fast.clone(), None),
+            node("new", 100.0, Reach::Ssh, new.clone(), None),
+        ];
+        nodes[0].record_speed(1_000_000, Duration::from_secs(1));
+        nodes[1].record_speed(1_000_000, Duration::from_millis(10));
+        let c = gw.cluster(nodes.clone());
+        for _ in 0..20 {
+            assert_eq!(&uuids(&c.containing(&key).await.unwrap())[0], fast.uuid());
+        }
+        // A download counts in the speed.
+        assert_eq!(get_all(&c, &key).await.unwrap(), data);
+        assert_eq!((fast.gets(), slow.gets()), (1, 0));
+        assert!(nodes[2].recent_speed().is_none());
+        // A node not measured yet competes with the fastest.
+        gw.has(new.uuid(), &key);
+        let mut firsts = HashSet::new();
+        for _ in 0..64 {
+            firsts.insert(uuids(&c.containing(&key).await.unwrap())[0].clone());
+        }
+        assert!(!firsts.contains(slow.uuid()));
+    }
+
+    /// A node marked down (its pools could not reach it) is skipped for
+    /// downloads and left out of uploads until it answers again.
+    #[tokio::test]
+    async fn a_node_that_is_down_is_skipped_until_it_answers() {
+        let gw = gateway();
+        let (key, data) = content(30_000, 9);
+        let [cheap, dear] = [(); 2].map(|_| Double::new(Clock::Unsupported, false));
+        for d in [&cheap, &dear] {
+            d.inner.insert(key.clone(), data.clone());
+            gw.has(d.uuid(), &key);
+        }
+        let nodes = vec![
+            node("cheap", 100.0, Reach::Ssh, cheap.clone(), None),
+            node("dear", 200.0, Reach::Ssh, dear.clone(), None),
+        ];
+        let c = gw.cluster(nodes.clone());
+        let health = annex_proxy::health::of(cheap.uuid(), "cheap");
+        health.failed(&RepoError::Io(std::io::ErrorKind::ConnectionRefused.into()));
+        assert_eq!(
+            uuids(&c.containing(&key).await.unwrap()),
+            vec![dear.uuid().clone()]
+        );
+        assert_eq!(get_all(&c, &key).await.unwrap(), data);
+        assert_eq!((cheap.gets(), dear.gets()), (0, 1));
+        // An upload of a new key goes to the node that is up only.
+        let (new, new_data) = content(20_000, 10);
+        let mut source = BytesSource::new(new_data);
+        let out = c
+            .put(&new, &AssociatedFile::none(), &mut source)
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::Stored(vec![dear.uuid().clone()]));
+        assert_eq!((cheap.puts(), dear.puts()), (0, 1));
+
+        health.answered();
+        assert_eq!(get_all(&c, &key).await.unwrap(), data);
+        assert_eq!((cheap.gets(), dear.gets()), (1, 1));
+    }
+
     #[tokio::test]
     async fn an_upload_goes_to_the_nodes_without_the_key() {
         let gw = gateway();

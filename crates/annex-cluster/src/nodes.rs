@@ -17,8 +17,11 @@ pub struct NodeSpec {
     /// The repository and the remote that reaches it. For the cluster
     /// behind another gateway, the UUID is the cluster's.
     pub proxied: Proxied,
-    /// The remote's cost: cheaper nodes are read from first.
+    /// The remote's cost with the gateways in between
+    /// ([`Gateway::cost`]): cheaper nodes are read from first.
     pub cost: f64,
+    /// How many gateways stand between this gateway and the node.
+    pub hops: u32,
     /// The other gateway, when the node is the cluster behind it.
     pub via_gateway: Option<Uuid>,
 }
@@ -70,7 +73,8 @@ pub fn cluster_nodes(gateway: &Gateway, cluster: &Uuid, bypass: &BTreeSet<Uuid>)
                 uuid: u.clone(),
                 remote: r.clone(),
             },
-            cost: r.effective_cost(),
+            cost: gateway.cost(r),
+            hops: gateway.hops(r),
             via_gateway: via,
         });
     }

@@ -55,6 +55,17 @@ pub struct Chosen {
     pub reservations: Vec<Reservation>,
 }
 
+/// A node's size and maxsize, as placement reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSize {
+    /// The node.
+    pub uuid: Uuid,
+    /// Its content's size, with reservations in flight, when known.
+    pub size: Option<i128>,
+    /// Its maxsize, when it has one.
+    pub maxsize: Option<i128>,
+}
+
 impl Placement {
     /// Loads facts and preferred content from the gateway's branch (sizes
     /// when first needed); `here` is the gateway's UUID.
@@ -112,6 +123,29 @@ impl Placement {
             &read.facts.clusters,
             locs,
         ))
+    }
+
+    /// The size of each of `nodes` (what the branch records, with the
+    /// sizes reserved by uploads in flight) and its maxsize, where known.
+    /// Blocking: reads the branch the first time.
+    pub fn sizes(&self, nodes: &[Uuid]) -> Result<Vec<NodeSize>, BranchError> {
+        let read = self.read.read().unwrap_or_else(|p| p.into_inner());
+        let sizes = match self.sizes.get() {
+            Some(s) => s,
+            None => {
+                let b = self.branch.lock().unwrap_or_else(|p| p.into_inner());
+                let s = LiveSizes::from_branch(&b, &read.facts)?;
+                self.sizes.get_or_init(|| s)
+            }
+        };
+        Ok(nodes
+            .iter()
+            .map(|u| NodeSize {
+                uuid: u.clone(),
+                size: sizes.size(u),
+                maxsize: read.facts.maxsizes.get(u).copied(),
+            })
+            .collect())
     }
 
     /// Chooses the nodes (given by UUID, in the cluster's order) that an

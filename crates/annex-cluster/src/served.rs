@@ -214,6 +214,7 @@ impl ClusterRepositories {
                 Ok(l) => last = l,
                 Err(_) => return,
             }
+            self.probe_down_nodes();
         }
     }
 
@@ -303,6 +304,79 @@ impl ClusterRepositories {
             .values()
             .map(|(p, _)| p.clone())
             .collect()
+    }
+
+    /// Tries again, each on a task of its own, the nodes that are down
+    /// and due (proxied nodes and clusters' nodes).
+    pub fn probe_down_nodes(&self) {
+        for p in self.inner.pools().into_iter().chain(self.pools()) {
+            if !p.health().is_up() {
+                tokio::spawn(async move { p.probe().await });
+            }
+        }
+    }
+
+    /// Sets the ssh session gauges of `metrics` for every node.
+    pub fn report_sessions(&self, metrics: &annex_metrics::Metrics) {
+        let mut by_node: HashMap<Uuid, (usize, usize)> = HashMap::new();
+        for p in self.inner.pools().into_iter().chain(self.pools()) {
+            let (open, waiting) = p.sessions();
+            let e = by_node.entry(p.proxied().uuid.clone()).or_default();
+            e.0 += open;
+            e.1 += waiting;
+        }
+        for (u, (open, waiting)) in by_node {
+            let labels = annex_metrics::NodeLabels {
+                node: u.as_str().to_owned(),
+            };
+            metrics
+                .sessions_open
+                .get_or_create(&labels)
+                .set(i64::try_from(open).unwrap_or(i64::MAX));
+            metrics
+                .sessions_waiting
+                .get_or_create(&labels)
+                .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Sets the repository size gauges of `metrics` for every cluster
+    /// node (blocking: may read the branch).
+    pub fn report_sizes(&self, metrics: &annex_metrics::Metrics) {
+        let (placement, nodes) = {
+            let built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            let nodes: Vec<Uuid> = built
+                .clusters
+                .values()
+                .flat_map(|c| c.nodes().iter().map(|n| n.uuid().clone()))
+                .collect();
+            (built.placement.clone(), nodes)
+        };
+        let Some(placement) = placement else { return };
+        let sizes = match placement.sizes(&nodes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading repository sizes for metrics");
+                return;
+            }
+        };
+        for s in sizes {
+            let labels = annex_metrics::RepositoryLabels {
+                repository: s.uuid.as_str().to_owned(),
+            };
+            if let Some(size) = s.size {
+                metrics
+                    .repository_size
+                    .get_or_create(&labels)
+                    .set(i64::try_from(size).unwrap_or(i64::MAX));
+            }
+            if let Some(max) = s.maxsize {
+                metrics
+                    .repository_maxsize
+                    .get_or_create(&labels)
+                    .set(i64::try_from(max).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     /// Closes idle ssh sessions to every node (at shutdown).

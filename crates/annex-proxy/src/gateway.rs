@@ -254,6 +254,12 @@ pub enum Served {
     Cluster(Uuid),
 }
 
+/// What each gateway between this repository and a node adds to the
+/// node's cost: less than the steps between git-annex's own costs (100
+/// cheap, 150 and 175 semi-expensive, 200 expensive), so that it orders
+/// nodes of one kind by distance without overriding costs set apart.
+pub const HOP_COST: f64 = 10.0;
+
 /// A gateway's view of what it may serve.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -402,6 +408,39 @@ impl Gateway {
             })
     }
 
+    /// How many gateways stand between this repository and the one the
+    /// remote `r` reaches: none for a remote reaching it directly; for a
+    /// remote proxied by a gateway (`annex-proxied-by`, a proxy.log
+    /// listing, or the cluster behind another of its gateways), one more
+    /// than the fewest of the remotes reaching that gateway.
+    pub fn hops(&self, r: &Remote) -> u32 {
+        self.hops_within(r, self.remotes.remotes.len())
+    }
+
+    fn hops_within(&self, r: &Remote, depth: usize) -> u32 {
+        let Some(gw) = &r.proxied_by else { return 0 };
+        if depth == 0 {
+            // A chain longer than the remotes loops: count what is known.
+            return 1;
+        }
+        let before = self
+            .remotes
+            .remotes
+            .iter()
+            .filter(|p| p.uuid.as_ref() == Some(gw) && p.name != r.name)
+            .map(|p| self.hops_within(p, depth - 1))
+            .min()
+            .unwrap_or(0);
+        1 + before
+    }
+
+    /// The cost of reading from the repository that `r` reaches: the
+    /// remote's cost, and [`HOP_COST`] for each gateway in between, so that
+    /// the nearest copy is read first.
+    pub fn cost(&self, r: &Remote) -> f64 {
+        r.effective_cost() + HOP_COST * f64::from(self.hops(r))
+    }
+
     /// The clusters this gateway serves: listed in proxy.log and known
     /// to cluster.log.
     pub fn served_clusters(&self) -> Vec<Uuid> {
@@ -513,5 +552,53 @@ mod tests {
         for w in [U1, CU, U4, G] {
             assert_eq!(g.http_refusal(&u(w)), None, "{w}");
         }
+    }
+
+    #[test]
+    fn nodes_behind_more_gateways_cost_more() {
+        // n1 here; gw2 (over ssh) proxies U3 and the cluster; gw3 is
+        // reached only through gw2 (gw2-gw3) and proxies U4.
+        const U4: &str = "44444444-4444-4444-8444-444444444444";
+        const G2: &str = "22222222-2222-4222-8222-222222222222";
+        const G3: &str = "33333333-0000-4333-8333-333333333333";
+        let cfg = format!(
+            "remote.n1.url\n../n1\0remote.n1.annex-uuid\n{U1}\0remote.gw2.url\nhost:/gw2\0remote.gw2.annex-uuid\n{G2}\0"
+        );
+        let remotes = GitRemotes::parse_z(cfg.as_bytes());
+        let proxies = BTreeMap::from([(
+            u(G2),
+            BTreeSet::from([p(U3, "n3"), p(CU, "c"), p(G3, "gw3")]),
+        )]);
+        let mut remotes = remotes.with_proxied(&proxies, |_| BTreeSet::new());
+        // A remote through gw2's proxied gateway, as git config may name it.
+        let mut deeper = remotes.by_name("gw2-n3").unwrap().clone();
+        deeper.name = "gw2-gw3-n4".into();
+        deeper.uuid = Some(u(U4));
+        deeper.proxied_by = Some(u(G3));
+        remotes.remotes.push(deeper);
+        let g = Gateway {
+            uuid: u(G),
+            listed: BTreeMap::new(),
+            remotes,
+            clusters: Clusters::default(),
+            proxies,
+            descriptions: BTreeMap::new(),
+        };
+        let hops = |name: &str| g.hops(g.remotes.by_name(name).unwrap());
+        let cost = |name: &str| g.cost(g.remotes.by_name(name).unwrap());
+        assert_eq!(
+            [
+                hops("n1"),
+                hops("gw2"),
+                hops("gw2-n3"),
+                hops("gw2-c"),
+                hops("gw2-gw3-n4")
+            ],
+            [0, 0, 1, 1, 2]
+        );
+        assert_eq!(cost("n1"), 100.0);
+        assert_eq!(cost("gw2"), 200.0);
+        assert_eq!(cost("gw2-n3"), 200.0 + HOP_COST);
+        assert_eq!(cost("gw2-gw3-n4"), 200.0 + 2.0 * HOP_COST);
     }
 }

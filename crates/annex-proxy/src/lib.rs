@@ -13,6 +13,8 @@
 //!   is opened from the gateway's remote.log with `annex_special::open`.
 //! - [`pool`]: nodes for a long-running server (p2phttp), connected on
 //!   first use and pooled.
+//! - [`health`]: which nodes answer; down ones are skipped and probed
+//!   again with backoff.
 //! - [`ssh`]: the ssh command that runs git-annex-shell on another host,
 //!   every argument quoted.
 //!
@@ -23,13 +25,16 @@
 
 pub use annex_special::directory;
 pub mod gateway;
+pub mod health;
 pub mod node;
 pub mod pool;
 pub use annex_repo::remotes;
 pub mod ssh;
 
 pub use directory::DirectoryRemote;
-pub use gateway::{update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate, Served};
+pub use gateway::{
+    update_proxy, Gateway, Proxied, ProxyChange, ProxyError, ProxyUpdate, Served, HOP_COST,
+};
 pub use node::{commit_journal, connect, connect_bypassing, Node, Recorded};
 pub use pool::{
     ConfigStamp, GatewayRepositories, NodePool, PoolSettings, DEFAULT_LOCK_SESSIONS,

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::gateway::{Gateway, Proxied};
+use crate::health::{self, NodeHealth};
 use crate::node::{connect_bypassing, Node, Recorded};
 use crate::remotes::GitRemotes;
 
@@ -90,6 +92,10 @@ pub struct NodePool {
     state: Arc<Mutex<Option<Connected>>>,
     local_git_dir: Mutex<Option<PathBuf>>,
     bypass: Vec<Uuid>,
+    /// Whether the node answers (shared with every pool reaching it).
+    health: Arc<NodeHealth>,
+    /// Requests waiting for a free session.
+    waiting: AtomicUsize,
     /// Reaches the node in place of its remote's location (tests).
     #[cfg(test)]
     connector: Option<tests::Connector>,
@@ -126,7 +132,10 @@ impl NodePool {
         branch: Arc<Mutex<Branch>>,
         settings: PoolSettings,
     ) -> NodePool {
+        let health = health::of(&proxied.uuid, &proxied.remote.name);
         NodePool {
+            health,
+            waiting: AtomicUsize::new(0),
             proxied,
             gateway_work: gateway_work.to_owned(),
             gateway,
@@ -164,6 +173,68 @@ impl NodePool {
         self.settings
     }
 
+    /// Whether the node answers.
+    pub fn health(&self) -> &Arc<NodeHealth> {
+        &self.health
+    }
+
+    /// The ssh sessions open to the node (idle, or taken by a request or
+    /// a lock), and the requests waiting for one.
+    pub fn sessions(&self) -> (usize, usize) {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let open = match st.as_ref() {
+            Some(Connected::Sessions(idle)) => {
+                let taken = self
+                    .settings
+                    .connections
+                    .max(1)
+                    .saturating_sub(self.limit.available_permits())
+                    + self
+                        .settings
+                        .lock_sessions
+                        .max(1)
+                        .saturating_sub(self.lock_limit.available_permits());
+                idle.len() + taken
+            }
+            _ => 0,
+        };
+        (open, self.waiting.load(Ordering::Relaxed))
+    }
+
+    /// Tries a down node again when it is due (with a timestamp request),
+    /// marking it up if it answers. Does nothing for a node that is up,
+    /// resting, or being probed already.
+    pub async fn probe(&self) {
+        if !self.health.start_probe() {
+            return;
+        }
+        // A failure to connect marks the node down again in lease.
+        if let Ok(l) = self.lease(Purpose::Request).await {
+            let r = l.repo.get_timestamp().await;
+            l.give_back(r.is_ok());
+            match r {
+                Err(e) if health::is_unreachable(&e) => self.health.failed(&e),
+                // An answer, even an error, is the node's.
+                _ => self.health.answered(),
+            }
+        }
+        self.health.probe_done();
+    }
+
+    /// Records how a request to the node ended: an error saying no
+    /// connection could be made (a node over HTTP connects per request)
+    /// marks it down; a session that broke does not (the next request
+    /// opens a new one, whose failure marks it). `transport` says whether
+    /// the request's errors count at all: not for transfers, whose errors
+    /// may be the client's.
+    fn outcome<T>(&self, r: &Result<T, RepoError>, transport: bool) {
+        match r {
+            Ok(_) => self.health.answered(),
+            Err(e) if transport && health::is_connect_failure(e) => self.health.failed(e),
+            Err(_) => {}
+        }
+    }
+
     /// A free session for `purpose`, waiting for one up to the deadline.
     async fn permit(&self, purpose: Purpose) -> Result<OwnedSemaphorePermit, RepoError> {
         let (limit, what, n, hint) = match purpose {
@@ -180,6 +251,8 @@ impl NodePool {
                 "",
             ),
         };
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waited = Waiting(&self.waiting);
         match tokio::time::timeout(self.settings.session_wait, limit.clone().acquire_owned()).await
         {
             Ok(Ok(permit)) => Ok(permit),
@@ -238,6 +311,10 @@ impl NodePool {
     }
 
     async fn lease(&self, purpose: Purpose) -> Result<Lease<'_>, RepoError> {
+        // A node down and not due to be tried again fails at once.
+        if self.health.is_resting() {
+            return Err(self.health.down_error());
+        }
         {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(Connected::Shared(r)) = st.as_ref() {
@@ -277,10 +354,12 @@ impl NodePool {
                 None => {}
             }
         }
-        let node = self
-            .connect()
-            .await
-            .map_err(|e| RepoError::context(self.proxied.remote.name.clone(), e))?;
+        let node = self.connect().await.map_err(|e| {
+            if health::is_unreachable(&e) {
+                self.health.failed(&e);
+            }
+            RepoError::context(self.proxied.remote.name.clone(), e)
+        })?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match node {
             Node::Ssh(c) => {
@@ -310,6 +389,15 @@ impl NodePool {
                 })
             }
         }
+    }
+}
+
+/// Counts a request waiting for a session while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -355,12 +443,15 @@ impl Repository for NodePool {
         let l = self.lease(Purpose::Request).await?;
         let r = l.repo.check_present(key).await;
         l.give_back(r.is_ok());
+        self.outcome(&r, true);
         r
     }
 
     async fn lock_content(&self, key: &Key) -> Result<Option<ContentLock>, RepoError> {
         let l = self.lease(Purpose::Lock).await?;
-        match l.repo.lock_content(key).await {
+        let r = l.repo.lock_content(key).await;
+        self.outcome(&r, true);
+        match r {
             Ok(Some(lock)) => Ok(Some(ContentLock::new(HeldLock {
                 lock: Some(lock),
                 _repo: Some(l.repo.clone()),
@@ -380,6 +471,7 @@ impl Repository for NodePool {
         let l = self.lease(Purpose::Request).await?;
         let r = l.repo.remove(key, before).await;
         l.give_back(r.is_ok());
+        self.outcome(&r, true);
         r
     }
 
@@ -387,6 +479,7 @@ impl Repository for NodePool {
         let l = self.lease(Purpose::Request).await?;
         let r = l.repo.get_timestamp().await;
         l.give_back(r.is_ok());
+        self.outcome(&r, true);
         r
     }
 
@@ -400,6 +493,7 @@ impl Repository for NodePool {
         let l = self.lease(Purpose::Request).await?;
         let r = l.repo.get(key, file, offset, sink).await;
         l.give_back(r.is_ok());
+        self.outcome(&r, false);
         r
     }
 
@@ -412,6 +506,7 @@ impl Repository for NodePool {
         let l = self.lease(Purpose::Request).await?;
         let r = l.repo.put(key, file, source).await;
         l.give_back(r.is_ok());
+        self.outcome(&r, false);
         r
     }
 }
@@ -621,6 +716,16 @@ impl GatewayRepositories {
             .unwrap_or_else(|p| p.into_inner())
             .get(uuid)
             .map(|(p, _)| p.clone())
+    }
+
+    /// Every proxied node's pool.
+    pub fn pools(&self) -> Vec<Arc<NodePool>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 
     /// Closes the nodes' idle ssh sessions (at shutdown).

@@ -112,6 +112,39 @@ impl ProxyEnv {
         }
     }
 
+    /// Has every `git-annex-shell` session this environment starts (our
+    /// program under that name) write its arguments, one line each, to the
+    /// file returned (read it with [`ProxyEnv::take_sessions`]).
+    pub fn log_shell_sessions(&self) -> PathBuf {
+        let log = self.dir("sessions.log");
+        let ours = self.dir("ours/git-annex-shell");
+        std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&self.annex, &ours).unwrap();
+        let shell = self.dir("bin/git-annex-shell");
+        std::fs::remove_file(&shell).unwrap();
+        crate::write_executable(
+            &shell,
+            &format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                ours.display()
+            ),
+        );
+        log
+    }
+
+    /// The `p2pstdio` sessions logged in `log` (see
+    /// [`ProxyEnv::log_shell_sessions`]) since the last call, as argument
+    /// lines; the log is emptied.
+    pub fn take_sessions(&self, log: &Path) -> Vec<String> {
+        let s = std::fs::read_to_string(log).unwrap_or_default();
+        std::fs::write(log, "").unwrap();
+        s.lines()
+            .filter(|l| l.starts_with("p2pstdio "))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// `name` under the temporary directory.
     pub fn dir(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
@@ -250,6 +283,17 @@ impl ProxyEnv {
     /// on a free port of 127.0.0.1, logging to `log` under the temporary
     /// directory; stopped when the guard is dropped.
     pub fn serve_p2phttp(&self, dir: &Path, log: &str) -> (crate::KillOnDrop, u16) {
+        self.serve_p2phttp_with(dir, log, &[])
+    }
+
+    /// [`ProxyEnv::serve_p2phttp`] with further options (`--log-requests`
+    /// for a log line per request).
+    pub fn serve_p2phttp_with(
+        &self,
+        dir: &Path,
+        log: &str,
+        options: &[&str],
+    ) -> (crate::KillOnDrop, u16) {
         let mut cmd = command(dir, &self.annex, &[]);
         cmd.args([
             "p2phttp",
@@ -259,6 +303,7 @@ impl ProxyEnv {
             "--port",
             "0",
         ])
+        .args(options)
         .env("PATH", &self.path);
         crate::spawn_annex_p2phttp(cmd, &self.dir(log))
     }

@@ -13,6 +13,8 @@ mod cluster_s3;
 mod config_cli;
 mod error_wording;
 mod forge_serving;
+mod gateway_hops;
+mod gateway_operations;
 mod hostile_branch;
 mod initremote_cli;
 mod install_deps_script;

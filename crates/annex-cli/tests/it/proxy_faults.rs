@@ -212,7 +212,8 @@ fn a_node_dying_mid_upload_leaves_the_gateway_serving_and_the_retry_resumes() {
     let (gw, _) = env.init("gw");
     // The node is reached over ssh, served by the real git-annex-shell.
     env.proxy(&gw, "node", &node, &node_uuid, Reach::SshReal);
-    let (_server, port) = env.serve_p2phttp(&gw, "p2phttp.log");
+    // A log line per request, to find the resumed PUT in.
+    let (_server, port) = env.serve_p2phttp_with(&gw, "p2phttp.log", &["--log-requests"]);
     let log = env.dir("p2phttp.log");
     let client = env.clone_http_client(&gw, "client", port);
     std::fs::write(client.join("big.bin"), pseudo_random(32 << 20, 5)).unwrap();
@@ -250,14 +251,22 @@ fn a_node_dying_mid_upload_leaves_the_gateway_serving_and_the_retry_resumes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The retry resumed from what the node had: a PUT at a non-zero offset.
-    let served = annex_test_support::read_log(&log);
-    let resumed = served.lines().any(|l| {
-        l.contains("/v4/put")
-            && l.split(['?', '&', '"'])
-                .any(|p| p.strip_prefix("offset=").is_some_and(|o| o != "0"))
-    });
-    assert!(resumed, "no resumed PUT in the log:\n{served}");
+    // The retry resumed from what the node had: a PUT at a non-zero
+    // offset (the log is written by a thread of its own: waited for).
+    let resumed_in = |served: &str| {
+        served.lines().any(|l| {
+            l.contains("/v4/put")
+                && l.split(['?', '&', '"'])
+                    .any(|p| p.strip_prefix("offset=").is_some_and(|o| o != "0"))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut served = annex_test_support::read_log(&log);
+    while !resumed_in(&served) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        served = annex_test_support::read_log(&log);
+    }
+    assert!(resumed_in(&served), "no resumed PUT in the log:\n{served}");
     let w = env.whereis_uuids(&client, "big.bin");
     assert!(w.contains(&node_uuid), "{w:?}");
     env.git(&node, &["annex", "fsck", "--quiet", "--all"]);

@@ -19,7 +19,24 @@ pub const LOCK_LIFETIME: Duration = Duration::from_secs(600);
 struct Held {
     _lock: ContentLock,
     _permit: OwnedSemaphorePermit,
+    _counted: Counted,
     kept: bool,
+}
+
+/// A lock counted in `annex_locks_held` while it lives.
+struct Counted;
+
+impl Counted {
+    fn new() -> Counted {
+        annex_metrics::global().locks_held.inc();
+        Counted
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        annex_metrics::global().locks_held.dec();
+    }
 }
 
 /// The locks held for clients, by lock id.
@@ -54,6 +71,7 @@ impl LockTable {
             Held {
                 _lock: lock,
                 _permit: permit,
+                _counted: Counted::new(),
                 kept: false,
             },
         );

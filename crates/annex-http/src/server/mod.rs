@@ -23,6 +23,8 @@ mod handlers;
 pub mod hook;
 pub mod listen;
 pub mod locks;
+mod metered;
+pub mod metrics_endpoint;
 pub mod repos;
 mod service;
 mod stall;
@@ -55,7 +57,7 @@ pub use repos::{
 };
 pub use service::{
     Access, Authorize, AuthorizeAsync, P2pHttp, Secure, DEFAULT_MAX_LOCKED_FILES,
-    DEFAULT_RECEIVE_TIMEOUT,
+    DEFAULT_RECEIVE_TIMEOUT, REQUEST_LOG_TARGET,
 };
 use zero_copy::SpliceStream;
 

@@ -222,7 +222,8 @@ impl P2pHttp {
         B::Error: Into<BoxError>,
     {
         let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
-        logged(self.shared.clone(), req).await
+        let shared = self.shared.clone();
+        super::metered::observe(req, |req| logged(shared, req)).await
     }
 }
 
@@ -245,8 +246,13 @@ where
     }
 }
 
+/// The `tracing` target of the line logged for each request: off unless
+/// asked for (`annex p2phttp --log-requests`, or a filter naming it), so
+/// that a busy server spends nothing on it.
+pub const REQUEST_LOG_TARGET: &str = "annex_http::request";
+
 async fn logged(shared: Arc<Shared>, req: Request<RequestBody>) -> Response<ResponseBody> {
-    if !tracing::enabled!(tracing::Level::INFO) {
+    if !tracing::enabled!(target: REQUEST_LOG_TARGET, tracing::Level::INFO) {
         return handlers::handle(shared, req).await;
     }
     let start = Instant::now();
@@ -260,6 +266,7 @@ async fn logged(shared: Arc<Shared>, req: Request<RequestBody>) -> Response<Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     tracing::info!(
+        target: REQUEST_LOG_TARGET,
         %method,
         path,
         query,
