@@ -509,6 +509,9 @@ pub fn run(args: P2phttpArgs) -> anyhow::Result<ExitCode> {
             unix.push(tokio::net::UnixListener::from_std(l.try_clone()?)?);
         }
         let uuids: Vec<String> = repos.uuids().iter().map(ToString::to_string).collect();
+        for u in &uuids {
+            annex_metrics::global().register_repository(u);
+        }
         tracing::info!(uuids = uuids.join(" "), "serving");
         let server = match hook {
             None => Server::new(repos, settings),

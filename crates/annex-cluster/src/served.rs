@@ -253,6 +253,13 @@ impl ClusterRepositories {
         };
         let served = gateway.served_clusters();
         if served.is_empty() {
+            // Sizes read for the metrics only: kept up to date as a
+            // cluster's would be.
+            if let Some(p) = &fresh.placement {
+                if let Err(e) = p.refresh() {
+                    tracing::warn!(error = %e, "reading the git-annex branch for sizes");
+                }
+            }
             return fresh;
         }
         let placement = match &fresh.placement {
@@ -340,19 +347,42 @@ impl ClusterRepositories {
         }
     }
 
-    /// Sets the repository size gauges of `metrics` for every cluster
-    /// node (blocking: may read the branch).
+    /// Sets the repository size gauges of `metrics` for the gateway's own
+    /// repository, the nodes it proxies and every cluster node (blocking:
+    /// may read the branch).
     pub fn report_sizes(&self, metrics: &annex_metrics::Metrics) {
-        let (placement, nodes) = {
-            let built = self.built.lock().unwrap_or_else(|p| p.into_inner());
-            let nodes: Vec<Uuid> = built
-                .clusters
-                .values()
-                .flat_map(|c| c.nodes().iter().map(|n| n.uuid().clone()))
-                .collect();
-            (built.placement.clone(), nodes)
+        let mut nodes: BTreeSet<Uuid> = self.inner.uuids().into_iter().collect();
+        let placement = {
+            let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            nodes.extend(
+                built
+                    .clusters
+                    .values()
+                    .flat_map(|c| c.nodes().iter().map(|n| n.uuid().clone())),
+            );
+            match &built.placement {
+                Some(p) => p.clone(),
+                None => {
+                    // A gateway without clusters: sizes read on the first
+                    // scrape, refreshed with the configuration afterwards.
+                    let Some(gateway) = self.inner.gateway() else {
+                        return;
+                    };
+                    match Placement::load(self.inner.branch().clone(), gateway.uuid.clone()) {
+                        Ok(p) => {
+                            let p = Arc::new(p);
+                            built.placement = Some(p.clone());
+                            p
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reading repository sizes for metrics");
+                            return;
+                        }
+                    }
+                }
+            }
         };
-        let Some(placement) = placement else { return };
+        let nodes: Vec<Uuid> = nodes.into_iter().collect();
         let sizes = match placement.sizes(&nodes) {
             Ok(s) => s,
             Err(e) => {

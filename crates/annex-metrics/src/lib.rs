@@ -227,6 +227,15 @@ impl Metrics {
         to_prometheus_text(&open_metrics)
     }
 
+    /// Makes `repository` (a UUID the server serves) known, so that its
+    /// transfers are counted in flight from the first one. Requests for
+    /// UUIDs not known get series only once answered with success.
+    pub fn register_repository(&self, repository: &str) {
+        let _ = self.transfers_in_flight.get_or_create(&RepositoryLabels {
+            repository: repository.to_owned(),
+        });
+    }
+
     /// Counts a failure reaching `node`.
     pub fn node_error(&self, node: &str) {
         self.node_errors

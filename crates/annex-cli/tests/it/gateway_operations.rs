@@ -174,6 +174,24 @@ fn metrics_follow_the_real_clients_requests() {
     let node_up = [("node", node_uuid.as_str()), ("name", "node")];
     assert_eq!(value(&after, "annex_node_up", &node_up), Some(1.0));
     assert_eq!(value(&after, "annex_locks_held", &[]), Some(0.0));
+    // The proxied node's size, from the gateway's branch (no cluster
+    // here).
+    assert_eq!(
+        value(&after, "annex_repository_size_bytes", &repo),
+        Some(content.len() as f64)
+    );
+
+    // Requests for UUIDs nobody serves add no series.
+    for i in 0..5 {
+        let stranger = format!("00000000-0000-0000-0000-00000000000{i}");
+        let key = format!("/git-annex/{stranger}/v4/key/SHA256E-s1--00?clientuuid={CLIENT_UUID}");
+        assert_eq!(request(port, "GET", &key).0, 404);
+    }
+    let strangers = scrape(metrics_port);
+    assert!(!strangers.samples.iter().any(|s| s
+        .labels
+        .get("repository")
+        .is_some_and(|r| r.starts_with("00000000-"))));
 }
 
 /// Our `annex p2phttp --wideopen` serving `dir` on `port` (0: a free

@@ -3,6 +3,8 @@
 //! and received, and transfers in flight, by repository.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use annex_metrics::{EndpointLabels, RepositoryLabels, RequestLabels, TransferLabels};
@@ -17,15 +19,22 @@ use crate::wire::{Endpoint, DATA_LENGTH_HEADER};
 /// checked by the handler; this only labels it. `other` for a path of
 /// no endpoint.
 fn labels_of(path: &str) -> (&'static str, &str) {
-    let rest = path.strip_prefix("/git-annex").unwrap_or(path);
-    let mut segments = rest.trim_matches('/').split('/');
-    let uuid = segments.next().unwrap_or("");
-    let mut last = "";
-    let mut before_last = "";
-    for s in segments {
-        before_last = last;
-        last = s;
-    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // `/git-annex/UUID/...`, or a repository's path before it
+    // (`/owner/repo/git-annex/UUID/...`, see `wire::Address`).
+    let start = segments
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(i, s)| **s == "git-annex" && i + 1 < segments.len())
+        .map_or(0, |(i, _)| i + 1);
+    let uuid = segments.get(start).copied().unwrap_or("");
+    let rest = segments.get(start + 1..).unwrap_or(&[]);
+    let last = rest.last().copied().unwrap_or("");
+    let before_last = match rest.len() {
+        n if n >= 2 => rest[n - 2],
+        _ => "",
+    };
     if before_last == "key" {
         return ("key", uuid);
     }
@@ -45,23 +54,19 @@ where
     let metrics = annex_metrics::global();
     let start = Instant::now();
     let (endpoint, uuid) = labels_of(req.uri().path());
-    // Transfers are counted by repository; only a repository the request
-    // reached gets a label, so that clients naming random UUIDs add no
-    // series.
+    // Transfers are counted by repository. Only a repository already
+    // known to the metrics (registered when the server starts, or after
+    // a transfer it answered) gets a series before its answer, so that
+    // clients naming random UUIDs add no series.
     let transfer = matches!(endpoint, "key" | "put").then(|| uuid.to_owned());
-    let req = match (&transfer, endpoint) {
-        (Some(repository), "put") => {
-            let received = metrics
-                .transfer_bytes
-                .get_or_create_owned(&TransferLabels {
-                    direction: "received",
-                    repository: repository.clone(),
-                })
-                .clone();
+    let received = Arc::new(AtomicU64::new(0));
+    let req = match endpoint {
+        "put" => {
+            let received = received.clone();
             req.map(|body| {
                 body.map_frame(move |frame| {
                     if let Some(data) = frame.data_ref() {
-                        received.inc_by(data.len() as u64);
+                        received.fetch_add(data.len() as u64, Ordering::Relaxed);
                     }
                     frame
                 })
@@ -70,14 +75,13 @@ where
         }
         _ => req,
     };
-    let in_flight = transfer.as_ref().map(|repository| {
-        let gauge = metrics
-            .transfers_in_flight
-            .get_or_create_owned(&RepositoryLabels {
-                repository: repository.clone(),
-            });
+    let in_flight = transfer.as_ref().and_then(|repository| {
+        let labels = RepositoryLabels {
+            repository: repository.clone(),
+        };
+        let gauge = metrics.transfers_in_flight.get(&labels)?.clone();
         gauge.inc();
-        InFlight(gauge)
+        Some(InFlight(gauge))
     });
     let resp = answer(req).await;
     let status = resp.status();
@@ -92,9 +96,32 @@ where
         .request_duration
         .get_or_create(&EndpointLabels { endpoint })
         .observe(start.elapsed().as_secs_f64());
-    let Some(in_flight) = in_flight else {
+    let Some(repository) = transfer else {
         return resp;
     };
+    if !status.is_success() {
+        return resp;
+    }
+    let in_flight = in_flight.unwrap_or_else(|| {
+        // Known from now on.
+        let gauge = metrics
+            .transfers_in_flight
+            .get_or_create_owned(&RepositoryLabels {
+                repository: repository.clone(),
+            });
+        gauge.inc();
+        InFlight(gauge)
+    });
+    if endpoint == "put" {
+        metrics
+            .transfer_bytes
+            .get_or_create(&TransferLabels {
+                direction: "received",
+                repository,
+            })
+            .inc_by(received.load(Ordering::Relaxed));
+        return resp;
+    }
     if endpoint == "key" && status == StatusCode::OK {
         // The content the response carries, counted as it starts.
         let len = resp
@@ -102,7 +129,7 @@ where
             .get(DATA_LENGTH_HEADER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if let (Some(len), Some(repository)) = (len, transfer) {
+        if let Some(len) = len {
             metrics
                 .transfer_bytes
                 .get_or_create(&TransferLabels {
@@ -134,7 +161,86 @@ impl Drop for InFlight {
 
 #[cfg(test)]
 mod tests {
-    use super::labels_of;
+    use super::{labels_of, observe};
+    use crate::server::body::{full, RequestBody};
+    use annex_metrics::{RepositoryLabels, TransferLabels};
+    use http::{Request, Response, StatusCode};
+    use http_body_util::BodyExt;
+
+    fn request(method: &str, path: &str) -> Request<RequestBody> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(
+                http_body_util::Full::new(bytes::Bytes::from_static(b"abc"))
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+            )
+            .unwrap()
+    }
+
+    async fn answer(
+        req: Request<RequestBody>,
+        status: StatusCode,
+    ) -> Response<crate::server::ResponseBody> {
+        // Reads the body as a handler would.
+        let _ = req.into_body().collect().await;
+        let mut resp = Response::new(full("x"));
+        *resp.status_mut() = status;
+        resp
+    }
+
+    #[tokio::test]
+    async fn refused_transfers_to_unknown_uuids_add_no_series() {
+        let m = annex_metrics::global();
+        for i in 0..20 {
+            let uuid = format!("unknown-{i}");
+            observe(
+                request("GET", &format!("/git-annex/{uuid}/v4/key/SHA256E-s1--x")),
+                |r| answer(r, StatusCode::NOT_FOUND),
+            )
+            .await;
+            observe(
+                request("POST", &format!("/git-annex/{uuid}/v4/put?key=K")),
+                |r| answer(r, StatusCode::NOT_FOUND),
+            )
+            .await;
+            let labels = RepositoryLabels {
+                repository: uuid.clone(),
+            };
+            assert!(m.transfers_in_flight.get(&labels).is_none(), "{uuid}");
+            for direction in ["sent", "received"] {
+                let t = TransferLabels {
+                    direction,
+                    repository: uuid.clone(),
+                };
+                assert!(m.transfer_bytes.get(&t).is_none(), "{uuid} {direction}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_successful_upload_counts_what_it_received() {
+        let m = annex_metrics::global();
+        let uuid = "known-after-success";
+        observe(
+            request(
+                "POST",
+                &format!("/owner/repo/git-annex/{uuid}/v4/put?key=K"),
+            ),
+            |r| answer(r, StatusCode::OK),
+        )
+        .await;
+        let t = TransferLabels {
+            direction: "received",
+            repository: uuid.to_owned(),
+        };
+        assert_eq!(m.transfer_bytes.get(&t).map(|c| c.get()), Some(3));
+        let labels = RepositoryLabels {
+            repository: uuid.to_owned(),
+        };
+        assert_eq!(m.transfers_in_flight.get(&labels).map(|g| g.get()), Some(0));
+    }
 
     #[test]
     fn paths_are_labelled_by_endpoint_and_repository() {
@@ -151,5 +257,13 @@ mod tests {
         assert_eq!(labels_of("/git-annex/U1/v3/put"), ("put", "U1"));
         assert_eq!(labels_of("/git-annex/U1/v4/nothing"), ("other", "U1"));
         assert_eq!(labels_of("/"), ("other", ""));
+        assert_eq!(
+            labels_of("/owner/repo/git-annex/U1/v4/key/SHA256E-s1--x"),
+            ("key", "U1")
+        );
+        assert_eq!(
+            labels_of("/owner/repo/git-annex/git-annex/U1/v4/put"),
+            ("put", "U1")
+        );
     }
 }
