@@ -39,8 +39,10 @@ pub mod client;
 pub mod config;
 pub mod creds;
 pub mod export;
+mod hashstate;
 pub mod naming;
 mod read;
+mod resume;
 mod store;
 
 use std::collections::HashSet;
@@ -205,6 +207,26 @@ impl S3Remote {
     /// How the remote names its objects.
     pub fn naming(&self) -> &Naming {
         &self.inner.naming
+    }
+
+    /// Where the record of an unfinished multipart upload of `key` to
+    /// this remote is kept: the using repository's own disk (trusted, as
+    /// the branch is not), named by a digest of the UUID and the key.
+    fn upload_record_path(&self, key: &Key) -> std::path::PathBuf {
+        use sha2::Digest;
+        let git_dir = self
+            .inner
+            .branch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .git_dir()
+            .to_owned();
+        let mut h = sha2::Sha256::new();
+        h.update(self.inner.uuid.as_str().as_bytes());
+        h.update([0]);
+        h.update(key.to_string().as_bytes());
+        let name: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        git_dir.join("annex").join("s3-uploads").join(name)
     }
 
     /// A failure of the remote, naming it.
