@@ -173,6 +173,7 @@ pub(super) async fn put(
             Some(r) if r.key == key_text && r.state.kind() == kind => {
                 let agrees = !r.parts.is_empty()
                     && r.part_size == part_size
+                    && r.state.len() < total
                     && matches!(
                         store.list_parts(&name, &r.upload_id).await,
                         Ok(Some(parts)) if r.agrees(&parts)
