@@ -17,7 +17,10 @@
 //!   objects by their path in a tree and uses it as it is.
 //! - [`export`]: the remote with `exporttree=yes`: files at their
 //!   exported paths, one object each.
-//! - `store` (the put path) and `read` (the get path) of [`S3Remote`].
+//! - `store` (the put path) and `read` (the get path) of [`S3Remote`];
+//!   `resume`, the put path of unchunked multipart uploads that resume
+//!   after an interruption, over `hashstate` (a SHA-256/512 whose state
+//!   can be saved).
 //!
 //! What a put does (see `store`): the content streams from the sender
 //! to S3 as it arrives, hashed on the way (once, by the sender, when a
@@ -31,6 +34,10 @@
 //! before are deleted. Chunked content (`chunk=`) resumes after an
 //! interruption from the complete chunks in the bucket, which are read
 //! back and hashed so that the whole is still verified end to end.
+//! Unchunked content written as a multipart upload, of a SHA-256 or
+//! SHA-512 key, resumes after the parts the server acknowledged: the
+//! hash state after them is kept with the upload's record in the using
+//! repository's `.git/annex/s3-uploads/`, so they need no reading back.
 //!
 //! A get sends the objects holding the content from the offset asked
 //! for, with ranged GETs, as hyper reads them.
