@@ -19,6 +19,8 @@ use std::path::Path;
 use annex_protocol::repository::{PutData, PutOutcome, PutSource};
 use annex_protocol::{Key, KeyVariety, RepoError, Repository};
 use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::client::{BodySender, PartInfo, S3Error};
 use super::hashstate::{Sha2Kind, Sha2State};
@@ -112,6 +114,38 @@ impl Record {
         f.write_all(self.to_text().as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
+    }
+}
+
+/// Hashes the pieces of one part on a thread of its own, from the state
+/// after the parts before it.
+struct PartHasher {
+    tx: mpsc::Sender<Bytes>,
+    task: JoinHandle<Sha2State>,
+}
+
+impl PartHasher {
+    fn start(mut state: Sha2State) -> PartHasher {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(b) = rx.blocking_recv() {
+                state.update(&b);
+            }
+            state
+        });
+        PartHasher { tx, task }
+    }
+
+    async fn feed(&self, piece: Bytes) {
+        let _ = self.tx.send(piece).await;
+    }
+
+    /// The state after all the pieces fed.
+    async fn state(self) -> Result<Sha2State, RepoError> {
+        drop(self.tx);
+        self.task
+            .await
+            .map_err(|e| RepoError::context("background task failed", e))
     }
 }
 
@@ -252,6 +286,7 @@ pub(super) async fn put(
     // back until the hash is known.
     let mut done = offset;
     let mut last: Option<(BodySender, super::store::Answer, Bytes)> = None;
+    let mut last_hasher: Option<PartHasher> = None;
     let mut failure: Option<RepoError> = None;
     'parts: while done < total {
         let plen = part_size.min(total - done);
@@ -266,6 +301,7 @@ pub(super) async fn put(
                 break;
             }
         };
+        let hasher = PartHasher::start(record.state.clone());
         let mut left = plen;
         while left > 0 {
             let piece = match incoming.next(PIECE.min(left as usize)).await {
@@ -283,9 +319,10 @@ pub(super) async fn put(
                 }
             };
             left -= piece.len() as u64;
-            record.state.update(&piece);
+            hasher.feed(piece.clone()).await;
             if left == 0 && done + plen == total {
                 last = Some((tx, answer, piece));
+                last_hasher = Some(hasher);
                 break 'parts;
             }
             if tx.send(piece).await.is_err() {
@@ -298,8 +335,18 @@ pub(super) async fn put(
             }
         }
         drop(tx);
+        let state = match hasher.state().await {
+            Ok(s) => s,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         match answer.await {
-            Ok(Ok(Some(etag))) => record.parts.push((plen, etag)),
+            Ok(Ok(Some(etag))) => {
+                record.parts.push((plen, etag));
+                record.state = state;
+            }
             Ok(Ok(None)) => {
                 failure = Some(RepoError::Other(format!(
                     "S3 remote: UploadPart {name}: no ETag in the answer"
@@ -326,8 +373,12 @@ pub(super) async fn put(
     }
     let _validity = source.validity().await?;
     let upload_id = record.upload_id.clone();
-    let ok = record.state.len() == total
-        && record.state.clone().finish_hex() == key_digest(key)
+    let state = match last_hasher {
+        Some(h) => h.state().await?,
+        None => record.state.clone(),
+    };
+    let ok = state.len() == total
+        && state.finish_hex() == key_digest(key)
         && (!checked || source.content_verified().await?);
     let Some((tx, answer, piece)) = last else {
         let _ = store.abort_multipart(&name, &upload_id).await;

@@ -775,3 +775,32 @@ async fn wrong_content_across_a_resume_aborts_the_upload() {
         assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
     }
 }
+
+#[tokio::test]
+async fn keys_whose_hash_state_is_not_saved_start_from_zero() {
+    use sha2::Digest;
+    let f = fixture();
+    let r = f.remote(&[("partsize", "5MiB")]).await;
+    let c = content((11 << 20) + 7);
+    let digest: String = sha2::Sha384::digest(&c)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let k = Key::parse(&format!("SHA384-s{}--{digest}", c.len())).unwrap();
+    let mut src = Cutting::new(&c, Some(7 << 20));
+    assert!(r
+        .put(&k, &AssociatedFile::default(), &mut src)
+        .await
+        .is_err());
+    // Nothing recorded, and the upload given up at once.
+    assert!(!r.upload_record_path(&k).exists());
+    assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
+    let mut src = Cutting::new(&c, None);
+    let out = r
+        .put(&k, &AssociatedFile::default(), &mut src)
+        .await
+        .unwrap();
+    assert_eq!(out, PutOutcome::Stored(Vec::new()));
+    assert_eq!(src.asked, Some(0));
+    assert_eq!(get_all(&r, &k, 0).await.unwrap(), c);
+}
