@@ -205,13 +205,18 @@ pub(super) async fn put(
         Err(_) => remove(&path),
         Ok(text) => match Record::parse(&text) {
             Some(r) if r.key == key_text && r.state.kind() == kind => {
-                let agrees = !r.parts.is_empty()
-                    && r.part_size == part_size
-                    && r.state.len() < total
-                    && matches!(
-                        store.list_parts(&name, &r.upload_id).await,
-                        Ok(Some(parts)) if r.agrees(&parts)
-                    );
+                let usable =
+                    !r.parts.is_empty() && r.part_size == part_size && r.state.len() < total;
+                // A server that cannot be reached now is an error: the
+                // record is kept for when it can. One that refuses to
+                // list the upload's parts, or answers nonsense, has none
+                // of them.
+                let agrees = usable
+                    && match store.list_parts(&name, &r.upload_id).await {
+                        Ok(parts) => parts.is_some_and(|p| r.agrees(&p)),
+                        Err(e @ S3Error::Connect { .. }) => return Err(remote.failed(e)),
+                        Err(_) => false,
+                    };
                 if agrees {
                     resumed = Some(r);
                 } else {
