@@ -9,7 +9,9 @@
 //! gateway; the real `git annex fsck --from NAME` in the gateway then
 //! finds all of it valid, and content the real git-annex stored is
 //! served through the gateway. Wrong content (protocol versions 0 to 4)
-//! is stored nowhere; a copy killed halfway resumes past zero, and so
+//! is stored nowhere; a copy killed halfway resumes past zero (after the
+//! chunks of `s3chunk`, after the parts of an `s3plain` multipart
+//! upload), and so
 //! does a get (a ranged GET from S3); `git annex
 //! testremote` passes against the proxied remote; a server that is down
 //! fails alone, naming the remote; bad credentials fail with the
@@ -414,6 +416,81 @@ fn a_copy_killed_halfway_resumes_past_zero() {
         .unwrap_or_else(|| panic!("no PUT-FROM: {err}"));
     assert!(from >= 3 << 20 && from % (1 << 20) == 0, "PUT-FROM {from}");
     assert_eq!(s.objects(r, &hash).len(), 12);
+    s.env.git(
+        &s.gw,
+        &["annex", "fsck", "--quiet", "--from", r.name, "--key", &key],
+    );
+}
+
+/// The records of unfinished multipart uploads the gateway keeps.
+fn upload_records(gw: &Path) -> Vec<String> {
+    std::fs::read_dir(gw.join(".git/annex/s3-uploads"))
+        .map(|d| {
+            d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_copy_to_an_unchunked_remote_killed_halfway_resumes_after_its_parts() {
+    let s = setup();
+    let env = &s.env;
+    let r = s.remote("s3plain");
+    // Parts of 5 MiB for our gateway's uploads (read from remote.log).
+    env.git(
+        &s.gw,
+        &["annex", "enableremote", "s3plain", "partsize=5MiB"],
+    );
+    let client = env.clone_client(&s.gw, "client");
+    let content = pseudo_random(12 << 20, 44);
+    std::fs::write(client.join("big.bin"), &content).unwrap();
+    env.git(&client, &["annex", "add", "--quiet", "big.bin"]);
+    let key = env
+        .git(&client, &["annex", "lookupkey", "big.bin"])
+        .trim()
+        .to_string();
+    let mut child = env.slow_copy(&client, "origin-s3plain", "big.bin", "2MiB");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Until the gateway has recorded a part the server acknowledged.
+    while !upload_records(&s.gw).iter().any(|t| t.contains("\npart ")) {
+        assert!(Instant::now() < deadline, "the upload never got going");
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("the upload ended before it could be interrupted: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling the process group this test started.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGKILL);
+    }
+    let _ = child.wait();
+    assert!(s.objects(r, &key).is_empty());
+    let out = command(
+        &client,
+        "git",
+        &[
+            "annex",
+            "copy",
+            "--debug",
+            "--to",
+            "origin-s3plain",
+            "big.bin",
+        ],
+    )
+    .env("PATH", &env.path)
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let from: u64 = err
+        .lines()
+        .find_map(|l| l.split("P2P < PUT-FROM ").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no PUT-FROM: {err}"));
+    assert!(from >= 5 << 20 && from % (5 << 20) == 0, "PUT-FROM {from}");
+    assert_eq!(s.objects(r, &key), vec![key.clone()]);
+    assert!(upload_records(&s.gw).is_empty());
     s.env.git(
         &s.gw,
         &["annex", "fsck", "--quiet", "--from", r.name, "--key", &key],

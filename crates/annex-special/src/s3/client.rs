@@ -1013,22 +1013,14 @@ impl ObjectStore {
             }
             let body = Self::small_body(op, name, resp.into_body()).await?;
             let text = String::from_utf8_lossy(&body);
-            let r = rusty_s3::actions::ListParts::parse_response(&text).map_err(|e| {
-                S3Error::Transfer {
-                    op,
-                    object: name.to_owned(),
-                    reason: format!("unreadable answer: {e}"),
-                }
+            let (page, next) = parse_list_parts(&text).ok_or_else(|| S3Error::Transfer {
+                op,
+                object: name.to_owned(),
+                reason: "unreadable answer".into(),
             })?;
-            parts.extend(r.parts.into_iter().map(|p| PartInfo {
-                number: p.number,
-                size: p.size,
-                etag: p.etag,
-            }));
-            match r.next_part_number_marker {
-                Some(m) if marker != Some(m) && text.contains("<IsTruncated>true") => {
-                    marker = Some(m)
-                }
+            parts.extend(page);
+            match next {
+                Some(m) if marker != Some(m) => marker = Some(m),
                 _ => break,
             }
         }
@@ -1097,6 +1089,30 @@ fn etag(resp: &Response<Incoming>) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The parts of a ListParts answer, and the marker of the next page if
+/// it is truncated. A part's ETag may be missing (s3s-fs sends none):
+/// it is then empty.
+fn parse_list_parts(text: &str) -> Option<(Vec<PartInfo>, Option<u16>)> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<Part>") {
+        let end = start + rest[start..].find("</Part>")?;
+        let part = &rest[start..end];
+        parts.push(PartInfo {
+            number: xml_field(part, "PartNumber")?.trim().parse().ok()?,
+            size: xml_field(part, "Size")?.trim().parse().ok()?,
+            etag: xml_field(part, "ETag").unwrap_or_default(),
+        });
+        rest = &rest[end..];
+    }
+    let truncated = xml_field(text, "IsTruncated").is_some_and(|t| t.trim() == "true");
+    let next = match xml_field(text, "NextPartNumberMarker") {
+        Some(m) if truncated => Some(m.trim().parse().ok()?),
+        _ => None,
+    };
+    Some((parts, next))
+}
+
 /// The text of the first `<FIELD>...</FIELD>` of an XML answer, with
 /// the five predefined entities decoded.
 fn xml_field(text: &str, field: &str) -> Option<String> {
@@ -1151,6 +1167,30 @@ mod tests {
         assert!(!some.allows(sa("127.0.0.1:9001")));
         assert!(some.allows(sa("[::1]:1")));
         assert!(!some.allows(sa("10.0.0.1:1")));
+    }
+
+    #[test]
+    fn list_parts_answers_read_with_or_without_etags() {
+        let aws = "<ListPartsResult><Part><PartNumber>2</PartNumber><ETag>&quot;e2&quot;</ETag><Size>5</Size></Part>\
+            <Part><PartNumber>1</PartNumber><ETag>\"e1\"</ETag><Size>6</Size></Part>\
+            <IsTruncated>true</IsTruncated><NextPartNumberMarker>2</NextPartNumberMarker></ListPartsResult>";
+        let (parts, next) = parse_list_parts(aws).unwrap();
+        assert_eq!(next, Some(2));
+        assert_eq!(
+            parts[0],
+            PartInfo {
+                number: 2,
+                size: 5,
+                etag: "\"e2\"".into()
+            }
+        );
+        assert_eq!(parts[1].etag, "\"e1\"");
+        let plain = "<ListPartsResult><Part><PartNumber>1</PartNumber><Size>7</Size></Part></ListPartsResult>";
+        let (parts, next) = parse_list_parts(plain).unwrap();
+        assert_eq!((parts[0].size, parts[0].etag.as_str(), next), (7, "", None));
+        assert!(
+            parse_list_parts("<Part><PartNumber>x</PartNumber><Size>1</Size></Part>").is_none()
+        );
     }
 
     #[test]

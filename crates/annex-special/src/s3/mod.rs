@@ -17,7 +17,10 @@
 //!   objects by their path in a tree and uses it as it is.
 //! - [`export`]: the remote with `exporttree=yes`: files at their
 //!   exported paths, one object each.
-//! - `store` (the put path) and `read` (the get path) of [`S3Remote`].
+//! - `store` (the put path) and `read` (the get path) of [`S3Remote`];
+//!   `resume`, the put path of unchunked multipart uploads that resume
+//!   after an interruption, over `hashstate` (a SHA-256/512 whose state
+//!   can be saved).
 //!
 //! What a put does (see `store`): the content streams from the sender
 //! to S3 as it arrives, hashed on the way (once, by the sender, when a
@@ -31,6 +34,10 @@
 //! before are deleted. Chunked content (`chunk=`) resumes after an
 //! interruption from the complete chunks in the bucket, which are read
 //! back and hashed so that the whole is still verified end to end.
+//! Unchunked content written as a multipart upload, of a SHA-256 or
+//! SHA-512 key, resumes after the parts the server acknowledged: the
+//! hash state after them is kept with the upload's record in the using
+//! repository's `.git/annex/s3-uploads/`, so they need no reading back.
 //!
 //! A get sends the objects holding the content from the offset asked
 //! for, with ranged GETs, as hyper reads them.
@@ -39,8 +46,10 @@ pub mod client;
 pub mod config;
 pub mod creds;
 pub mod export;
+mod hashstate;
 pub mod naming;
 mod read;
+mod resume;
 mod store;
 
 use std::collections::HashSet;
@@ -205,6 +214,26 @@ impl S3Remote {
     /// How the remote names its objects.
     pub fn naming(&self) -> &Naming {
         &self.inner.naming
+    }
+
+    /// Where the record of an unfinished multipart upload of `key` to
+    /// this remote is kept: the using repository's own disk (trusted, as
+    /// the branch is not), named by a digest of the UUID and the key.
+    fn upload_record_path(&self, key: &Key) -> std::path::PathBuf {
+        use sha2::Digest;
+        let git_dir = self
+            .inner
+            .branch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .git_dir()
+            .to_owned();
+        let mut h = sha2::Sha256::new();
+        h.update(self.inner.uuid.as_str().as_bytes());
+        h.update([0]);
+        h.update(key.to_string().as_bytes());
+        let name: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        git_dir.join("annex").join("s3-uploads").join(name)
     }
 
     /// A failure of the remote, naming it.

@@ -15,7 +15,9 @@
 //!
 //! An interrupted put of chunked content leaves its complete chunks in
 //! the bucket; the next put starts after them, reading them back to
-//! hash them, so the content is still verified end to end.
+//! hash them, so the content is still verified end to end. Unchunked
+//! content written in parts, of a SHA-256 or SHA-512 key, resumes after
+//! the parts of its pending multipart upload (see `resume`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -36,12 +38,12 @@ use super::S3Remote;
 use crate::chunk::{chunk_count, chunk_key, is_stable_key, Chunking};
 
 /// The most content read from the sender at a time.
-const PIECE: usize = 256 * 1024;
+pub(super) const PIECE: usize = 256 * 1024;
 
 /// Objects finished in the background while the next one is written.
 const FINISHING: usize = 2;
 
-type Answer = JoinHandle<Result<Option<String>, S3Error>>;
+pub(super) type Answer = JoinHandle<Result<Option<String>, S3Error>>;
 
 fn joined(e: tokio::task::JoinError) -> S3Error {
     S3Error::Transfer {
@@ -52,7 +54,7 @@ fn joined(e: tokio::task::JoinError) -> S3Error {
 }
 
 /// Where received content comes from.
-enum Incoming<'a> {
+pub(super) enum Incoming<'a> {
     Stream(&'a mut dyn ByteStream),
     /// Chunks, and what is left of the last one taken.
     Chunks(&'a mut dyn ChunkStream, Bytes),
@@ -61,7 +63,7 @@ enum Incoming<'a> {
 impl Incoming<'_> {
     /// The next piece of at most `max` bytes; empty at the end. Chunks
     /// are passed on without a copy.
-    async fn next(&mut self, max: usize) -> io::Result<Bytes> {
+    pub(super) async fn next(&mut self, max: usize) -> io::Result<Bytes> {
         match self {
             Incoming::Stream(stream) => {
                 let mut buf = BytesMut::with_capacity(max);
@@ -275,6 +277,15 @@ pub(super) async fn put(
         (Chunking::Chunks(s), Some(_)) if is_stable_key(key) => Some(s),
         _ => None,
     };
+    // Unchunked content written in parts, of a key whose hash state can
+    // be saved: resumable after an interruption.
+    if chunk.is_none() {
+        if let (Some(total), Some(kind)) = (key.size(), super::resume::resumable_kind(key)) {
+            if let Some(part_size) = config.part_size_for(total) {
+                return super::resume::put(remote, key, kind, total, part_size, source).await;
+            }
+        }
+    }
     // Complete chunks an interrupted put left (never the last: with it,
     // the content would be there).
     let mut resumed = 0u64;

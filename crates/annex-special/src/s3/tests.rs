@@ -649,3 +649,158 @@ mod export {
         assert_eq!(read(&s, "empty", 5).await.unwrap(), b"");
     }
 }
+
+/// Multipart uploads the server holds unfinished (s3s-fs keeps them as
+/// `.upload_id-*` files at its root).
+fn pending_uploads(f: &Fixture) -> Vec<String> {
+    std::fs::read_dir(&f.server.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload_id-"))
+        .collect()
+}
+
+/// Puts `c` to `r` (parts of 5 MiB), broken off after 7 MiB: one part
+/// acknowledged, the upload pending, its record written.
+async fn broken_off(f: &Fixture, r: &S3Remote, c: &[u8], k: &Key) {
+    let mut src = Cutting::new(c, Some(7 << 20));
+    assert!(r
+        .put(k, &AssociatedFile::default(), &mut src)
+        .await
+        .is_err());
+    assert_eq!(src.asked, Some(0));
+    assert!(f.objects(&hash_of(k)).is_empty());
+    assert!(!r.check_present(k).await.unwrap());
+    assert!(r.upload_record_path(k).exists());
+    assert!(
+        pending_uploads(f).iter().any(|n| n.ends_with(".part-1")),
+        "{:?}",
+        pending_uploads(f)
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_multipart_upload_resumes_after_its_parts() {
+    let f = fixture();
+    let r = f.remote(&[("partsize", "5MiB")]).await;
+    let c = content((11 << 20) + 7);
+    let k = key_of(&c);
+    broken_off(&f, &r, &c, &k).await;
+    // Resumed where the acknowledged part ends, hashed end to end.
+    let mut src = Cutting::new(&c, None);
+    let out = r
+        .put(&k, &AssociatedFile::default(), &mut src)
+        .await
+        .unwrap();
+    assert_eq!(out, PutOutcome::Stored(Vec::new()));
+    assert_eq!(src.asked, Some(5 << 20));
+    assert!(!r.upload_record_path(&k).exists());
+    assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
+    assert_eq!(f.objects(&hash_of(&k)), vec![k.to_string()]);
+    assert_eq!(get_all(&r, &k, 0).await.unwrap(), c);
+}
+
+#[tokio::test]
+async fn a_damaged_record_or_parts_the_server_lacks_start_from_zero() {
+    let f = fixture();
+    let r = f.remote(&[("partsize", "5MiB")]).await;
+    let c = content((11 << 20) + 7);
+    let k = key_of(&c);
+    let put_all = |expect_from: u64| {
+        let r = r.clone();
+        let k = k.clone();
+        let c = c.clone();
+        async move {
+            let mut src = Cutting::new(&c, None);
+            let out = r
+                .put(&k, &AssociatedFile::default(), &mut src)
+                .await
+                .unwrap();
+            assert_eq!(out, PutOutcome::Stored(Vec::new()));
+            assert_eq!(src.asked, Some(expect_from));
+            assert_eq!(get_all(&r, &k, 0).await.unwrap(), c);
+            assert!(r.remove(&k, None).await.unwrap().removed);
+        }
+    };
+    // A record that is not one.
+    broken_off(&f, &r, &c, &k).await;
+    let path = r.upload_record_path(&k);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("part 5242880", "part 5242881")).unwrap();
+    put_all(0).await;
+    assert!(!path.exists());
+    // A part the server no longer has as recorded: the old upload is
+    // aborted, nothing of it left behind.
+    broken_off(&f, &r, &c, &k).await;
+    let part = pending_uploads(&f)
+        .into_iter()
+        .find(|n| n.ends_with(".part-1"))
+        .unwrap();
+    std::fs::write(f.server.root.join(&part), b"short").unwrap();
+    put_all(0).await;
+    assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
+    // Untouched, it resumes.
+    broken_off(&f, &r, &c, &k).await;
+    put_all(5 << 20).await;
+    assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
+}
+
+#[tokio::test]
+async fn wrong_content_across_a_resume_aborts_the_upload() {
+    let f = fixture();
+    let r = f.remote(&[("partsize", "5MiB")]).await;
+    let c = content((11 << 20) + 7);
+    let k = key_of(&c);
+    // Wrong in the part acknowledged before the interruption, right in
+    // what the resumed put sends: the whole does not hash to the key.
+    for at in [1 << 20, 8 << 20] {
+        let mut first = c.clone();
+        let mut rest = c.clone();
+        if at < 5 << 20 {
+            first[at] ^= 1;
+        } else {
+            rest[at] ^= 1;
+        }
+        broken_off(&f, &r, &first, &k).await;
+        let mut src = Cutting::new(&rest, None);
+        let out = r
+            .put(&k, &AssociatedFile::default(), &mut src)
+            .await
+            .unwrap();
+        assert_eq!(out, PutOutcome::NotStored, "{at}");
+        assert_eq!(src.asked, Some(5 << 20));
+        assert!(f.objects(&hash_of(&k)).is_empty());
+        assert!(!r.check_present(&k).await.unwrap());
+        assert!(!r.upload_record_path(&k).exists());
+        assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
+    }
+}
+
+#[tokio::test]
+async fn keys_whose_hash_state_is_not_saved_start_from_zero() {
+    use sha2::Digest;
+    let f = fixture();
+    let r = f.remote(&[("partsize", "5MiB")]).await;
+    let c = content((11 << 20) + 7);
+    let digest: String = sha2::Sha384::digest(&c)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let k = Key::parse(&format!("SHA384-s{}--{digest}", c.len())).unwrap();
+    let mut src = Cutting::new(&c, Some(7 << 20));
+    assert!(r
+        .put(&k, &AssociatedFile::default(), &mut src)
+        .await
+        .is_err());
+    // Nothing recorded, and the upload given up at once.
+    assert!(!r.upload_record_path(&k).exists());
+    assert!(pending_uploads(&f).is_empty(), "{:?}", pending_uploads(&f));
+    let mut src = Cutting::new(&c, None);
+    let out = r
+        .put(&k, &AssociatedFile::default(), &mut src)
+        .await
+        .unwrap();
+    assert_eq!(out, PutOutcome::Stored(Vec::new()));
+    assert_eq!(src.asked, Some(0));
+    assert_eq!(get_all(&r, &k, 0).await.unwrap(), c);
+}
