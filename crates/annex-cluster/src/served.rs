@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use annex_branch::Branch;
 use annex_protocol::{Repositories, Repository, Uuid};
@@ -170,7 +171,14 @@ pub struct ClusterRepositories {
     built: Mutex<Built>,
     /// Held while rebuilding: one rebuild at a time.
     rebuilding: Mutex<()>,
+    /// When the sizes of a gateway without clusters were last read for
+    /// the metrics (a cluster's are kept up to date by its uploads).
+    sizes_read: Mutex<Option<Instant>>,
 }
+
+/// How old the sizes of a gateway without clusters may be when the
+/// metrics are read.
+const SIZES_MAX_AGE: Duration = Duration::from_secs(5);
 
 impl ClusterRepositories {
     /// Serves `inner`'s repositories and its clusters; `jobs` bounds how
@@ -182,6 +190,7 @@ impl ClusterRepositories {
             jobs,
             built: Mutex::new(Built::default()),
             rebuilding: Mutex::new(()),
+            sizes_read: Mutex::new(None),
         };
         c.refresh();
         c
@@ -361,7 +370,17 @@ impl ClusterRepositories {
                     .flat_map(|c| c.nodes().iter().map(|n| n.uuid().clone())),
             );
             match &built.placement {
-                Some(p) => p.clone(),
+                Some(p) if !built.clusters.is_empty() => p.clone(),
+                Some(p) => {
+                    let mut read = self.sizes_read.lock().unwrap_or_else(|p| p.into_inner());
+                    if read.is_none_or(|at| at.elapsed() >= SIZES_MAX_AGE) {
+                        if let Err(e) = p.refresh() {
+                            tracing::warn!(error = %e, "reading repository sizes for metrics");
+                        }
+                        *read = Some(Instant::now());
+                    }
+                    p.clone()
+                }
                 None => {
                     // A gateway without clusters: sizes read on the first
                     // scrape, refreshed with the configuration afterwards.
@@ -372,6 +391,8 @@ impl ClusterRepositories {
                         Ok(p) => {
                             let p = Arc::new(p);
                             built.placement = Some(p.clone());
+                            *self.sizes_read.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(Instant::now());
                             p
                         }
                         Err(e) => {

@@ -175,11 +175,19 @@ fn metrics_follow_the_real_clients_requests() {
     assert_eq!(value(&after, "annex_node_up", &node_up), Some(1.0));
     assert_eq!(value(&after, "annex_locks_held", &[]), Some(0.0));
     // The proxied node's size, from the gateway's branch (no cluster
-    // here).
-    assert_eq!(
-        value(&after, "annex_repository_size_bytes", &repo),
-        Some(content.len() as f64)
-    );
+    // here), read again at most every few seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let size = value(&scrape(metrics_port), "annex_repository_size_bytes", &repo);
+        if size == Some(content.len() as f64) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node's size: {size:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 
     // Requests for UUIDs nobody serves add no series.
     for i in 0..5 {
