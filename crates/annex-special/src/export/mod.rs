@@ -9,7 +9,8 @@
 //!   ([`ExportPath`]) stored from a stream, read from an offset, removed,
 //!   renamed where it can, looked for. The directory remote's is
 //!   [`crate::directory::DirectoryExport`], S3's
-//!   [`crate::s3::export::S3Export`].
+//!   [`crate::s3::export::S3Export`], an external remote's
+//!   [`crate::external::export::ExternalExport`].
 //! - [`ExportRemote`]: any store, with the export log and the exported
 //!   tree, as a [`Repository`](annex_protocol::Repository) following
 //!   git-annex's rules (Remote/Helper/ExportImport.hs and the gateway's
@@ -192,7 +193,7 @@ impl ExportConfig {
 }
 
 /// Opens a special remote with `exporttree=yes`: the store of its type
-/// (the directory remote's or S3's), as an [`ExportRemote`]. Refuses what
+/// (the directory remote's, S3's or an external remote's), as an [`ExportRemote`]. Refuses what
 /// is not supported yet, naming it: encryption, `importtree=yes`, and
 /// types whose store is not written yet.
 pub fn open(
@@ -209,6 +210,19 @@ pub fn open(
             let uuid = setup.uuid.clone();
             let branch = setup.branch.clone();
             let store = crate::s3::export::S3Export::new(crate::s3::S3Remote::open(&rest, setup)?);
+            Ok(ExportRemote::new(
+                uuid,
+                std::sync::Arc::new(store),
+                export.annex_objects,
+                branch,
+            ))
+        }
+        Some("external") => {
+            let uuid = setup.uuid.clone();
+            let branch = setup.branch.clone();
+            let store = crate::external::export::ExternalExport::new(
+                crate::external::ExternalRemote::open(&rest, setup)?,
+            );
             Ok(ExportRemote::new(
                 uuid,
                 std::sync::Arc::new(store),
