@@ -171,7 +171,8 @@ async fn content_goes_in_and_out_through_one_process_kept_between_requests() {
         assert!(r.ordered().await);
         assert_eq!(r.cost().await.unwrap(), 150.0);
         assert_eq!(r.availability().await, Availability::Global);
-        assert!(!r.export_supported().await);
+        // It serves the export requests too (see its documentation).
+        assert!(r.export_supported().await);
         // One process, prepared once; nothing left in the gateway's
         // temporary files.
         assert_eq!(f.pids().len(), 1, "{externaltype}");
