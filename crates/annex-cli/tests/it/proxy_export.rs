@@ -542,7 +542,9 @@ pub(crate) fn scenario(s: &mut Setup) -> Vec<Observed> {
         assert!(!s.whereis(&s.gw, k).contains(&s.dex), "{k}");
     }
     seen.push(s.observe("gateway's git-annex", Vec::new()));
-    // (And its fsck is one that finds bad content.)
+    // (And its fsck is one that finds bad content: in its words for
+    // content it hashed as the remote wrote it, or, when the file
+    // appeared whole, as it hashed it afterwards.)
     let w_path = s.store.join("w.bin");
     let mut perms = std::fs::metadata(&w_path).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
@@ -553,7 +555,8 @@ pub(crate) fn scenario(s: &mut Setup) -> Vec<Observed> {
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("verification of content failed")),
+            .any(|p| p.contains("verification of content failed")
+                || p.contains("Bad file content")),
         "{problems:?}"
     );
     seen
