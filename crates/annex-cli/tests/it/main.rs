@@ -27,6 +27,7 @@ mod placement_git_annex;
 mod proxy_bypass;
 mod proxy_directory;
 mod proxy_export;
+mod proxy_export_external;
 mod proxy_export_s3;
 mod proxy_external;
 mod proxy_faults;

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use annex_protocol::RepoError;
+use annex_protocol::{Key, RepoError};
 use annex_repo::read::FileStream;
 use annex_repo::ReceiveLock;
 use async_trait::async_trait;
@@ -189,7 +189,7 @@ impl PendingStore for DirectoryPending {
 
 #[async_trait]
 impl ExportStore for DirectoryExport {
-    async fn check_present(&self, path: &ExportPath) -> Result<bool, RepoError> {
+    async fn check_present(&self, _key: &Key, path: &ExportPath) -> Result<bool, RepoError> {
         let this = self.clone();
         let p = this.file(path);
         tokio::task::spawn_blocking(move || {
@@ -204,6 +204,7 @@ impl ExportStore for DirectoryExport {
 
     async fn start_store(
         &self,
+        _key: &Key,
         path: &ExportPath,
         len: u64,
     ) -> Result<Box<dyn PendingStore>, RepoError> {
@@ -217,6 +218,7 @@ impl ExportStore for DirectoryExport {
 
     async fn retrieve(
         &self,
+        _key: &Key,
         path: &ExportPath,
         offset: u64,
     ) -> Result<Option<Retrieved>, RepoError> {
@@ -251,7 +253,7 @@ impl ExportStore for DirectoryExport {
         }))
     }
 
-    async fn remove(&self, path: &ExportPath) -> Result<(), RepoError> {
+    async fn remove(&self, _key: &Key, path: &ExportPath) -> Result<(), RepoError> {
         let this = self.clone();
         let path = path.clone();
         tokio::task::spawn_blocking(move || {
@@ -268,7 +270,12 @@ impl ExportStore for DirectoryExport {
         .map_err(blocking_err)?
     }
 
-    async fn rename(&self, from: &ExportPath, to: &ExportPath) -> Result<bool, RepoError> {
+    async fn rename(
+        &self,
+        _key: &Key,
+        from: &ExportPath,
+        to: &ExportPath,
+    ) -> Result<bool, RepoError> {
         let this = self.clone();
         let (from, to) = (from.clone(), to.clone());
         tokio::task::spawn_blocking(move || {
@@ -293,6 +300,11 @@ mod tests {
         ExportPath::new(s).unwrap()
     }
 
+    /// The key requests name, which this store ignores.
+    fn k() -> Key {
+        Key::parse("WORM-s5-m1--x").unwrap()
+    }
+
     async fn read_all(r: Retrieved) -> Vec<u8> {
         let mut stream = r.stream;
         let mut out = Vec::new();
@@ -308,46 +320,46 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = DirectoryExport::new(d.path().to_owned(), 0, None);
         let path = p("a/b/c.txt");
-        assert!(!s.check_present(&path).await.unwrap());
-        let mut w = s.start_store(&path, 5).await.unwrap();
+        assert!(!s.check_present(&k(), &path).await.unwrap());
+        let mut w = s.start_store(&k(), &path, 5).await.unwrap();
         w.write(b"hello").unwrap();
         // Written, not visible.
-        assert!(!s.check_present(&path).await.unwrap());
+        assert!(!s.check_present(&k(), &path).await.unwrap());
         assert!(annex_test_support::files_under(&d.path().join("a")).is_empty());
         w.commit().await.unwrap();
-        assert!(s.check_present(&path).await.unwrap());
+        assert!(s.check_present(&k(), &path).await.unwrap());
         assert_eq!(fs::read(d.path().join("a/b/c.txt")).unwrap(), b"hello");
         // Nothing left of the temporary file, nor of `.git`.
         assert!(!d.path().join(".git").exists());
-        let r = s.retrieve(&path, 1).await.unwrap().unwrap();
+        let r = s.retrieve(&k(), &path, 1).await.unwrap().unwrap();
         assert_eq!(r.len, 4);
         assert_eq!(read_all(r).await, b"ello");
 
         // Dropped without a commit: nothing.
-        let mut w = s.start_store(&p("x"), 3).await.unwrap();
+        let mut w = s.start_store(&k(), &p("x"), 3).await.unwrap();
         w.write(b"abc").unwrap();
         drop(w);
-        assert!(!s.check_present(&p("x")).await.unwrap());
+        assert!(!s.check_present(&k(), &p("x")).await.unwrap());
         assert!(!d.path().join(".git").exists());
 
-        assert!(s.rename(&path, &p("d/e")).await.unwrap());
+        assert!(s.rename(&k(), &path, &p("d/e")).await.unwrap());
         assert!(!d.path().join("a").exists());
         assert_eq!(fs::read(d.path().join("d/e")).unwrap(), b"hello");
-        s.remove(&p("d/e")).await.unwrap();
-        s.remove(&p("d/e")).await.unwrap();
+        s.remove(&k(), &p("d/e")).await.unwrap();
+        s.remove(&k(), &p("d/e")).await.unwrap();
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
-        assert!(s.retrieve(&p("d/e"), 0).await.unwrap().is_none());
+        assert!(s.retrieve(&k(), &p("d/e"), 0).await.unwrap().is_none());
 
         let gone = DirectoryExport::new(d.path().join("unmounted"), 0, None);
-        assert!(gone.check_present(&p("x")).await.is_err());
-        assert!(gone.remove(&p("x")).await.is_err());
+        assert!(gone.check_present(&k(), &p("x")).await.is_err());
+        assert!(gone.remove(&k(), &p("x")).await.is_err());
     }
 
     #[tokio::test]
     async fn disk_reserve_is_kept() {
         let d = tempfile::tempdir().unwrap();
         let s = DirectoryExport::new(d.path().to_owned(), u64::MAX / 2, None);
-        let err = match s.start_store(&p("f"), 10).await {
+        let err = match s.start_store(&k(), &p("f"), 10).await {
             Err(e) => e,
             Ok(_) => panic!("stored past the reserve"),
         };

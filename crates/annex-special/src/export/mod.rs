@@ -9,7 +9,8 @@
 //!   ([`ExportPath`]) stored from a stream, read from an offset, removed,
 //!   renamed where it can, looked for. The directory remote's is
 //!   [`crate::directory::DirectoryExport`], S3's
-//!   [`crate::s3::export::S3Export`].
+//!   [`crate::s3::export::S3Export`], an external remote's
+//!   [`crate::external::export::ExternalExport`].
 //! - [`ExportRemote`]: any store, with the export log and the exported
 //!   tree, as a [`Repository`](annex_protocol::Repository) following
 //!   git-annex's rules (Remote/Helper/ExportImport.hs and the gateway's
@@ -51,10 +52,15 @@ use std::io;
 
 use annex_branch::logs::remote_config::RemoteConfig;
 use annex_protocol::repository::ChunkStream;
-use annex_protocol::RepoError;
+use annex_protocol::{Key, RepoError};
 use async_trait::async_trait;
 
 /// Where a kind of special remote keeps files at exported paths.
+///
+/// Every request names the key whose content the path holds (or is to
+/// hold), as git-annex's export actions do: stores that keep files by
+/// path alone (directory, S3) ignore it; an external remote's export
+/// requests carry it.
 ///
 /// What every implementation must guarantee, as the export layer relies
 /// on it:
@@ -84,32 +90,42 @@ use async_trait::async_trait;
 ///   letting one escape its top.
 #[async_trait]
 pub trait ExportStore: Send + Sync + fmt::Debug {
-    /// Whether a file is at `path`.
-    async fn check_present(&self, path: &ExportPath) -> Result<bool, RepoError>;
+    /// Whether a file is at `path`, which should hold `key`'s content.
+    async fn check_present(&self, key: &Key, path: &ExportPath) -> Result<bool, RepoError>;
 
-    /// Begins storing `len` bytes at `path` (making room for them, as
-    /// annex.diskreserve asks, where the store can tell).
+    /// Begins storing `len` bytes, the content of `key`, at `path`
+    /// (making room for them, as annex.diskreserve asks, where the store
+    /// can tell).
     async fn start_store(
         &self,
+        key: &Key,
         path: &ExportPath,
         len: u64,
     ) -> Result<Box<dyn PendingStore>, RepoError>;
 
-    /// The file at `path` from `offset`: how many bytes follow, and they.
-    /// `None` when no file is there.
+    /// The file at `path`, which should hold `key`'s content, from
+    /// `offset`: how many bytes follow, and they. `None` when no file is
+    /// there.
     async fn retrieve(
         &self,
+        key: &Key,
         path: &ExportPath,
         offset: u64,
     ) -> Result<Option<Retrieved>, RepoError>;
 
-    /// Removes the file at `path`; succeeds when none is there.
-    async fn remove(&self, path: &ExportPath) -> Result<(), RepoError>;
+    /// Removes the file at `path`, which held `key`'s content; succeeds
+    /// when none is there.
+    async fn remove(&self, key: &Key, path: &ExportPath) -> Result<(), RepoError>;
 
-    /// Moves the file at `from` to `to` (replacing what is at `to`).
-    /// `Ok(false)` when this store cannot rename, having done nothing: the
-    /// layer copies and removes instead.
-    async fn rename(&self, from: &ExportPath, to: &ExportPath) -> Result<bool, RepoError>;
+    /// Moves the file at `from`, `key`'s content, to `to` (replacing
+    /// what is at `to`). `Ok(false)` when this store cannot rename,
+    /// having done nothing: the layer copies and removes instead.
+    async fn rename(
+        &self,
+        key: &Key,
+        from: &ExportPath,
+        to: &ExportPath,
+    ) -> Result<bool, RepoError>;
 }
 
 /// Content being stored at a path: written, then made visible by
@@ -177,7 +193,7 @@ impl ExportConfig {
 }
 
 /// Opens a special remote with `exporttree=yes`: the store of its type
-/// (the directory remote's or S3's), as an [`ExportRemote`]. Refuses what
+/// (the directory remote's, S3's or an external remote's), as an [`ExportRemote`]. Refuses what
 /// is not supported yet, naming it: encryption, `importtree=yes`, and
 /// types whose store is not written yet.
 pub fn open(
@@ -194,6 +210,19 @@ pub fn open(
             let uuid = setup.uuid.clone();
             let branch = setup.branch.clone();
             let store = crate::s3::export::S3Export::new(crate::s3::S3Remote::open(&rest, setup)?);
+            Ok(ExportRemote::new(
+                uuid,
+                std::sync::Arc::new(store),
+                export.annex_objects,
+                branch,
+            ))
+        }
+        Some("external") => {
+            let uuid = setup.uuid.clone();
+            let branch = setup.branch.clone();
+            let store = crate::external::export::ExternalExport::new(
+                crate::external::ExternalRemote::open(&rest, setup)?,
+            );
             Ok(ExportRemote::new(
                 uuid,
                 std::sync::Arc::new(store),

@@ -195,9 +195,13 @@ impl ExportRemote {
     }
 
     /// Whether a file is at one of `paths`, the first found.
-    async fn first_present(&self, paths: &[ExportPath]) -> Result<Option<ExportPath>, RepoError> {
+    async fn first_present(
+        &self,
+        key: &Key,
+        paths: &[ExportPath],
+    ) -> Result<Option<ExportPath>, RepoError> {
         for p in paths {
-            if self.inner.store.check_present(p).await? {
+            if self.inner.store.check_present(key, p).await? {
                 return Ok(Some(p.clone()));
             }
         }
@@ -206,7 +210,11 @@ impl ExportRemote {
 
     /// Whether the key's content is in the remote, given the exports.
     pub(super) async fn present_in(&self, key: &Key, exports: &Exports) -> Result<bool, RepoError> {
-        if self.first_present(&exports.paths(key)).await?.is_some() {
+        if self
+            .first_present(key, &exports.paths(key))
+            .await?
+            .is_some()
+        {
             return Ok(true);
         }
         Ok(self.inner.annex_objects
@@ -214,7 +222,7 @@ impl ExportRemote {
             && self
                 .inner
                 .store
-                .check_present(&ExportPath::annex_object(key))
+                .check_present(key, &ExportPath::annex_object(key))
                 .await?)
     }
 
@@ -226,7 +234,7 @@ impl ExportRemote {
         from: &ExportPath,
         to: &ExportPath,
     ) -> Result<bool, RepoError> {
-        let Some(mut r) = self.inner.store.retrieve(from, 0).await? else {
+        let Some(mut r) = self.inner.store.retrieve(key, from, 0).await? else {
             return Ok(false);
         };
         copy_into(&*self.inner.store, to, key, r.len, &mut *r.stream).await
@@ -276,7 +284,7 @@ impl Repository for ExportRemote {
         }
         self.inner
             .store
-            .remove(&ExportPath::annex_object(key))
+            .remove(key, &ExportPath::annex_object(key))
             .await?;
         Ok(RemoveOutcome {
             removed: true,
@@ -307,7 +315,7 @@ impl Repository for ExportRemote {
             candidates.push(ExportPath::annex_object(key));
         }
         for path in candidates {
-            let Some(r) = self.inner.store.retrieve(&path, 0).await? else {
+            let Some(r) = self.inner.store.retrieve(key, &path, 0).await? else {
                 continue;
             };
             // A file of another size holds other content: look further.

@@ -240,7 +240,7 @@ impl ExportRemote {
         to: &ExportPath,
     ) -> Result<(), RepoError> {
         let store = &self.inner.store;
-        if store.rename(from, to).await? {
+        if store.rename(key, from, to).await? {
             return Ok(());
         }
         if !self.copy_within(key, from, to).await? {
@@ -248,7 +248,7 @@ impl ExportRemote {
                 "{from} does not hold the content of {key}"
             )));
         }
-        store.remove(from).await
+        store.remove(key, from).await
     }
 
     /// Takes a file out of the export: to the annexobjects location when
@@ -260,16 +260,16 @@ impl ExportRemote {
             // content was not available when it was exported) leaves
             // nothing to move: the removal of nothing, as git-annex's
             // fallback to unexporting makes it.
-            if !store.check_present(path).await? {
+            if !store.check_present(key, path).await? {
                 return Ok(());
             }
             let obj = ExportPath::annex_object(key);
-            if store.check_present(&obj).await? {
-                return store.remove(path).await;
+            if store.check_present(key, &obj).await? {
+                return store.remove(key, path).await;
             }
             return self.move_file(key, path, &obj).await;
         }
-        store.remove(path).await
+        store.remove(key, path).await
     }
 
     /// Exports `tree` to the remote (see the module's documentation),
@@ -332,7 +332,7 @@ impl ExportRemote {
                 };
                 let tmp = ExportPath::temp_name(&key);
                 let r = async {
-                    if !store.check_present(&tmp).await? {
+                    if !store.check_present(&key, &tmp).await? {
                         return Ok(false);
                     }
                     self.dispose(&key, kind, &tmp).await.map(|_| true)
@@ -378,7 +378,7 @@ impl ExportRemote {
                             let tmp = ExportPath::temp_name(key);
                             let what = format!("rename {name} {first} -> {tmp}");
                             let moved = async {
-                                if !store.check_present(first).await? {
+                                if !store.check_present(key, first).await? {
                                     return Ok(false);
                                 }
                                 self.move_file(key, first, &tmp).await.map(|_| true)
@@ -438,7 +438,14 @@ impl ExportRemote {
                     for c in changes {
                         // The content there is not known: removed.
                         let what = format!("unexport {name} {}", c.path);
-                        match store.remove(&c.path).await {
+                        // The key the tree had there names it to a store
+                        // that asks (git-annex's is the old tree's).
+                        let Some(key) =
+                            c.old.as_ref().or(c.new.as_ref()).map(|(_, k, _)| k.clone())
+                        else {
+                            continue;
+                        };
+                        match store.remove(&key, &c.path).await {
                             Ok(()) => {
                                 say(&format!("{what} ok"));
                                 report.unexported += 1;
@@ -546,7 +553,7 @@ impl ExportRemote {
         opts: &ExportOptions,
     ) -> Result<Fill, RepoError> {
         let store = &self.inner.store;
-        if store.check_present(&f.path).await? {
+        if store.check_present(&f.key, &f.path).await? {
             return Ok(Fill::Present);
         }
         let key = &f.key;
@@ -578,14 +585,14 @@ impl ExportRemote {
         }
         if self.inner.annex_objects {
             let obj = ExportPath::annex_object(key);
-            if store.check_present(&obj).await? {
+            if store.check_present(key, &obj).await? {
                 self.move_file(key, &obj, &f.path).await?;
                 return Ok(Fill::Sent);
             }
         }
         for other in index.files_of(key) {
             if other.path != f.path
-                && store.check_present(&other.path).await?
+                && store.check_present(key, &other.path).await?
                 && self.copy_within(key, &other.path, &f.path).await?
             {
                 return Ok(Fill::Sent);

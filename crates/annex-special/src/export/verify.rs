@@ -45,7 +45,7 @@ pub(super) async fn receive_into(
             ))
         }
     };
-    let pending = store.start_store(path, len).await?;
+    let pending = store.start_store(key, path, len).await?;
     let shared: Arc<Mutex<Option<Box<dyn PendingStore>>>> = Arc::new(Mutex::new(Some(pending)));
     let writer = shared.clone();
     let verifier = receive_verified(

@@ -25,13 +25,16 @@
 //! - The export requests (EXPORTSUPPORTED, EXPORT, TRANSFEREXPORT,
 //!   CHECKPRESENTEXPORT, REMOVEEXPORT, REMOVEEXPORTDIRECTORY,
 //!   RENAMEEXPORT) as methods of [`ExternalRemote`], for a remote with
-//!   `exporttree=yes`.
+//!   `exporttree=yes`, and as an export store ([`export::ExternalExport`])
+//!   that the export layer ([`crate::export`]) serves like the directory
+//!   remote's and S3's.
 //!
 //! The program to run comes from the using repository's git config
 //! (`remote.NAME.annex-externaltype`, which `git annex initremote` and
 //! `enableremote` set), never from the git-annex branch, which anyone
 //! who can push may write.
 
+pub mod export;
 mod host;
 mod pool;
 mod process;

@@ -171,7 +171,8 @@ async fn content_goes_in_and_out_through_one_process_kept_between_requests() {
         assert!(r.ordered().await);
         assert_eq!(r.cost().await.unwrap(), 150.0);
         assert_eq!(r.availability().await, Availability::Global);
-        assert!(!r.export_supported().await);
+        // It serves the export requests too (see its documentation).
+        assert!(r.export_supported().await);
         // One process, prepared once; nothing left in the gateway's
         // temporary files.
         assert_eq!(f.pids().len(), 1, "{externaltype}");
@@ -740,4 +741,65 @@ async fn downloads_of_one_key_at_once_share_one_retrieve() {
         .count();
     assert_eq!(retrieves, 1);
     assert!(f.staged_files().is_empty(), "{:?}", f.staged_files());
+}
+
+mod export_store {
+    use super::*;
+    use crate::export::{ExportPath, ExportStore, Retrieved};
+    use annex_protocol::repository::ChunkReader;
+    use export::ExternalExport;
+    use tokio::io::AsyncReadExt;
+
+    async fn read_all(r: Retrieved) -> Vec<u8> {
+        let mut stream = r.stream;
+        let mut out = Vec::new();
+        ChunkReader::new(&mut *stream)
+            .read_to_end(&mut out)
+            .await
+            .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn files_go_through_temp_files_and_only_the_keys_content_is_served() {
+        let f = fixture();
+        let s = ExternalExport::new(f.remote("misbehaving", &[]));
+        let (c, k) = content_key(70_000, 1, ".bin");
+        let path = ExportPath::new("d/e f.bin").unwrap();
+        assert!(!s.check_present(&k, &path).await.unwrap());
+        assert!(s.retrieve(&k, &path, 0).await.unwrap().is_none());
+
+        // Given up before its commit: the remote is never asked.
+        let mut w = s.start_store(&k, &path, c.len() as u64).await.unwrap();
+        w.write(&c).unwrap();
+        drop(w);
+        assert!(!f.store.join("d").exists());
+        let mut w = s.start_store(&k, &path, c.len() as u64).await.unwrap();
+        w.write(&c[..1000]).unwrap();
+        w.write(&c[1000..]).unwrap();
+        w.commit().await.unwrap();
+        assert_eq!(std::fs::read(f.store.join("d/e f.bin")).unwrap(), c);
+        assert!(s.check_present(&k, &path).await.unwrap());
+        let r = s.retrieve(&k, &path, 5).await.unwrap().unwrap();
+        assert_eq!(r.len, c.len() as u64 - 5);
+        assert_eq!(read_all(r).await, &c[5..]);
+
+        // Other content at the path: not served.
+        let mut wrong = c.clone();
+        wrong[60_000] ^= 1;
+        std::fs::write(f.store.join("d/e f.bin"), &wrong).unwrap();
+        assert!(s.retrieve(&k, &path, 0).await.unwrap().is_none());
+
+        let to = ExportPath::new("g.bin").unwrap();
+        assert!(s.rename(&k, &path, &to).await.unwrap());
+        assert!(!f.store.join("d").exists());
+        s.remove(&k, &to).await.unwrap();
+        assert!(!s.check_present(&k, &to).await.unwrap());
+        // No temporary file is left in the gateway.
+        let tmp = f.repo.join(".git/annex/tmp/external/export");
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }

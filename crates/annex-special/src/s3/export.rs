@@ -15,7 +15,7 @@
 
 use std::io;
 
-use annex_protocol::RepoError;
+use annex_protocol::{Key, RepoError};
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -121,7 +121,7 @@ impl PendingStore for S3Pending {
 
 #[async_trait]
 impl ExportStore for S3Export {
-    async fn check_present(&self, path: &ExportPath) -> Result<bool, RepoError> {
+    async fn check_present(&self, _key: &Key, path: &ExportPath) -> Result<bool, RepoError> {
         let name = self.object(path)?;
         let found = self.remote.store().head(&name).await;
         Ok(found.map_err(|e| self.remote.failed(e))?.is_some())
@@ -129,6 +129,7 @@ impl ExportStore for S3Export {
 
     async fn start_store(
         &self,
+        _key: &Key,
         path: &ExportPath,
         len: u64,
     ) -> Result<Box<dyn PendingStore>, RepoError> {
@@ -144,6 +145,7 @@ impl ExportStore for S3Export {
 
     async fn retrieve(
         &self,
+        _key: &Key,
         path: &ExportPath,
         offset: u64,
     ) -> Result<Option<Retrieved>, RepoError> {
@@ -160,7 +162,7 @@ impl ExportStore for S3Export {
         }))
     }
 
-    async fn remove(&self, path: &ExportPath) -> Result<(), RepoError> {
+    async fn remove(&self, _key: &Key, path: &ExportPath) -> Result<(), RepoError> {
         let name = self.object(path)?;
         self.remote
             .store()
@@ -169,7 +171,12 @@ impl ExportStore for S3Export {
             .map_err(|e| self.remote.failed(e))
     }
 
-    async fn rename(&self, _from: &ExportPath, _to: &ExportPath) -> Result<bool, RepoError> {
+    async fn rename(
+        &self,
+        _key: &Key,
+        _from: &ExportPath,
+        _to: &ExportPath,
+    ) -> Result<bool, RepoError> {
         // S3 has no rename: the export layer copies and removes.
         Ok(false)
     }

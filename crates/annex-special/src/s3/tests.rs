@@ -554,6 +554,11 @@ mod export {
         ExportPath::new(s).unwrap()
     }
 
+    /// The key requests name, which this store ignores.
+    fn k() -> Key {
+        Key::parse("WORM-s5-m1--x").unwrap()
+    }
+
     /// Writes `pieces` on a blocking thread, as the export layer does.
     async fn written(
         mut pending: Box<dyn PendingStore>,
@@ -570,7 +575,7 @@ mod export {
     }
 
     async fn read(s: &S3Export, path: &str, offset: u64) -> Option<Vec<u8>> {
-        let r = s.retrieve(&p(path), offset).await.unwrap()?;
+        let r = s.retrieve(&k(), &p(path), offset).await.unwrap()?;
         let mut stream = r.stream;
         let mut out = Vec::new();
         ChunkReader::new(&mut *stream)
@@ -592,14 +597,14 @@ mod export {
         let c = content(len);
         let path = p("dir/sub/file one.bin");
         assert_eq!(s.object(&path).unwrap(), "pre/dir/sub/file one.bin");
-        let pending = s.start_store(&path, c.len() as u64).await.unwrap();
+        let pending = s.start_store(&k(), &path, c.len() as u64).await.unwrap();
         let pieces: Vec<Vec<u8>> = c.chunks(100_000).map(<[u8]>::to_vec).collect();
         let pending = written(pending, pieces).await;
         // All written, not yet committed: nothing at the path.
-        assert!(!s.check_present(&path).await.unwrap());
+        assert!(!s.check_present(&k(), &path).await.unwrap());
         assert!(f.objects("file one").is_empty());
         pending.commit().await.unwrap();
-        assert!(s.check_present(&path).await.unwrap());
+        assert!(s.check_present(&k(), &path).await.unwrap());
         assert_eq!(f.objects("file one"), vec!["pre/dir/sub/file one.bin"]);
         assert_eq!(read(&s, "dir/sub/file one.bin", 0).await.unwrap(), c);
         assert_eq!(
@@ -610,20 +615,23 @@ mod export {
         // Given up after all its content: nothing, and what was there
         // stays.
         let other = content(len + 1);
-        let pending = s.start_store(&path, other.len() as u64).await.unwrap();
+        let pending = s
+            .start_store(&k(), &path, other.len() as u64)
+            .await
+            .unwrap();
         let pending = written(pending, vec![other.clone()]).await;
         drop(pending);
-        let pending = s.start_store(&p("gone"), 3).await.unwrap();
+        let pending = s.start_store(&k(), &p("gone"), 3).await.unwrap();
         drop(written(pending, vec![b"ab".to_vec(), b"c".to_vec()]).await);
         assert_eq!(read(&s, "dir/sub/file one.bin", 0).await.unwrap(), c);
-        assert!(!s.check_present(&p("gone")).await.unwrap());
+        assert!(!s.check_present(&k(), &p("gone")).await.unwrap());
         assert!(read(&s, "gone", 0).await.is_none());
 
         // No rename in S3: the layer copies.
-        assert!(!s.rename(&path, &p("elsewhere")).await.unwrap());
-        s.remove(&path).await.unwrap();
-        s.remove(&path).await.unwrap();
-        assert!(!s.check_present(&path).await.unwrap());
+        assert!(!s.rename(&k(), &path, &p("elsewhere")).await.unwrap());
+        s.remove(&k(), &path).await.unwrap();
+        s.remove(&k(), &path).await.unwrap();
+        assert!(!s.check_present(&k(), &path).await.unwrap());
         assert!(f.objects("file one").is_empty());
     }
 
@@ -642,8 +650,8 @@ mod export {
     async fn empty_files_appear_at_the_commit() {
         let f = fixture();
         let s = S3Export::new(f.remote(&[]).await);
-        let pending = s.start_store(&p("empty"), 0).await.unwrap();
-        assert!(!s.check_present(&p("empty")).await.unwrap());
+        let pending = s.start_store(&k(), &p("empty"), 0).await.unwrap();
+        assert!(!s.check_present(&k(), &p("empty")).await.unwrap());
         pending.commit().await.unwrap();
         assert_eq!(read(&s, "empty", 0).await.unwrap(), b"");
         assert_eq!(read(&s, "empty", 5).await.unwrap(), b"");
