@@ -466,6 +466,9 @@ fn a_copy_to_an_unchunked_remote_killed_halfway_resumes_after_its_parts() {
     }
     let _ = child.wait();
     assert!(s.objects(r, &key).is_empty());
+    // What the gateway kept of the interrupted upload, shown if the
+    // resume is not taken.
+    let kept = upload_records(&s.gw);
     let out = command(
         &client,
         "git",
@@ -488,7 +491,10 @@ fn a_copy_to_an_unchunked_remote_killed_halfway_resumes_after_its_parts() {
         .find_map(|l| l.split("P2P < PUT-FROM ").nth(1))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no PUT-FROM: {err}"));
-    assert!(from >= 5 << 20 && from % (5 << 20) == 0, "PUT-FROM {from}");
+    assert!(
+        from >= 5 << 20 && from % (5 << 20) == 0,
+        "PUT-FROM {from}; the gateway's records before the resume: {kept:?}; the client's log: {err}"
+    );
     assert_eq!(s.objects(r, &key), vec![key.clone()]);
     assert!(upload_records(&s.gw).is_empty());
     s.env.git(
