@@ -5,8 +5,11 @@
 //! `CLOCK UUID:CHUNKSIZE COUNT`), which records how many chunks of which
 //! size each remote holds.
 
+use std::sync::Mutex;
+
 use annex_branch::logs::remote_config::RemoteConfig;
 use annex_branch::logs::uuid_based::{LogField, LogValue, MapLog};
+use annex_branch::{Branch, VectorClock};
 use annex_protocol::key::KeyParts;
 use annex_protocol::{Key, KeyVariety, RepoError, Uuid};
 
@@ -183,6 +186,96 @@ pub fn current_chunks(log: &ChunkLog, uuid: &Uuid) -> Vec<(ChunkMethod, u64)> {
         .filter(|(f, e)| &f.uuid == uuid && e.value.0 > 0)
         .map(|(f, e)| (f.method.clone(), e.value.0))
         .collect()
+}
+
+/// The chunks the chunk log on `branch` records for the remote `uuid`.
+pub fn recorded_chunks(
+    branch: &Mutex<Branch>,
+    uuid: &Uuid,
+    key: &Key,
+) -> Result<Vec<(ChunkMethod, u64)>, RepoError> {
+    let b = branch.lock().unwrap_or_else(|p| p.into_inner());
+    let data = b
+        .read(&chunk_log_path(key))
+        .map_err(|e| RepoError::context("reading the chunk log", e))?;
+    Ok(current_chunks(&ChunkLog::parse_new(&data), uuid))
+}
+
+/// Records in the chunk log on `branch` that the remote `uuid` holds
+/// `count` chunks of `size` of the key (0: no longer holds them).
+pub fn log_chunks(
+    branch: &Mutex<Branch>,
+    uuid: &Uuid,
+    key: &Key,
+    size: u64,
+    count: u64,
+) -> Result<(), RepoError> {
+    let field = ChunkField {
+        uuid: uuid.clone(),
+        method: ChunkMethod::Fixed(size),
+    };
+    let b = branch.lock().unwrap_or_else(|p| p.into_inner());
+    b.change(&chunk_log_path(key), |old| {
+        let mut log = ChunkLog::parse_new(old);
+        log.set(field, ChunkCount(count), VectorClock::now()).ok()?;
+        Some(log.write_new())
+    })
+    .map_err(|e| RepoError::context("recording the chunk log", e))?;
+    Ok(())
+}
+
+/// One way a key's content may be laid out in a special remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One file or object named by the key.
+    Unchunked,
+    /// `count` chunks of `size`; `logged` when the chunk log records them
+    /// (else the configured chunk size, tried last).
+    Chunks {
+        /// The chunk size.
+        size: u64,
+        /// How many chunks.
+        count: u64,
+        /// Whether the chunk log records them.
+        logged: bool,
+    },
+}
+
+/// The layouts that may hold a key's content, in the order git-annex
+/// tries them, from the chunks the log records for the remote
+/// (`recorded`) and its configured chunk size: without one, the
+/// unchunked content then what the log records; with one, what the log
+/// records, the unchunked content, then the configured chunk size when
+/// the log does not record it.
+pub fn layouts(recorded: &[(ChunkMethod, u64)], key: &Key, chunk_size: Option<u64>) -> Vec<Layout> {
+    let mut out: Vec<Layout> = recorded
+        .iter()
+        .filter_map(|(m, count)| match m {
+            ChunkMethod::Fixed(size) => Some(Layout::Chunks {
+                size: *size,
+                count: *count,
+                logged: true,
+            }),
+            ChunkMethod::Unknown(_) => None,
+        })
+        .collect();
+    match chunk_size {
+        None => out.insert(0, Layout::Unchunked),
+        Some(size) => {
+            out.push(Layout::Unchunked);
+            if let Some(ks) = key.size() {
+                let count = chunk_count(ks, size);
+                if !recorded.contains(&(ChunkMethod::Fixed(size), count)) {
+                    out.push(Layout::Chunks {
+                        size,
+                        count,
+                        logged: false,
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

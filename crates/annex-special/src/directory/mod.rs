@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use annex_branch::logs::remote_config::RemoteConfig;
-use annex_branch::{Branch, VectorClock};
+use annex_branch::Branch;
 use annex_protocol::repository::{
     ContentLock, GetOutcome, GetSink, PutData, PutOutcome, PutSource, RemoveOutcome, Repository,
     Validity,
@@ -53,26 +53,12 @@ use annex_repo::{monotonic_seconds, receive_verified, ReceiveLock};
 use async_trait::async_trait;
 
 use crate::chunk::{
-    chunk_count, chunk_key, chunk_log_path, current_chunks, is_stable_key, non_chunk_key,
-    ChunkCount, ChunkField, ChunkLog, ChunkMethod, Chunking,
+    chunk_key, is_stable_key, layouts, non_chunk_key, recorded_chunks, Chunking,
+    Layout as Candidate,
 };
 use crate::{Setup, SpecialError};
 use read::{stamp, Concat, FilesStream};
 use store::{remove_dir_generic, Layout, PieceWriter, Plan};
-
-/// A list of files that together hold a key's content, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Candidate {
-    /// The key's own file.
-    Unchunked,
-    /// Chunks of a size; `speculative` when the chunk log does not record
-    /// them (the configured chunk size, tried last).
-    Chunks {
-        size: u64,
-        count: u64,
-        speculative: bool,
-    },
-}
 
 /// What holds a key's content in the remote.
 struct Found {
@@ -263,33 +249,10 @@ impl DirectoryRemote {
             .find(|p| p.symlink_metadata().is_ok() && p.is_file()))
     }
 
-    /// The chunks the using repository's chunk log records for this remote.
-    fn recorded_chunks(&self, key: &Key) -> Result<Vec<(ChunkMethod, u64)>, RepoError> {
-        let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
-        let data = b
-            .read(&chunk_log_path(key))
-            .map_err(|e| RepoError::context("reading the chunk log", e))?;
-        Ok(current_chunks(
-            &ChunkLog::parse_new(&data),
-            &self.inner.uuid,
-        ))
-    }
-
     /// Records in the using repository's chunk log that this remote holds `count`
     /// chunks of `size` of the key (0: no longer holds them).
     fn log_chunks(&self, key: &Key, size: u64, count: u64) -> Result<(), RepoError> {
-        let field = ChunkField {
-            uuid: self.inner.uuid.clone(),
-            method: ChunkMethod::Fixed(size),
-        };
-        let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
-        b.change(&chunk_log_path(key), |old| {
-            let mut log = ChunkLog::parse_new(old);
-            log.set(field, ChunkCount(count), VectorClock::now()).ok()?;
-            Some(log.write_new())
-        })
-        .map_err(|e| RepoError::context("recording the chunk log", e))?;
-        Ok(())
+        crate::chunk::log_chunks(&self.inner.branch, &self.inner.uuid, key, size, count)
     }
 
     /// The lists of files that may hold a key's content, in the order
@@ -298,35 +261,8 @@ impl DirectoryRemote {
     /// the chunk log records, the unchunked file, then the configured
     /// chunk size when the log does not record it.
     fn candidates(&self, key: &Key, chunk_size: Option<u64>) -> Result<Vec<Candidate>, RepoError> {
-        let recorded = self.recorded_chunks(key)?;
-        let mut out: Vec<Candidate> = recorded
-            .iter()
-            .filter_map(|(m, count)| match m {
-                ChunkMethod::Fixed(size) => Some(Candidate::Chunks {
-                    size: *size,
-                    count: *count,
-                    speculative: false,
-                }),
-                ChunkMethod::Unknown(_) => None,
-            })
-            .collect();
-        match chunk_size {
-            None => out.insert(0, Candidate::Unchunked),
-            Some(size) => {
-                out.push(Candidate::Unchunked);
-                if let Some(ks) = key.size() {
-                    let count = chunk_count(ks, size);
-                    if !recorded.contains(&(ChunkMethod::Fixed(size), count)) {
-                        out.push(Candidate::Chunks {
-                            size,
-                            count,
-                            speculative: true,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(out)
+        let recorded = recorded_chunks(&self.inner.branch, &self.inner.uuid, key)?;
+        Ok(layouts(&recorded, key, chunk_size))
     }
 
     /// The files of one candidate list, when all of them are there.
@@ -416,7 +352,7 @@ impl DirectoryRemote {
                     Candidate::Chunks {
                         size,
                         count,
-                        speculative: true,
+                        logged: false,
                     } => Some((size, count)),
                     _ => None,
                 };
@@ -692,6 +628,7 @@ impl Repository for DirectoryRemote {
 mod tests {
     use super::store::allow_write;
     use super::*;
+    use crate::chunk::{chunk_count, chunk_log_path};
     use std::io;
     use std::os::unix::fs::PermissionsExt;
     use std::task::{Context, Poll};

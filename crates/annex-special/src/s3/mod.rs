@@ -56,7 +56,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use annex_branch::logs::remote_config::RemoteConfig;
-use annex_branch::{Branch, VectorClock};
+use annex_branch::Branch;
 use annex_protocol::repository::{
     ContentLock, GetOutcome, GetSink, PutOutcome, PutSource, RemoveOutcome, Repository,
 };
@@ -65,23 +65,12 @@ use annex_repo::monotonic_seconds;
 use async_trait::async_trait;
 
 use crate::chunk::{
-    chunk_count, chunk_key, chunk_log_path, current_chunks, non_chunk_key, ChunkCount, ChunkField,
-    ChunkLog, ChunkMethod, Chunking,
+    chunk_key, layouts, non_chunk_key, recorded_chunks, Chunking, Layout as Candidate,
 };
 use crate::{Setup, SpecialError};
 use client::{AddressPolicy, ObjectStore, S3Error};
 use config::{S3Config, Signing};
 use naming::Naming;
-
-/// One way a key's content may be laid out in the bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Candidate {
-    /// One object named by the key.
-    Unchunked,
-    /// `count` chunk objects of `size`; `logged` when the chunk log
-    /// records them (else the configured chunk size, tried last).
-    Chunks { size: u64, count: u64, logged: bool },
-}
 
 /// An S3 special remote.
 #[derive(Clone)]
@@ -265,34 +254,10 @@ impl S3Remote {
             .map(|_| ())
     }
 
-    /// The chunks the using repository's chunk log records for this
-    /// remote.
-    fn recorded_chunks(&self, key: &Key) -> Result<Vec<(ChunkMethod, u64)>, RepoError> {
-        let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
-        let data = b
-            .read(&chunk_log_path(key))
-            .map_err(|e| RepoError::context("reading the chunk log", e))?;
-        Ok(current_chunks(
-            &ChunkLog::parse_new(&data),
-            &self.inner.uuid,
-        ))
-    }
-
     /// Records in the using repository's chunk log that this remote
     /// holds `count` chunks of `size` of the key (0: no longer).
     fn log_chunks(&self, key: &Key, size: u64, count: u64) -> Result<(), RepoError> {
-        let field = ChunkField {
-            uuid: self.inner.uuid.clone(),
-            method: ChunkMethod::Fixed(size),
-        };
-        let b = self.inner.branch.lock().unwrap_or_else(|p| p.into_inner());
-        b.change(&chunk_log_path(key), |old| {
-            let mut log = ChunkLog::parse_new(old);
-            log.set(field, ChunkCount(count), VectorClock::now()).ok()?;
-            Some(log.write_new())
-        })
-        .map_err(|e| RepoError::context("recording the chunk log", e))?;
-        Ok(())
+        crate::chunk::log_chunks(&self.inner.branch, &self.inner.uuid, key, size, count)
     }
 
     /// The layouts that may hold a key's content, in the order git-annex
@@ -301,35 +266,12 @@ impl S3Remote {
     /// chunk log records, the unchunked object, then the configured
     /// chunk size when the log does not record it.
     fn candidates(&self, key: &Key) -> Result<Vec<Candidate>, RepoError> {
-        let recorded = self.recorded_chunks(key)?;
-        let mut out: Vec<Candidate> = recorded
-            .iter()
-            .filter_map(|(m, count)| match m {
-                ChunkMethod::Fixed(size) => Some(Candidate::Chunks {
-                    size: *size,
-                    count: *count,
-                    logged: true,
-                }),
-                ChunkMethod::Unknown(_) => None,
-            })
-            .collect();
-        match self.inner.config.chunking {
-            Chunking::Chunks(size) => {
-                out.push(Candidate::Unchunked);
-                if let Some(ks) = key.size() {
-                    let count = chunk_count(ks, size);
-                    if !recorded.contains(&(ChunkMethod::Fixed(size), count)) {
-                        out.push(Candidate::Chunks {
-                            size,
-                            count,
-                            logged: false,
-                        });
-                    }
-                }
-            }
-            _ => out.insert(0, Candidate::Unchunked),
-        }
-        Ok(out)
+        let recorded = recorded_chunks(&self.inner.branch, &self.inner.uuid, key)?;
+        let chunk_size = match self.inner.config.chunking {
+            Chunking::Chunks(size) => Some(size),
+            _ => None,
+        };
+        Ok(layouts(&recorded, key, chunk_size))
     }
 
     /// The objects of a candidate layout, with their sizes when known
