@@ -181,15 +181,29 @@ fn run_client(s: &Setup, client: &Path, prefix: &str, seed: u64) {
 /// Content the real git-annex stored in each remote (from the gateway
 /// itself) reaches the client through the gateway.
 fn git_annex_written_content_reaches_the_client(s: &Setup, client: &Path, file: &str) {
-    let env = &s.env;
-    let content = pseudo_random(150_000, 77);
-    std::fs::write(s.gw.join(file), &content).unwrap();
-    env.git(&s.gw, &["annex", "add", "--quiet", file]);
-    env.git(&s.gw, &["commit", "-q", "-m", file]);
-    for r in &s.remotes {
-        env.git(&s.gw, &["annex", "copy", "--quiet", "--to", r.name, file]);
+    let names: Vec<&str> = s.remotes.iter().map(|r| r.name).collect();
+    content_written_in_the_gateway_reaches_the_client(&s.env, &s.gw, client, &names, file, 150_000);
+}
+
+/// Content of `len` bytes that the real git-annex in the gateway `gw`
+/// stored in each of the special remotes `remotes` reaches `client`
+/// through the gateway (`origin-NAME`), from each in turn.
+pub(crate) fn content_written_in_the_gateway_reaches_the_client(
+    env: &Env,
+    gw: &Path,
+    client: &Path,
+    remotes: &[&str],
+    file: &str,
+    len: usize,
+) {
+    let content = pseudo_random(len, 77);
+    std::fs::write(gw.join(file), &content).unwrap();
+    env.git(gw, &["annex", "add", "--quiet", file]);
+    env.git(gw, &["commit", "-q", "-m", file]);
+    for r in remotes {
+        env.git(gw, &["annex", "copy", "--quiet", "--to", r, file]);
     }
-    env.git(&s.gw, &["annex", "drop", "--quiet", "--force", file]);
+    env.git(gw, &["annex", "drop", "--quiet", "--force", file]);
     env.git(
         client,
         &[
@@ -200,8 +214,8 @@ fn git_annex_written_content_reaches_the_client(s: &Setup, client: &Path, file: 
             "--allow-unrelated-histories",
         ],
     );
-    for r in &s.remotes {
-        let remote = format!("origin-{}", r.name);
+    for r in remotes {
+        let remote = format!("origin-{r}");
         env.git(
             client,
             &["annex", "get", "--quiet", "--from", &remote, file],

@@ -28,6 +28,8 @@ use annex_test_support::proxy::ProxyEnv as Env;
 use annex_test_support::s3::S3Server;
 use annex_test_support::{command, pseudo_random, run_ok, sha256e_key};
 
+use crate::proxy_directory::content_written_in_the_gateway_reaches_the_client;
+
 /// An S3 special remote of the gateway.
 struct Remote {
     name: &'static str,
@@ -245,34 +247,10 @@ fn check_layout(s: &Setup, keys: &[(&'static str, String, usize)]) {
 /// Content the real git-annex stored in each remote (from the gateway
 /// itself) reaches the client through the gateway.
 fn git_annex_written_content_reaches_the_client(s: &Setup, client: &Path, file: &str) {
-    let env = &s.env;
-    let content = pseudo_random(2_200_000, 77);
-    std::fs::write(s.gw.join(file), &content).unwrap();
-    env.git(&s.gw, &["annex", "add", "--quiet", file]);
-    env.git(&s.gw, &["commit", "-q", "-m", file]);
-    for r in &s.remotes {
-        env.git(&s.gw, &["annex", "copy", "--quiet", "--to", r.name, file]);
-    }
-    env.git(&s.gw, &["annex", "drop", "--quiet", "--force", file]);
-    env.git(
-        client,
-        &[
-            "pull",
-            "-q",
-            "--no-rebase",
-            "--no-edit",
-            "--allow-unrelated-histories",
-        ],
+    let names: Vec<&str> = s.remotes.iter().map(|r| r.name).collect();
+    content_written_in_the_gateway_reaches_the_client(
+        &s.env, &s.gw, client, &names, file, 2_200_000,
     );
-    for r in &s.remotes {
-        let remote = format!("origin-{}", r.name);
-        env.git(
-            client,
-            &["annex", "get", "--quiet", "--from", &remote, file],
-        );
-        assert_eq!(std::fs::read(client.join(file)).unwrap(), content);
-        env.git(client, &["annex", "drop", "--quiet", file]);
-    }
 }
 
 #[test]
