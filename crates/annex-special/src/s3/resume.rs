@@ -149,8 +149,11 @@ impl PartHasher {
     }
 }
 
+/// Removes the record at `path`, and the one a killed gateway may have
+/// left half written beside it.
 fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(path.with_extension("tmp"));
 }
 
 /// The hash kind of `key` if its content can be uploaded resumably.
