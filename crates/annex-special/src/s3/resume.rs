@@ -214,25 +214,12 @@ pub(super) async fn put(
                 // record is kept for when it can. One that refuses to
                 // list the upload's parts, or answers nonsense, has none
                 // of them.
-                let mut agrees = false;
-                if usable {
-                    // A server still settling a part the interrupted put
-                    // broke off may fail a listing for a moment: asked
-                    // again before the parts are given up.
-                    for wait in [0, 300, 1000] {
-                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                        match store.list_parts(&name, &r.upload_id).await {
-                            Ok(parts) => {
-                                agrees = parts.is_some_and(|p| r.agrees(&p));
-                                break;
-                            }
-                            Err(e @ S3Error::Connect { .. }) => return Err(remote.failed(e)),
-                            Err(e) => {
-                                tracing::debug!("listing the parts of the upload of {key}: {e}");
-                            }
-                        }
-                    }
-                }
+                let agrees = usable
+                    && match store.list_parts(&name, &r.upload_id).await {
+                        Ok(parts) => parts.is_some_and(|p| r.agrees(&p)),
+                        Err(e @ S3Error::Connect { .. }) => return Err(remote.failed(e)),
+                        Err(_) => false,
+                    };
                 if agrees {
                     resumed = Some(r);
                 } else {
